@@ -171,7 +171,12 @@ impl<'a> Model<'a> {
 
     /// Every path a probe of `proto` from `from` toward `dst` can take (one
     /// per ECMP branch), as traceroute would show it.
-    pub fn paths(&self, from: &str, dst: IpAddr, proto: Proto) -> Result<Vec<Vec<Hop>>, ExpectError> {
+    pub fn paths(
+        &self,
+        from: &str,
+        dst: IpAddr,
+        proto: Proto,
+    ) -> Result<Vec<Vec<Hop>>, ExpectError> {
         if self.scenario.node(from).is_none() {
             return Err(ExpectError::NoNode(from.to_string()));
         }
@@ -226,9 +231,10 @@ impl<'a> Model<'a> {
                     mark: Mark::None,
                 }
             });
-            let rejected = node.reject.iter().any(|r| {
-                r.dst.contains(&dst) && (r.proto == Proto::Any || r.proto == proto)
-            });
+            let rejected = node
+                .reject
+                .iter()
+                .any(|r| r.dst.contains(&dst) && (r.proto == Proto::Any || r.proto == proto));
             let end = |mark| Hop::Reply {
                 addr: ingress,
                 mark,
@@ -334,7 +340,13 @@ mod tests {
             panic!("last hop silent: {}", format_path(&p))
         };
         assert_eq!(mark, Mark::AdminProhibited);
-        assert_eq!(p[n - 2], Hop::Reply { addr, mark: Mark::None });
+        assert_eq!(
+            p[n - 2],
+            Hop::Reply {
+                addr,
+                mark: Mark::None
+            }
+        );
         // ICMP is not filtered: it enters, through a silent hop.
         let p = m
             .path("vp-nyc", ip("198.18.176.15"), Proto::Icmp)

@@ -159,7 +159,9 @@ impl LabState {
         })?;
         serde_json::from_str(&text).map_err(|e| LabError::State {
             path: path.display().to_string(),
-            reason: format!("not a lab state file ({e}); remove it and run `tumen-lab down --stale`"),
+            reason: format!(
+                "not a lab state file ({e}); remove it and run `tumen-lab down --stale`"
+            ),
         })
     }
 
@@ -208,7 +210,10 @@ impl Lab {
         let existing = list_namespaces()?;
         let id = loop {
             let id = new_lab_id()?;
-            if !existing.iter().any(|ns| plan::lab_id_of_ns(ns) == Some(id.as_str())) {
+            if !existing
+                .iter()
+                .any(|ns| plan::lab_id_of_ns(ns) == Some(id.as_str()))
+            {
                 break id;
             }
         };
@@ -233,43 +238,72 @@ impl Lab {
         };
         run(
             Command::new("ip").args(["-batch", "-"]),
-            Some(&plan::root_batch(&lab.scenario, &id)),
-            &format!("lab {id}: create namespaces and links"),
+            Some(&plan::netns_batch(&lab.scenario, &id)),
+            &format!("lab {id}: create namespaces"),
         )?;
+        lab.each_node(|node| lab.node_sysctls(node))?;
+        run(
+            Command::new("ip").args(["-batch", "-"]),
+            Some(&plan::links_batch(&lab.scenario, &id)),
+            &format!("lab {id}: create links"),
+        )?;
+        lab.each_node(|node| {
+            let ruleset = rulesets
+                .iter()
+                .find(|(n, _)| *n == node.name)
+                .and_then(|(_, r)| r.as_deref());
+            lab.configure_node(node, ruleset)
+        })?;
+        Ok(lab)
+    }
+
+    /// Runs `f` for every node, in parallel (each step is a few short-lived
+    /// commands), and returns the first error.
+    fn each_node<F>(&self, f: F) -> Result<()>
+    where
+        F: Fn(&crate::scenario::Node) -> Result<()> + Sync,
+    {
         let results: Vec<Result<()>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = lab
+            let handles: Vec<_> = self
                 .scenario
                 .nodes
                 .iter()
-                .zip(&rulesets)
-                .map(|(node, (_, ruleset))| {
-                    let lab = &lab;
-                    scope.spawn(move || lab.configure_node(node, ruleset.as_deref()))
+                .map(|node| {
+                    let f = &f;
+                    scope.spawn(move || f(node))
                 })
                 .collect();
             handles
                 .into_iter()
                 .map(|h| {
                     h.join().unwrap_or_else(|_| {
-                        Err(LabError::NoLab("a node configuration thread panicked".into()))
+                        Err(LabError::NoLab(
+                            "a node configuration thread panicked".into(),
+                        ))
                     })
                 })
                 .collect()
         });
-        for r in results {
-            r?;
-        }
-        Ok(lab)
+        results.into_iter().collect()
+    }
+
+    fn node_sysctls(&self, node: &crate::scenario::Node) -> Result<()> {
+        let ns = plan::ns_name(&self.state.id, &node.name);
+        let mut sysctl = Command::new("ip");
+        sysctl
+            .args(["netns", "exec", &ns, "sysctl", "-q", "-w"])
+            .args(plan::sysctls(node));
+        run(
+            &mut sysctl,
+            None,
+            &format!("lab {}: node {}: sysctl", self.state.id, node.name),
+        )
+        .map(drop)
     }
 
     fn configure_node(&self, node: &crate::scenario::Node, ruleset: Option<&str>) -> Result<()> {
         let ns = plan::ns_name(&self.state.id, &node.name);
         let what = |step: &str| format!("lab {}: node {}: {step}", self.state.id, node.name);
-        let mut sysctl = Command::new("ip");
-        sysctl
-            .args(["netns", "exec", &ns, "sysctl", "-q", "-w"])
-            .args(plan::sysctls(node));
-        run(&mut sysctl, None, &what("sysctl"))?;
         run(
             Command::new("ip").args(["-n", &ns, "-batch", "-"]),
             Some(&plan::node_batch(&self.scenario, node)),
@@ -349,10 +383,12 @@ impl Lab {
             .ok_or_else(|| LabError::NoLab("no command given".into()))?;
         let mut c = self.command(node, program)?;
         c.args(rest);
-        c.stdin(Stdio::null()).output().map_err(|source| LabError::Io {
-            what: format!("run {program} in {node}"),
-            source,
-        })
+        c.stdin(Stdio::null())
+            .output()
+            .map_err(|source| LabError::Io {
+                what: format!("run {program} in {node}"),
+                source,
+            })
     }
 
     /// The routing model of the scenario with the events applied so far.
@@ -500,15 +536,21 @@ pub fn check_privileges() -> Result<()> {
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         .ok_or_else(|| LabError::Privilege("no CapEff line in /proc/self/status".into()))?;
-    let missing: Vec<&str> = [(CAP_NET_ADMIN, "CAP_NET_ADMIN"), (CAP_SYS_ADMIN, "CAP_SYS_ADMIN")]
-        .into_iter()
-        .filter(|(bit, _)| eff & (1 << bit) == 0)
-        .map(|(_, name)| name)
-        .collect();
+    let missing: Vec<&str> = [
+        (CAP_NET_ADMIN, "CAP_NET_ADMIN"),
+        (CAP_SYS_ADMIN, "CAP_SYS_ADMIN"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| eff & (1 << bit) == 0)
+    .map(|(_, name)| name)
+    .collect();
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(LabError::Privilege(format!("missing {}", missing.join(" and "))))
+        Err(LabError::Privilege(format!(
+            "missing {}",
+            missing.join(" and ")
+        )))
     }
 }
 

@@ -87,7 +87,8 @@ pub fn parse_linux_traceroute(text: &str) -> Result<Observed, String> {
             } else if t == "ms" {
             } else if t.parse::<f64>().is_ok() {
                 // An RTT: one reply from the current address.
-                let addr = current.ok_or_else(|| format!("line {}: RTT before any address", i + 1))?;
+                let addr =
+                    current.ok_or_else(|| format!("line {}: RTT before any address", i + 1))?;
                 replies.push(Seen {
                     addr: Some(addr),
                     mark: None,
@@ -109,13 +110,38 @@ pub fn parse_linux_traceroute(text: &str) -> Result<Observed, String> {
     })
 }
 
-/// Parses the `trace` object of `scamper -O json` output.
+/// Parses the (first) `trace` object of `scamper -O json` output.
 pub fn parse_scamper_json(text: &str) -> Result<Observed, String> {
-    let trace = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["type"] == "trace")
-        .ok_or_else(|| format!("no trace object in scamper output: {text:?}"))?;
+    parse_scamper_traces(text)?
+        .into_iter()
+        .next()
+        .map(|(_, o)| o)
+        .ok_or_else(|| format!("no trace object in scamper output: {text:?}"))
+}
+
+/// Parses every `trace` object of `scamper -O json` output, with its
+/// destination.
+pub fn parse_scamper_traces(text: &str) -> Result<Vec<(IpAddr, Observed)>, String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v["type"] != "trace" {
+            continue;
+        }
+        let dst: IpAddr = v["dst"]
+            .as_str()
+            .and_then(|d| d.parse().ok())
+            .ok_or_else(|| format!("trace without dst: {line}"))?;
+        let mut o = scamper_trace_object(&v)?;
+        o.raw = line.to_string();
+        out.push((dst, o));
+    }
+    Ok(out)
+}
+
+fn scamper_trace_object(trace: &serde_json::Value) -> Result<Observed, String> {
     let mut by_ttl: std::collections::BTreeMap<u8, Vec<Seen>> = Default::default();
     let hop_count = trace["hop_count"].as_u64().unwrap_or(0);
     for h in trace["hops"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
@@ -154,7 +180,7 @@ pub fn parse_scamper_json(text: &str) -> Result<Observed, String> {
         .collect();
     Ok(Observed {
         hops,
-        raw: text.to_string(),
+        raw: String::new(),
     })
 }
 
@@ -236,6 +262,40 @@ pub fn linux_traceroute(
     })
 }
 
+/// Runs one `scamper -O json -c "trace ..."` from `node` toward all of
+/// `dsts` (scamper probes them concurrently) and returns each trace.
+pub fn scamper_traces(
+    lab: &Lab,
+    node: &str,
+    dsts: &[IpAddr],
+    method: &str,
+) -> Result<Vec<(IpAddr, Observed)>, LabError> {
+    let cmd = format!("trace -P {method} -q 1 -w 1 -m 16");
+    let mut args = vec!["scamper", "-p", "1000", "-O", "json", "-c", &cmd, "-i"];
+    let d: Vec<String> = dsts.iter().map(ToString::to_string).collect();
+    args.extend(d.iter().map(String::as_str));
+    let out = lab.output(node, &args)?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let traces = parse_scamper_traces(&text).map_err(|e| LabError::Command {
+        what: format!("scamper from {node}"),
+        status: out.status.to_string(),
+        stderr: format!("{e}; stderr: {}", String::from_utf8_lossy(&out.stderr)),
+    })?;
+    if traces.len() != dsts.len() {
+        return Err(LabError::Command {
+            what: format!("scamper from {node}"),
+            status: out.status.to_string(),
+            stderr: format!(
+                "{} traces for {} destinations; stderr: {}",
+                traces.len(),
+                dsts.len(),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        });
+    }
+    Ok(traces)
+}
+
 /// Runs `scamper -O json -c "trace ..."` from `node` toward `dst`.
 /// `method` is scamper's (`icmp-paris`, `udp-paris`, ...); `extra` adds
 /// options such as `-s 40000 -d 33435` for a fixed flow.
@@ -276,12 +336,10 @@ mod tests {
         assert!(o.hops[2].replies.iter().all(|r| r.addr.is_none()));
         assert_eq!(o.hops[3].replies[0].mark.as_deref(), Some("!X"));
         assert_eq!(o.hops[3].replies[2].addr, None);
-        let expected = [
-            Hop::Reply {
-                addr: "192.0.2.2".parse().expect("ip"),
-                mark: Mark::None,
-            },
-        ];
+        let expected = [Hop::Reply {
+            addr: "192.0.2.2".parse().expect("ip"),
+            mark: Mark::None,
+        }];
         let one = Observed {
             hops: vec![o.hops[0].clone()],
             raw: String::new(),
@@ -297,13 +355,17 @@ mod tests {
         assert!(parse_linux_traceroute(" 1  !X").is_err());
         assert!(parse_linux_traceroute(" 1  192.0.2.1 banana").is_err());
         assert!(parse_scamper_json("{\"type\":\"cycle-start\"}").is_err());
-        assert!(parse_scamper_json("{\"type\":\"trace\",\"hops\":[{\"probe_ttl\":1}]}").is_err());
+        assert!(parse_scamper_json("{\"type\":\"trace\",\"hops\":[]}").is_err());
+        assert!(parse_scamper_json(
+            "{\"type\":\"trace\",\"dst\":\"192.0.2.1\",\"hops\":[{\"probe_ttl\":1}]}"
+        )
+        .is_err());
     }
 
     #[test]
     fn scamper_json_fills_silent_ttls_and_marks_admin_prohibited() {
         let text = r#"{"type":"cycle-start"}
-{"type":"trace","hop_count":4,"hops":[{"addr":"192.0.2.2","probe_ttl":1,"icmp_type":11,"icmp_code":0},{"addr":"198.51.100.9","probe_ttl":3,"icmp_type":11,"icmp_code":0},{"addr":"198.51.100.9","probe_ttl":4,"icmp_type":3,"icmp_code":13}]}"#;
+{"type":"trace","dst":"198.51.100.9","hop_count":4,"hops":[{"addr":"192.0.2.2","probe_ttl":1,"icmp_type":11,"icmp_code":0},{"addr":"198.51.100.9","probe_ttl":3,"icmp_type":11,"icmp_code":0},{"addr":"198.51.100.9","probe_ttl":4,"icmp_type":3,"icmp_code":13}]}"#;
         let o = parse_scamper_json(text).expect("parses");
         assert_eq!(o.hops.len(), 4);
         assert_eq!(o.hops[1].replies[0].addr, None);

@@ -31,37 +31,72 @@ pub fn lab_id_of_ns(ns: &str) -> Option<&str> {
     (is_lab_id(id) && !node.is_empty()).then_some(id)
 }
 
-/// Lines for `ip -batch -` in the root namespace: create the namespaces and
-/// the veth pairs directly inside them (each end is named after its peer).
-pub fn root_batch(s: &Scenario, lab_id: &str) -> String {
+/// Lines for `ip -batch -` in the root namespace that create the namespaces.
+pub fn netns_batch(s: &Scenario, lab_id: &str) -> String {
     let mut out = String::new();
     for n in &s.nodes {
         let _ = writeln!(out, "netns add {}", ns_name(lab_id, &n.name));
     }
-    for l in &s.links {
+    out
+}
+
+/// Lines for `ip -batch -` in the root namespace that create the veth pairs
+/// directly inside the namespaces (each end is named after its peer). Run
+/// after the sysctls, so interfaces inherit `default` settings such as
+/// `accept_dad=0` (a link-local address in DAD delays IPv6 for a second).
+pub fn links_batch(s: &Scenario, lab_id: &str) -> String {
+    let mut out = String::new();
+    for (i, l) in s.links.iter().enumerate() {
         let _ = writeln!(
             out,
-            "link add {} netns {} type veth peer name {} netns {}",
+            "link add {} address {} netns {} type veth peer name {} address {} netns {}",
             l.b,
+            mac(i, 0),
             ns_name(lab_id, &l.a),
             l.a,
+            mac(i, 1),
             ns_name(lab_id, &l.b)
         );
     }
     out
 }
 
+/// The MAC address of side `side` (0 = a, 1 = b) of link number `link`:
+/// locally administered, unique within a lab. Fixed MACs let every node
+/// know its neighbours from the start (see [`node_batch`]).
+pub fn mac(link: usize, side: u8) -> String {
+    let [hi, lo] = u16::try_from(link).unwrap_or(u16::MAX).to_be_bytes();
+    format!("02:00:00:{hi:02x}:{lo:02x}:{side:02x}")
+}
+
 /// Lines for `ip -n NS -batch -` that configure `node`: interfaces,
-/// addresses, local prefixes and static routes.
+/// addresses, permanent neighbour entries, local prefixes and static routes.
+///
+/// The neighbour entries stand for the warm ARP/ND caches of real routers:
+/// without them the first IPv6 packets after bring-up wait about a second
+/// for neighbour discovery, and a trace started right away shows `*` hops
+/// that the scenario does not have.
 pub fn node_batch(s: &Scenario, node: &Node) -> String {
     let mut out = String::from("link set lo up\n");
-    for l in s.links_of(&node.name) {
-        let dev = l.peer_of(&node.name);
+    for (i, l) in s.links.iter().enumerate() {
+        if !l.touches(&node.name) {
+            continue;
+        }
+        let peer = l.peer_of(&node.name);
+        let dev = peer;
         for a in l.addrs_of(&node.name) {
             let nodad = if a.addr().is_ipv6() { " nodad" } else { "" };
             let _ = writeln!(out, "addr add {a} dev {dev}{nodad}");
         }
         let _ = writeln!(out, "link set {dev} up");
+        let peer_mac = mac(i, if l.a == peer { 0 } else { 1 });
+        for a in l.addrs_of(peer) {
+            let _ = writeln!(
+                out,
+                "neigh replace {} lladdr {peer_mac} dev {dev} nud permanent",
+                a.addr()
+            );
+        }
     }
     for p in &node.local_prefixes {
         let _ = writeln!(out, "route add local {p} dev lo");
@@ -197,10 +232,17 @@ mod tests {
     #[test]
     fn ecmp_diamond_commands_are_exact() {
         let s = Scenario::load("ecmp-diamond").expect("shipped");
-        let root = root_batch(&s, "tl000001");
-        assert!(root.starts_with("netns add tl000001-vp\n"), "{root}");
+        let ns = netns_batch(&s, "tl000001");
         assert!(
-            root.contains("link add r1 netns tl000001-vp type veth peer name vp netns tl000001-r1\n"),
+            ns.starts_with("netns add tl000001-vp\nnetns add tl000001-r1\n"),
+            "{ns}"
+        );
+        let root = links_batch(&s, "tl000001");
+        assert!(
+            root.contains(
+                "link add r1 address 02:00:00:00:00:00 netns tl000001-vp \
+                 type veth peer name vp address 02:00:00:00:00:01 netns tl000001-r1\n"
+            ),
             "{root}"
         );
         let r1 = s.node("r1").expect("r1");
@@ -209,20 +251,35 @@ mod tests {
             addr add 192.0.2.2/30 dev vp\n\
             addr add 2001:db8:1:1::2/64 dev vp nodad\n\
             link set vp up\n\
+            neigh replace 192.0.2.1 lladdr 02:00:00:00:00:00 dev vp nud permanent\n\
+            neigh replace 2001:db8:1:1::1 lladdr 02:00:00:00:00:00 dev vp nud permanent\n\
             addr add 198.51.100.1/30 dev r2a\n\
             addr add 2001:db8:2:a::1/64 dev r2a nodad\n\
             link set r2a up\n\
+            neigh replace 198.51.100.2 lladdr 02:00:00:00:01:01 dev r2a nud permanent\n\
+            neigh replace 2001:db8:2:a::2 lladdr 02:00:00:00:01:01 dev r2a nud permanent\n\
             addr add 198.51.100.5/30 dev r2b\n\
             addr add 2001:db8:2:b::1/64 dev r2b nodad\n\
             link set r2b up\n\
+            neigh replace 198.51.100.6 lladdr 02:00:00:00:02:01 dev r2b nud permanent\n\
+            neigh replace 2001:db8:2:b::2 lladdr 02:00:00:00:02:01 dev r2b nud permanent\n\
             route add 198.18.10.0/24 nexthop via 198.51.100.2 nexthop via 198.51.100.6\n\
             route add 2001:db8:10::/48 nexthop via 2001:db8:2:a::2 nexthop via 2001:db8:2:b::2\n";
         assert_eq!(batch, expected);
         let dst = s.node("dst").expect("dst");
         let batch = node_batch(&s, dst);
-        assert!(batch.contains("route add local 198.18.10.0/24 dev lo\n"), "{batch}");
-        assert!(batch.contains("route add 0.0.0.0/0 via 203.0.113.1\n"), "{batch}");
-        assert!(batch.contains("route add ::/0 via 2001:db8:4::1\n"), "{batch}");
+        assert!(
+            batch.contains("route add local 198.18.10.0/24 dev lo\n"),
+            "{batch}"
+        );
+        assert!(
+            batch.contains("route add 0.0.0.0/0 via 203.0.113.1\n"),
+            "{batch}"
+        );
+        assert!(
+            batch.contains("route add ::/0 via 2001:db8:4::1\n"),
+            "{batch}"
+        );
     }
 
     #[test]
@@ -230,10 +287,19 @@ mod tests {
         let s = Scenario::load("silent-and-lossy").expect("shipped");
         assert_eq!(nft_ruleset(s.node("r1").expect("r1")), None);
         let silent = nft_ruleset(s.node("r2").expect("r2")).expect("rules");
-        assert!(silent.contains("icmp type time-exceeded counter drop"), "{silent}");
-        assert!(silent.contains("icmpv6 type time-exceeded counter drop"), "{silent}");
+        assert!(
+            silent.contains("icmp type time-exceeded counter drop"),
+            "{silent}"
+        );
+        assert!(
+            silent.contains("icmpv6 type time-exceeded counter drop"),
+            "{silent}"
+        );
         let lossy = nft_ruleset(s.node("r4").expect("r4")).expect("rules");
-        assert!(lossy.contains("numgen random mod 100 < 30 counter drop"), "{lossy}");
+        assert!(
+            lossy.contains("numgen random mod 100 < 30 counter drop"),
+            "{lossy}"
+        );
         assert!(!lossy.contains("chain output"), "{lossy}");
         let s = Scenario::load("dprk-2025").expect("shipped");
         let border = nft_ruleset(s.node("cu-dandong").expect("border")).expect("rules");
@@ -259,7 +325,9 @@ mod tests {
         assert!(r1.contains(&"net.ipv4.ip_forward=1".to_string()));
         let r3 = sysctls(s.node("r3").expect("r3"));
         assert!(r3.contains(&"net.ipv4.icmp_ratelimit=1000".to_string()));
-        assert!(!r3.iter().any(|s| s.starts_with("net.ipv4.icmp_msgs_per_sec")));
+        assert!(!r3
+            .iter()
+            .any(|s| s.starts_with("net.ipv4.icmp_msgs_per_sec")));
         let vp = sysctls(s.node("vp").expect("vp"));
         assert!(!vp.contains(&"net.ipv4.ip_forward=1".to_string()));
     }

@@ -34,7 +34,10 @@ pub const LAB_RANGES: [&str; 5] = [
 pub const SHIPPED: [(&str, &str); 4] = [
     ("dprk-2017", include_str!("../scenarios/dprk-2017.toml")),
     ("dprk-2025", include_str!("../scenarios/dprk-2025.toml")),
-    ("ecmp-diamond", include_str!("../scenarios/ecmp-diamond.toml")),
+    (
+        "ecmp-diamond",
+        include_str!("../scenarios/ecmp-diamond.toml"),
+    ),
     (
         "silent-and-lossy",
         include_str!("../scenarios/silent-and-lossy.toml"),
@@ -625,9 +628,7 @@ impl Validator {
                 rn.loss_percent
             ));
         }
-        if rn.role != Role::Router
-            && (rn.silent || rn.loss_percent > 0 || !rn.reject.is_empty())
-        {
+        if rn.role != Role::Router && (rn.silent || rn.loss_percent > 0 || !rn.reject.is_empty()) {
             self.problem(format!(
                 "{ctx}: silent, loss_percent and reject apply to forwarded packets: only a router has them"
             ));
@@ -949,13 +950,22 @@ via = "r1"
     fn all_problems_are_reported_at_once() {
         let bad = MINI
             .replace("via = \"h\"", "via = \"nobody\"")
-            .replace("name = \"r1\"\nrole = \"router\"", "name = \"r1\"\nrole = \"router\"\nloss_percent = 150")
+            .replace(
+                "name = \"r1\"\nrole = \"router\"",
+                "name = \"r1\"\nrole = \"router\"\nloss_percent = 150",
+            )
             .replace("net = \"192.0.2.4/31\"", "net = \"192.0.2.5/30\"");
         let err = Scenario::parse(&bad, "bad").expect_err("must be refused");
         let text = err.to_string();
         assert!(text.contains("loss_percent 150 is over 100"), "{text}");
-        assert!(text.contains("not a subnet address (did you mean 192.0.2.4/30?)"), "{text}");
-        assert!(text.contains("via nobody is not a neighbour of r1"), "{text}");
+        assert!(
+            text.contains("not a subnet address (did you mean 192.0.2.4/30?)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("via nobody is not a neighbour of r1"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -964,9 +974,12 @@ via = "r1"
         assert!(err.to_string().contains("invalid TOML"), "{err}");
         let err = Scenario::parse(&format!("{MINI}\nbogus = 1\n"), "x").expect_err("unknown key");
         assert!(err.to_string().contains("unknown field `bogus`"), "{err}");
-        let err = Scenario::parse(&MINI.replace("\"router\"", "\"switch\""), "x")
-            .expect_err("bad role");
-        assert!(err.to_string().contains("unknown variant `switch`"), "{err}");
+        let err =
+            Scenario::parse(&MINI.replace("\"router\"", "\"switch\""), "x").expect_err("bad role");
+        assert!(
+            err.to_string().contains("unknown variant `switch`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -985,16 +998,32 @@ via = "r1"
         for (name, _) in SHIPPED {
             let s = Scenario::load(name).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(s.name, name);
-            assert!(!s.vantage_points().is_empty(), "{name} has no vantage point");
+            assert!(
+                !s.vantage_points().is_empty(),
+                "{name} has no vantage point"
+            );
         }
     }
 
     #[test]
     fn lab_ranges_are_exactly_the_documentation_and_benchmark_ranges() {
-        for ok in ["192.0.2.7", "198.51.100.1", "203.0.113.255", "198.19.255.1", "2001:db8:ffff::1"] {
+        for ok in [
+            "192.0.2.7",
+            "198.51.100.1",
+            "203.0.113.255",
+            "198.19.255.1",
+            "2001:db8:ffff::1",
+        ] {
             assert!(is_lab_addr(ok.parse().expect("addr")), "{ok}");
         }
-        for bad in ["175.45.176.15", "198.20.0.1", "10.0.0.1", "127.0.0.1", "2001:db9::1", "::1"] {
+        for bad in [
+            "175.45.176.15",
+            "198.20.0.1",
+            "10.0.0.1",
+            "127.0.0.1",
+            "2001:db9::1",
+            "::1",
+        ] {
             assert!(!is_lab_addr(bad.parse().expect("addr")), "{bad}");
         }
         assert!(!is_lab_net(&"198.18.0.0/14".parse().expect("net")));

@@ -26,7 +26,9 @@ pub struct Header {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SchemaError {
     /// The record names a schema newer than this build understands.
-    #[error("record has schema version {found}, this build reads up to {supported}: upgrade this side")]
+    #[error(
+        "record has schema version {found}, this build reads up to {supported}: upgrade this side"
+    )]
     TooNew { found: u32, supported: u32 },
     /// Version 0 was never issued; such a record is corrupt or forged.
     #[error("record has schema version 0, which was never issued")]

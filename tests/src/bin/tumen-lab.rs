@@ -87,7 +87,11 @@ fn pick_lab(given: Option<String>) -> anyhow::Result<String> {
     match labs.as_slice() {
         [one] => Ok(one.clone()),
         [] => bail!("no lab is running (start one with `tumen-lab up SCENARIO`)"),
-        many => bail!("{} labs are running ({}): say which with --lab ID", many.len(), many.join(", ")),
+        many => bail!(
+            "{} labs are running ({}): say which with --lab ID",
+            many.len(),
+            many.join(", ")
+        ),
     }
 }
 
@@ -105,7 +109,11 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 t.elapsed().as_secs_f64()
             );
         }
-        Cmd::Down { lab: id, stale, all } => {
+        Cmd::Down {
+            lab: id,
+            stale,
+            all,
+        } => {
             let t = Instant::now();
             let removed = if stale {
                 lab::down_stale()?
@@ -129,7 +137,11 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 t.elapsed().as_secs_f64()
             );
         }
-        Cmd::Exec { lab: id, node, command } => {
+        Cmd::Exec {
+            lab: id,
+            node,
+            command,
+        } => {
             let l = Lab::attach(&pick_lab(id)?)?;
             let mut c = l.command(&node, &command[0])?;
             c.args(&command[1..]);
@@ -160,13 +172,27 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                             Some(o) => format!("pid {} (dead: stale)", o.pid),
                         };
                         println!("{id}  scenario {}  owner {owner}", st.scenario);
-                        println!("  events: {}", if st.events.is_empty() { "none".into() } else { st.events.join(", ") });
+                        println!(
+                            "  events: {}",
+                            if st.events.is_empty() {
+                                "none".into()
+                            } else {
+                                st.events.join(", ")
+                            }
+                        );
                         let s = Scenario::parse(&st.source, &st.scenario)?;
                         for n in &s.nodes {
-                            println!("  {:<12} {:<8} {}", n.name, format!("{:?}", n.role).to_lowercase(), tumen_lab::plan::ns_name(&id, &n.name));
+                            println!(
+                                "  {:<12} {:<8} {}",
+                                n.name,
+                                format!("{:?}", n.role).to_lowercase(),
+                                tumen_lab::plan::ns_name(&id, &n.name)
+                            );
                         }
                     }
-                    Err(e) => println!("{id}  (no readable state: {e}; `tumen-lab down --stale` removes it)"),
+                    Err(e) => println!(
+                        "{id}  (no readable state: {e}; `tumen-lab down --stale` removes it)"
+                    ),
                 }
             }
         }
@@ -181,7 +207,13 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 s.events.len()
             );
         }
-        Cmd::Expect { scenario, node, dst, proto, events } => {
+        Cmd::Expect {
+            scenario,
+            node,
+            dst,
+            proto,
+            events,
+        } => {
             let s = Scenario::load(&scenario)?;
             let proto = match proto.as_str() {
                 "udp" => Proto::Udp,
@@ -202,7 +234,12 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                         }),
                         tumen_lab::Hop::Silent => None,
                     };
-                    println!("{:>2}  {:<28} {}", ttl + 1, hop.to_string(), asn.unwrap_or_default());
+                    println!(
+                        "{:>2}  {:<28} {}",
+                        ttl + 1,
+                        hop.to_string(),
+                        asn.unwrap_or_default()
+                    );
                 }
             }
         }
@@ -212,4 +249,3 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
-
