@@ -127,12 +127,14 @@ impl<'a> Model<'a> {
         Ok(Self { scenario, routes })
     }
 
-    fn is_local(&self, node: &str, dst: IpAddr) -> bool {
-        let on_link = self
-            .scenario
+    fn is_configured(&self, node: &str, dst: IpAddr) -> bool {
+        self.scenario
             .links_of(node)
-            .any(|l| l.addrs_of(node).iter().any(|a| a.addr() == dst));
-        on_link
+            .any(|l| l.addrs_of(node).iter().any(|a| a.addr() == dst))
+    }
+
+    fn is_local(&self, node: &str, dst: IpAddr) -> bool {
+        self.is_configured(node, dst)
             || self
                 .scenario
                 .node(node)
@@ -209,8 +211,19 @@ impl<'a> Model<'a> {
                 .node(&cur)
                 .ok_or_else(|| ExpectError::NoNode(cur.clone()))?;
             if self.is_local(&cur, dst) {
+                // IPv6 sources an ICMPv6 error (port unreachable, for UDP)
+                // from a configured address: for a destination that is only
+                // covered by an AnyIP local route, that is the address of
+                // the interface the reply leaves by. IPv4 and echo replies
+                // answer from the destination itself.
+                let addr = if dst.is_ipv6() && proto == Proto::Udp && !self.is_configured(&cur, dst)
+                {
+                    ingress
+                } else {
+                    dst
+                };
                 hops.push(Hop::Reply {
-                    addr: dst,
+                    addr,
                     mark: Mark::None,
                 });
                 done.insert(hops);
@@ -365,6 +378,21 @@ mod tests {
         assert_eq!(paths[0].len(), paths[1].len());
         assert_ne!(paths[0][1], paths[1][1]);
         assert!(m.path("vp", dst, Proto::Udp).is_err());
+    }
+
+    #[test]
+    fn ipv6_udp_to_an_anyip_address_is_answered_from_the_link_address() {
+        let s = Scenario::load("ecmp-diamond").expect("shipped");
+        let m = Model::new(&s, &[]).expect("model");
+        let last = |dst: &str, proto| {
+            m.paths("vp", ip(dst), proto).expect("paths")[0]
+                .last()
+                .copied()
+                .expect("hops")
+        };
+        assert_eq!(last("2001:db8:10::f", Proto::Udp), reply("2001:db8:4::2"));
+        assert_eq!(last("2001:db8:10::f", Proto::Icmp), reply("2001:db8:10::f"));
+        assert_eq!(last("198.18.10.15", Proto::Udp), reply("198.18.10.15"));
     }
 
     #[test]

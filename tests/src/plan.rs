@@ -49,7 +49,7 @@ pub fn links_batch(s: &Scenario, lab_id: &str) -> String {
     for (i, l) in s.links.iter().enumerate() {
         let _ = writeln!(
             out,
-            "link add {} address {} netns {} type veth peer name {} address {} netns {}",
+            "link add name {} address {} netns {} type veth peer name {} address {} netns {}",
             l.b,
             mac(i, 0),
             ns_name(lab_id, &l.a),
@@ -88,7 +88,7 @@ pub fn node_batch(s: &Scenario, node: &Node) -> String {
             let nodad = if a.addr().is_ipv6() { " nodad" } else { "" };
             let _ = writeln!(out, "addr add {a} dev {dev}{nodad}");
         }
-        let _ = writeln!(out, "link set {dev} up");
+        let _ = writeln!(out, "link set dev {dev} up");
         let peer_mac = mac(i, if l.a == peer { 0 } else { 1 });
         for a in l.addrs_of(peer) {
             let _ = writeln!(
@@ -240,7 +240,7 @@ mod tests {
         let root = links_batch(&s, "tl000001");
         assert!(
             root.contains(
-                "link add r1 address 02:00:00:00:00:00 netns tl000001-vp \
+                "link add name r1 address 02:00:00:00:00:00 netns tl000001-vp \
                  type veth peer name vp address 02:00:00:00:00:01 netns tl000001-r1\n"
             ),
             "{root}"
@@ -250,17 +250,17 @@ mod tests {
         let expected = "link set lo up\n\
             addr add 192.0.2.2/30 dev vp\n\
             addr add 2001:db8:1:1::2/64 dev vp nodad\n\
-            link set vp up\n\
+            link set dev vp up\n\
             neigh replace 192.0.2.1 lladdr 02:00:00:00:00:00 dev vp nud permanent\n\
             neigh replace 2001:db8:1:1::1 lladdr 02:00:00:00:00:00 dev vp nud permanent\n\
             addr add 198.51.100.1/30 dev r2a\n\
             addr add 2001:db8:2:a::1/64 dev r2a nodad\n\
-            link set r2a up\n\
+            link set dev r2a up\n\
             neigh replace 198.51.100.2 lladdr 02:00:00:00:01:01 dev r2a nud permanent\n\
             neigh replace 2001:db8:2:a::2 lladdr 02:00:00:00:01:01 dev r2a nud permanent\n\
             addr add 198.51.100.5/30 dev r2b\n\
             addr add 2001:db8:2:b::1/64 dev r2b nodad\n\
-            link set r2b up\n\
+            link set dev r2b up\n\
             neigh replace 198.51.100.6 lladdr 02:00:00:00:02:01 dev r2b nud permanent\n\
             neigh replace 2001:db8:2:b::2 lladdr 02:00:00:00:02:01 dev r2b nud permanent\n\
             route add 198.18.10.0/24 nexthop via 198.51.100.2 nexthop via 198.51.100.6\n\

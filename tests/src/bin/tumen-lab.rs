@@ -25,6 +25,15 @@ enum Cmd {
         /// Scenario file or shipped scenario name.
         scenario: String,
     },
+    /// Build a scenario, run CMD with TUMEN_LAB_ID set, then tear the lab down.
+    /// Prints the lab id first. If this process is killed, the lab is stale:
+    /// `tumen-lab down --stale` removes it.
+    Run {
+        /// Scenario file or shipped scenario name.
+        scenario: String,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
     /// Tear a lab down (the only one running, or --lab ID).
     Down {
         #[arg(long)]
@@ -108,6 +117,23 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 state.id,
                 t.elapsed().as_secs_f64()
             );
+        }
+        Cmd::Run { scenario, command } => {
+            let l = Lab::up(Scenario::load(&scenario)?)?;
+            println!("{}", l.id());
+            std::io::Write::flush(&mut std::io::stdout())?;
+            let status = std::process::Command::new(&command[0])
+                .args(&command[1..])
+                .env("TUMEN_LAB_ID", l.id())
+                .status();
+            l.down()?;
+            let status = status.map_err(|e| anyhow::anyhow!("run {:?}: {e}", command[0]))?;
+            return Ok(ExitCode::from(
+                status
+                    .code()
+                    .and_then(|c| u8::try_from(c).ok())
+                    .unwrap_or(1),
+            ));
         }
         Cmd::Down {
             lab: id,
