@@ -24,7 +24,10 @@ fn namespaces_of(id: &str) -> Vec<String> {
 }
 
 fn tumen_lab(args: &[&str]) -> std::process::Output {
-    Command::new(BIN).args(args).output().expect("run tumen-lab")
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run tumen-lab")
 }
 
 /// Tears a CLI-started lab down even if the test panics.
@@ -95,7 +98,11 @@ fn sigkill_leaves_a_stale_lab_that_down_stale_removes() {
     // While its owner lives, the lab is not stale.
     let out = tumen_lab(&["down", "--stale"]);
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(namespaces_of(&id).len(), 6, "a live lab was removed as stale");
+    assert_eq!(
+        namespaces_of(&id).len(),
+        6,
+        "a live lab was removed as stale"
+    );
 
     // Kill the whole process group (tumen-lab and its sleep) by its own id.
     let pgid = i32::try_from(child.id()).expect("pid");
@@ -115,7 +122,10 @@ fn sigkill_leaves_a_stale_lab_that_down_stale_removes() {
 
     let out = tumen_lab(&["down", "--stale"]);
     assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&id), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&id),
+        "{out:?}"
+    );
     assert_eq!(namespaces_of(&id), Vec::<String>::new());
     assert!(LabState::read(&id).is_err());
 }
@@ -129,7 +139,10 @@ fn cli_up_status_exec_event_down() {
     assert!(tumen_lab::plan::is_lab_id(&id), "{id:?}");
 
     let status = String::from_utf8_lossy(&tumen_lab(&["status"]).stdout).to_string();
-    assert!(status.contains(&format!("{id}  scenario dprk-2017  owner tumen-lab up")), "{status}");
+    assert!(
+        status.contains(&format!("{id}  scenario dprk-2017  owner tumen-lab up")),
+        "{status}"
+    );
     assert!(status.contains(&format!("{id}-ttk-khasan")), "{status}");
 
     let route_get = |node: &str, dst: &str| {
@@ -142,16 +155,25 @@ fn cli_up_status_exec_event_down() {
     assert!(out.status.success(), "{out:?}");
     assert!(route_get("tr-fra", "198.18.177.15").contains("via 198.18.188.1 "));
     assert!(route_get("tr-nyc", "198.18.177.15").contains("via 198.18.219.5 "));
-    assert_eq!(LabState::read(&id).expect("state").events, ["ttk-activation"]);
+    assert_eq!(
+        LabState::read(&id).expect("state").events,
+        ["ttk-activation"]
+    );
 
     // Errors name what is wrong and what exists.
     let out = tumen_lab(&["event", "--lab", &id, "no-such-event"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no event named no-such-event (events: ttk-activation, ttk-withdrawal)"), "{err}");
+    assert!(
+        err.contains("no event named no-such-event (events: ttk-activation, ttk-withdrawal)"),
+        "{err}"
+    );
     let out = tumen_lab(&["exec", "--lab", &id, "nowhere", "--", "true"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no node named nowhere"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no node named nowhere"),
+        "{out:?}"
+    );
 
     let out = tumen_lab(&["down", "--lab", &id]);
     assert!(out.status.success(), "{out:?}");
@@ -162,14 +184,32 @@ fn cli_up_status_exec_event_down() {
 fn without_privilege_up_fails_and_says_how_to_fix_it() {
     // Drop to nobody with no capabilities; the binary must refuse clearly.
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--", BIN, "up", "ecmp-diamond"])
-        .env("TUMEN_LAB_STATE_DIR", std::env::temp_dir().join("tumen-lab-unpriv"))
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--",
+            BIN,
+            "up",
+            "ecmp-diamond",
+        ])
+        .env(
+            "TUMEN_LAB_STATE_DIR",
+            std::env::temp_dir().join("tumen-lab-unpriv"),
+        )
         .output()
         .expect("setpriv (util-linux)");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("the lab needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN)"), "{err}");
-    assert!(err.contains("missing CAP_NET_ADMIN and CAP_SYS_ADMIN"), "{err}");
+    assert!(
+        err.contains("the lab needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("missing CAP_NET_ADMIN and CAP_SYS_ADMIN"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -197,7 +237,11 @@ fn a_bad_scenario_is_refused_before_anything_is_built() {
     let _ = std::fs::remove_dir_all(&dir);
 
     let e = Scenario::load("no-such-scenario").expect_err("unknown");
-    assert!(e.to_string().contains("shipped: dprk-2017, dprk-2025, ecmp-diamond, silent-and-lossy"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("shipped: dprk-2017, dprk-2025, ecmp-diamond, silent-and-lossy"),
+        "{e}"
+    );
     let mut l = Lab::up(Scenario::load("ecmp-diamond").expect("shipped")).expect("up");
     let err = l.event("nope").expect_err("no events in ecmp-diamond");
     assert!(err.to_string().contains("has no event named nope"), "{err}");
