@@ -1006,6 +1006,17 @@ via = "r1"
     }
 
     #[test]
+    fn the_readme_example_scenario_is_valid() {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("```toml\n").expect("README has a TOML example") + 8;
+        let len = readme[start..].find("```").expect("closed");
+        let s = Scenario::parse(&readme[start..start + len], "README example")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.events.len(), 1);
+        assert_eq!(s.node("r1").map(|n| n.reject.len()), Some(1));
+    }
+
+    #[test]
     fn lab_ranges_are_exactly_the_documentation_and_benchmark_ranges() {
         for ok in [
             "192.0.2.7",

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Tumen's whole test suite, as CI runs it: `sudo tests/run.sh`.
+#
+# On a fresh Debian machine it first installs what the suite needs (the lab's
+# iproute2, nftables, procps and util-linux; traceroute, scamper and ping as
+# independent oracles; cargo-audit), then runs, and fails on the first
+# failure of:
+#   cargo fmt --check
+#   cargo clippy --all-targets -- -D warnings
+#   cargo test --workspace          (unit tests and the lab tests: needs root)
+#   cargo audit against ../shared/advisory-db (offline copy of RustSec)
+#   no lab namespace left behind
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n=== %s\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "tests/run.sh: the lab tests create network namespaces and need root: run 'sudo tests/run.sh'" >&2
+  exit 1
+fi
+
+say "system packages"
+need=()
+for pair in ip:iproute2 nft:nftables traceroute:traceroute scamper:scamper ping:iputils-ping \
+            sysctl:procps setpriv:util-linux; do
+  tool=${pair%%:*}; pkg=${pair#*:}
+  command -v "$tool" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+echo "ok: ip nft traceroute scamper ping sysctl setpriv"
+
+say "cargo tools"
+if ! cargo audit --version >/dev/null 2>&1; then
+  echo "installing cargo-audit (about five minutes, once)"
+  cargo install cargo-audit --locked --quiet
+fi
+cargo audit --version
+
+# Lab namespaces that exist before the run are not ours to judge.
+lab_ns() { ip netns list | awk '{print $1}' | grep -E '^tl[0-9a-f]{6}-' | sort || true; }
+before=$(lab_ns)
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+
+say "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+say "cargo test --workspace"
+cargo test --workspace
+
+say "cargo audit (offline, ../shared/advisory-db)"
+if [ ! -d ../shared/advisory-db ]; then
+  echo "../shared/advisory-db is missing: the audit needs the RustSec copy beside the clone" >&2
+  exit 1
+fi
+db=$(mktemp -d)
+trap 'rm -rf "$db"' EXIT
+cp -r ../shared/advisory-db "$db/advisory-db"
+cargo audit --db "$db/advisory-db" --no-fetch --stale
+
+say "nothing left behind"
+target/debug/tumen-lab down --stale >/dev/null
+left=$(comm -13 <(echo "$before") <(lab_ns) | grep . || true)
+if [ -n "$left" ]; then
+  echo "lab namespaces left behind by the suite:" >&2
+  echo "$left" >&2
+  exit 1
+fi
+echo "no lab namespace left"
+
+say "all checks passed"
