@@ -53,7 +53,15 @@ say "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 say "cargo test --workspace"
-cargo test --workspace
+log=$(mktemp)
+cargo test --workspace 2>&1 | tee "$log"
+passed=$(awk '/^test result:/ {p += $4} END {print p + 0}' "$log")
+failed=$(awk '/^test result:/ {f += $6} END {print f + 0}' "$log")
+rm -f "$log"
+if [ "$passed" -eq 0 ]; then
+  echo "cargo test ran no test: a suite that runs nothing is a defect" >&2
+  exit 1
+fi
 
 say "cargo audit (offline, ../shared/advisory-db)"
 if [ ! -d ../shared/advisory-db ]; then
@@ -76,3 +84,4 @@ fi
 echo "no lab namespace left"
 
 say "all checks passed"
+echo "tumen: $passed passed, $failed failed"
