@@ -39,6 +39,24 @@ impl Drop for CliLab {
     }
 }
 
+/// Starts `tumen-lab run ecmp-diamond -- sleep 300` in its own process
+/// group and returns it with the lab id it printed, once the lab is up.
+fn spawn_run_sleep() -> (std::process::Child, String) {
+    let mut child = Command::new(BIN)
+        .args(["run", "ecmp-diamond", "--", "sleep", "300"])
+        .stdout(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("spawn tumen-lab run");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("lab id");
+    let id = line.trim().to_string();
+    assert_eq!(namespaces_of(&id).len(), 6, "lab {id:?} is up");
+    (child, id)
+}
+
 #[test]
 fn drop_removes_every_namespace_and_the_state_file() {
     let l = up("dprk-2017");
@@ -81,19 +99,8 @@ fn labs_of_the_same_scenario_run_side_by_side() {
 #[test]
 fn sigkill_leaves_a_stale_lab_that_down_stale_removes() {
     // `tumen-lab run` owns its lab; killing it with SIGKILL skips cleanup.
-    let mut child = Command::new(BIN)
-        .args(["run", "ecmp-diamond", "--", "sleep", "300"])
-        .stdout(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .expect("spawn tumen-lab run");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("lab id");
-    let id = line.trim().to_string();
+    let (mut child, id) = spawn_run_sleep();
     let _guard = CliLab(id.clone());
-    assert_eq!(namespaces_of(&id).len(), 6, "lab {id:?} is up");
 
     // While its owner lives, the lab is not stale.
     let out = tumen_lab(&["down", "--stale"]);
@@ -128,6 +135,28 @@ fn sigkill_leaves_a_stale_lab_that_down_stale_removes() {
     );
     assert_eq!(namespaces_of(&id), Vec::<String>::new());
     assert!(LabState::read(&id).is_err());
+}
+
+#[test]
+fn sigterm_to_tumen_lab_run_stops_the_command_and_removes_the_lab() {
+    let (mut child, id) = spawn_run_sleep();
+    let _guard = CliLab(id.clone());
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = child.wait().expect("wait");
+    assert!(!exit.success(), "sleep was terminated: {exit:?}");
+    assert_eq!(namespaces_of(&id), Vec::<String>::new());
+    assert!(LabState::read(&id).is_err(), "state file left behind");
+    // Nothing of the group survives (sleep was stopped, not orphaned).
+    let pgid = child.id().to_string();
+    let ps = Command::new("pgrep")
+        .args(["-g", &pgid])
+        .output()
+        .expect("pgrep");
+    assert!(ps.stdout.is_empty(), "left running: {ps:?}");
 }
 
 #[test]

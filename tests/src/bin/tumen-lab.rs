@@ -104,6 +104,71 @@ fn pick_lab(given: Option<String>) -> anyhow::Result<String> {
     }
 }
 
+/// `tumen-lab run`: a lab for the lifetime of a command. SIGINT, SIGTERM and
+/// SIGHUP do not kill this process: they end the command (SIGTERM, then
+/// SIGKILL after 5 s) and the lab is still torn down.
+fn run_with_lab(scenario: &str, command: &[String]) -> anyhow::Result<ExitCode> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    let l = Lab::up(Scenario::load(scenario)?)?;
+    println!("{}", l.id());
+    std::io::Write::flush(&mut std::io::stdout())?;
+    let mut child = match std::process::Command::new(&command[0])
+        .args(&command[1..])
+        .env("TUMEN_LAB_ID", l.id())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            l.down()?;
+            bail!("run {:?}: {e}", command[0]);
+        }
+    };
+    let mut stopping_since: Option<Instant> = None;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if stop.load(Ordering::Relaxed) {
+            match stopping_since {
+                None => {
+                    eprintln!(
+                        "tumen-lab: stopping {:?}, then removing lab {}",
+                        command[0],
+                        l.id()
+                    );
+                    let _ = std::process::Command::new("kill")
+                        .args(["-TERM", &child.id().to_string()])
+                        .status();
+                    stopping_since = Some(Instant::now());
+                }
+                Some(t) if t.elapsed() > Duration::from_secs(5) => {
+                    let _ = child.kill();
+                }
+                Some(_) => {}
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    l.down()?;
+    Ok(ExitCode::from(
+        status
+            .code()
+            .and_then(|c| u8::try_from(c).ok())
+            .unwrap_or(1),
+    ))
+}
+
 fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Cmd::Up { scenario } => {
@@ -118,23 +183,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 t.elapsed().as_secs_f64()
             );
         }
-        Cmd::Run { scenario, command } => {
-            let l = Lab::up(Scenario::load(&scenario)?)?;
-            println!("{}", l.id());
-            std::io::Write::flush(&mut std::io::stdout())?;
-            let status = std::process::Command::new(&command[0])
-                .args(&command[1..])
-                .env("TUMEN_LAB_ID", l.id())
-                .status();
-            l.down()?;
-            let status = status.map_err(|e| anyhow::anyhow!("run {:?}: {e}", command[0]))?;
-            return Ok(ExitCode::from(
-                status
-                    .code()
-                    .and_then(|c| u8::try_from(c).ok())
-                    .unwrap_or(1),
-            ));
-        }
+        Cmd::Run { scenario, command } => return run_with_lab(&scenario, &command),
         Cmd::Down {
             lab: id,
             stale,
