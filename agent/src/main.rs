@@ -1,14 +1,16 @@
 //! `tumen-agent`: the probe agent users install on vantage points.
 //!
-//! This build carries the command-line contract of DESIGN.md and the
-//! start-up refusal that contract requires (no target, no preset: no
-//! probing). The probe engine itself arrives with issue 3; until then the
-//! agent says so and exits non-zero rather than pretending to probe.
+//! This build carries the command-line and configuration contract of
+//! DESIGN.md: configuration file + flags, validated with every problem
+//! reported at once (exit 64), the allow-list and the refusal of reserved
+//! ranges, and `--dry-run`. The probe engine itself arrives with issue 3;
+//! until then a real run says so and exits 69 rather than pretending.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tumen_agent::config::{Config, RawConfig};
 
 /// Exit code for a usage or configuration error (BSD `EX_USAGE`).
 const EXIT_CONFIG: u8 = 64;
@@ -61,14 +63,73 @@ struct Args {
     dry_run: bool,
 }
 
+impl Args {
+    /// The flags as a raw configuration layer (only what was given).
+    fn raw(&self) -> RawConfig {
+        RawConfig {
+            collector: self.collector.clone(),
+            token_file: self.token_file.clone(),
+            id: self.id.clone(),
+            targets: self.targets.clone(),
+            allow: self.allow.clone(),
+            preset: self.preset.clone(),
+            allow_reserved: self.allow_reserved.then_some(true),
+            pps: self.pps,
+            interval: self.interval.clone(),
+            spool: self.spool.clone(),
+        }
+    }
+}
+
+/// What `--dry-run` prints: what would be probed, within which boundary,
+/// at what rate. Nothing is sent.
+fn dry_run(c: &Config) {
+    let addrs: u128 = c
+        .targets
+        .iter()
+        .map(|t| 1u128 << (t.max_prefix_len() - t.prefix_len()).min(127))
+        .sum();
+    println!("tumen-agent dry run (nothing is sent)");
+    println!("id:        {}", c.id);
+    println!(
+        "targets:   {} prefix(es), {addrs} address(es)",
+        c.targets.len()
+    );
+    for t in &c.targets {
+        println!("  {t}");
+    }
+    let allow: Vec<String> = c.allow.prefixes().iter().map(ToString::to_string).collect();
+    println!("allow:     {}", allow.join(", "));
+    println!("rate cap:  {} probes/s (global)", c.pps);
+    println!("interval:  {} s between rounds", c.interval.as_secs_f64());
+    match &c.collector {
+        Some(u) => println!("collector: {u}"),
+        None => println!("collector: none (results would only be printed)"),
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
-    if args.targets.is_empty() && args.preset.is_none() && args.config.is_none() {
-        eprintln!(
-            "tumen-agent: no target given. Probing a country's network is a deliberate act: \
-             name what to probe with --target PREFIX, --preset dprk, or `targets` in --config FILE."
-        );
-        return ExitCode::from(EXIT_CONFIG);
+    let file = match &args.config {
+        Some(path) => match RawConfig::from_file(path) {
+            Ok(raw) => raw,
+            Err(e) => {
+                eprintln!("tumen-agent: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+        None => RawConfig::default(),
+    };
+    let config = match Config::validate(file.merge(args.raw())) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tumen-agent: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if args.dry_run {
+        dry_run(&config);
+        return ExitCode::SUCCESS;
     }
     eprintln!(
         "tumen-agent: the probe engine is not part of this build yet (wire schema v{}); \

@@ -1,0 +1,446 @@
+//! Agent configuration: file + flags in two phases, and the allow-list.
+//!
+//! Phase one reads the TOML file and the command line into [`RawConfig`],
+//! every field optional; flags override the file. Phase two validates it
+//! into [`Config`] and reports *every* problem at once, each naming the
+//! value and what to do (the binary exits 64 on them).
+//!
+//! The allow-list is the hard boundary of what this agent may ever send to:
+//! `allow` (or, when absent, the targets and the preset's prefixes).
+//! Documentation, benchmark, private, loopback, link-local, multicast and
+//! other special-purpose ranges are refused unless `allow_reserved` is set
+//! (the lab sets it; a real deployment never needs it).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// The DPRK preset: the target network of DESIGN.md ("Facts").
+pub const PRESET_DPRK: [&str; 3] = ["175.45.176.0/22", "210.52.109.0/24", "77.94.35.0/24"];
+
+/// Special-purpose ranges (RFC 6890 and successors) refused without
+/// `allow_reserved`.
+pub const RESERVED: [&str; 29] = [
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.88.99.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "::/128",
+    "::1/128",
+    "::ffff:0:0/96",
+    "64:ff9b::/96",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "2001::/23",
+    "2001:db8::/32",
+    "2002::/16",
+    "3fff::/20",
+    "5f00::/16",
+    "fc00::/7",
+    "fe80::/10",
+    "ff00::/8",
+];
+
+/// Default global probe rate cap (probes per second).
+pub const DEFAULT_PPS: u32 = 100;
+/// Highest accepted `pps`.
+pub const MAX_PPS: u32 = 100_000;
+/// Default time between rounds.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Configuration as read, before validation: every field optional.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub collector: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub id: Option<String>,
+    #[serde(default)]
+    pub targets: Vec<String>,
+    #[serde(default)]
+    pub allow: Vec<String>,
+    pub preset: Option<String>,
+    pub allow_reserved: Option<bool>,
+    pub pps: Option<u32>,
+    pub interval: Option<String>,
+    pub spool: Option<PathBuf>,
+}
+
+impl RawConfig {
+    /// Reads a TOML file.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            problems: vec![format!("--config {}: cannot read: {e}", path.display())],
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError {
+            problems: vec![format!(
+                "--config {}: {}",
+                path.display(),
+                e.to_string().trim_end()
+            )],
+        })
+    }
+
+    /// Applies flags over the file: a flag given wins; list flags replace
+    /// the file's list.
+    pub fn merge(mut self, flags: RawConfig) -> Self {
+        macro_rules! over {
+            ($($f:ident),*) => { $( if flags.$f.is_some() { self.$f = flags.$f; } )* };
+        }
+        over!(
+            collector,
+            token_file,
+            id,
+            preset,
+            allow_reserved,
+            pps,
+            interval,
+            spool
+        );
+        if !flags.targets.is_empty() {
+            self.targets = flags.targets;
+        }
+        if !flags.allow.is_empty() {
+            self.allow = flags.allow;
+        }
+        self
+    }
+}
+
+/// Every problem with a configuration, reported together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration:")?;
+        for p in &self.problems {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The hard boundary of what the agent may send to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowList {
+    prefixes: Vec<IpNet>,
+}
+
+impl AllowList {
+    /// An allow-list of exactly these prefixes.
+    pub fn new(prefixes: Vec<IpNet>) -> Self {
+        Self { prefixes }
+    }
+
+    /// True when `addr` may be probed.
+    pub fn permits(&self, addr: IpAddr) -> bool {
+        self.prefixes.iter().any(|p| p.contains(&addr))
+    }
+
+    /// True when every address of `net` may be probed.
+    pub fn covers(&self, net: &IpNet) -> bool {
+        self.prefixes.iter().any(|p| p.contains(net))
+    }
+
+    /// The prefixes.
+    pub fn prefixes(&self) -> &[IpNet] {
+        &self.prefixes
+    }
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub collector: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub id: String,
+    pub targets: Vec<IpNet>,
+    pub allow: AllowList,
+    pub allow_reserved: bool,
+    pub pps: u32,
+    pub interval: Duration,
+    pub spool: Option<PathBuf>,
+}
+
+/// The special-purpose range `net` overlaps, if any.
+pub fn reserved_range(net: &IpNet) -> Option<IpNet> {
+    RESERVED
+        .iter()
+        .filter_map(|r| IpNet::from_str(r).ok())
+        .find(|r| r.contains(net) || net.contains(r))
+}
+
+fn parse_prefix(s: &str) -> Option<IpNet> {
+    IpNet::from_str(s)
+        .map(|n| n.trunc())
+        .ok()
+        .or_else(|| IpAddr::from_str(s).ok().map(IpNet::from))
+}
+
+/// Parses `500ms`, `30s`, `5m`, `1h`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => n.checked_mul(60).map(Duration::from_secs),
+        "h" => n.checked_mul(3600).map(Duration::from_secs),
+        _ => None,
+    }
+}
+
+impl Config {
+    /// Validates a raw configuration, collecting every problem.
+    pub fn validate(raw: RawConfig) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let allow_reserved = raw.allow_reserved.unwrap_or(false);
+
+        let mut targets = Vec::new();
+        for t in &raw.targets {
+            match parse_prefix(t) {
+                Some(n) => targets.push(n),
+                None => problems.push(format!(
+                    "target {t:?} is not an address or prefix (e.g. 175.45.176.0/24)"
+                )),
+            }
+        }
+        let mut preset = Vec::new();
+        match raw.preset.as_deref() {
+            None => {}
+            Some("dprk") => preset.extend(PRESET_DPRK.iter().filter_map(|p| parse_prefix(p))),
+            Some(other) => problems.push(format!("preset {other:?} is unknown (known: dprk)")),
+        }
+        if raw.targets.is_empty() && raw.preset.is_none() {
+            problems.push(
+                "no target given. Probing a country's network is a deliberate act: name what to \
+                 probe with --target PREFIX, --preset dprk, or `targets` in the config file"
+                    .into(),
+            );
+        }
+        for p in preset {
+            if !targets.contains(&p) {
+                targets.push(p);
+            }
+        }
+
+        let allow = if raw.allow.is_empty() {
+            targets.clone()
+        } else {
+            let mut v = Vec::new();
+            for a in &raw.allow {
+                match parse_prefix(a) {
+                    Some(n) => v.push(n),
+                    None => problems.push(format!("allow {a:?} is not an address or prefix")),
+                }
+            }
+            v
+        };
+        let allow = AllowList::new(allow);
+        for t in &targets {
+            if !allow.covers(t) {
+                problems.push(format!(
+                    "target {t} is outside the allow-list ({}): it would never be probed; \
+                     widen --allow or drop the target",
+                    join(allow.prefixes())
+                ));
+            }
+        }
+        if !allow_reserved {
+            for n in allow.prefixes().iter().chain(&targets) {
+                if let Some(r) = reserved_range(n) {
+                    let msg = format!(
+                        "{n} is in the special-purpose range {r} (documentation, private, \
+                         loopback, multicast, ...): refused unless allow_reserved = true \
+                         (--allow-reserved), which only a lab needs"
+                    );
+                    if !problems.contains(&msg) {
+                        problems.push(msg);
+                    }
+                }
+            }
+        }
+
+        let pps = raw.pps.unwrap_or(DEFAULT_PPS);
+        if pps == 0 || pps > MAX_PPS {
+            problems.push(format!("pps {pps} is out of range 1..={MAX_PPS}"));
+        }
+        let interval = match raw.interval.as_deref() {
+            None => DEFAULT_INTERVAL,
+            Some(s) => match parse_duration(s) {
+                Some(d) if d >= Duration::from_secs(1) => d,
+                Some(_) => {
+                    problems.push(format!("interval {s:?} is under one second"));
+                    DEFAULT_INTERVAL
+                }
+                None => {
+                    problems.push(format!(
+                        "interval {s:?} is not a duration (e.g. 60s, 5m, 1h)"
+                    ));
+                    DEFAULT_INTERVAL
+                }
+            },
+        };
+        if let Some(c) = &raw.collector {
+            if !(c.starts_with("https://") || c.starts_with("http://")) {
+                problems.push(format!("collector {c:?} is not an http(s):// URL"));
+            }
+        }
+        let id = raw
+            .id
+            .or_else(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_string())
+            })
+            .unwrap_or_else(|| "agent".into());
+        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_graphic()) {
+            problems.push(format!("id {id:?}: 1-64 printable characters, no spaces"));
+        }
+
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        Ok(Config {
+            collector: raw.collector,
+            token_file: raw.token_file,
+            id,
+            targets,
+            allow,
+            allow_reserved,
+            pps,
+            interval,
+            spool: raw.spool,
+        })
+    }
+}
+
+fn join(v: &[IpNet]) -> String {
+    if v.is_empty() {
+        return "empty".into();
+    }
+    v.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(targets: &[&str]) -> RawConfig {
+        RawConfig {
+            targets: targets.iter().map(|s| s.to_string()).collect(),
+            id: Some("vp-test".into()),
+            ..RawConfig::default()
+        }
+    }
+
+    #[test]
+    fn preset_dprk_defines_targets_and_allow() {
+        let c = Config::validate(RawConfig {
+            preset: Some("dprk".into()),
+            id: Some("x".into()),
+            ..RawConfig::default()
+        })
+        .expect("valid");
+        let t: Vec<String> = c.targets.iter().map(ToString::to_string).collect();
+        assert_eq!(t, ["175.45.176.0/22", "210.52.109.0/24", "77.94.35.0/24"]);
+        assert!(c.allow.permits("175.45.176.15".parse().expect("ip")));
+        assert!(!c.allow.permits("175.45.180.1".parse().expect("ip")));
+        assert_eq!((c.pps, c.interval), (DEFAULT_PPS, DEFAULT_INTERVAL));
+    }
+
+    #[test]
+    fn no_target_is_refused_with_the_reason() {
+        let e = Config::validate(raw(&[])).expect_err("no target");
+        assert!(e.to_string().contains("deliberate act"), "{e}");
+    }
+
+    #[test]
+    fn reserved_ranges_need_allow_reserved() {
+        for t in [
+            "10.1.2.0/24",
+            "192.0.2.7",
+            "198.18.176.0/22",
+            "2001:db8::/48",
+            "ff02::1",
+            "127.0.0.1",
+        ] {
+            let e = Config::validate(raw(&[t])).expect_err(t);
+            assert!(e.to_string().contains("special-purpose range"), "{t}: {e}");
+        }
+        let mut r = raw(&["198.18.176.0/22"]);
+        r.allow_reserved = Some(true);
+        assert!(Config::validate(r).is_ok());
+        // A prefix that contains a reserved range is refused too.
+        assert!(Config::validate(raw(&["0.0.0.0/0"])).is_err());
+    }
+
+    #[test]
+    fn targets_outside_allow_are_refused() {
+        let mut r = raw(&["175.45.176.0/24", "175.45.177.0/24"]);
+        r.allow = vec!["175.45.176.0/24".into()];
+        let e = Config::validate(r).expect_err("outside");
+        assert!(
+            e.to_string()
+                .contains("target 175.45.177.0/24 is outside the allow-list (175.45.176.0/24)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn all_problems_are_reported_together() {
+        let mut r = raw(&["not-an-ip", "175.45.176.0/24"]);
+        r.preset = Some("mars".into());
+        r.pps = Some(0);
+        r.interval = Some("ten".into());
+        r.collector = Some("ftp://x".into());
+        let e = Config::validate(r).expect_err("bad");
+        assert_eq!(e.problems.len(), 5, "{e}");
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file: RawConfig =
+            toml::from_str("targets = [\"175.45.176.0/24\"]\npps = 50\nid = \"a\"").expect("toml");
+        let flags = RawConfig {
+            pps: Some(10),
+            ..RawConfig::default()
+        };
+        let c = Config::validate(file.merge(flags)).expect("valid");
+        assert_eq!((c.pps, c.id.as_str(), c.targets.len()), (10, "a", 1));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("m"), None);
+        assert_eq!(parse_duration("99999999999999999999h"), None);
+    }
+}
