@@ -18,7 +18,10 @@ fn corpus_replays_without_panic() {
         let v6 = parse_icmpv6(&data, from, Some(64));
         let t4 = parse_tcp_v4(&data);
         let _ = parse_tcp_v6(&data, from, None);
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         match name {
             "te_icmp" | "unreach_x_udp" | "te_mpls_rfc4884" | "te_mpls_compat" | "echo_reply" => {
                 assert!(v4.is_ok(), "{name}: {v4:?}")
