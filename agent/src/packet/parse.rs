@@ -146,6 +146,24 @@ pub struct Reply {
     pub mpls: Vec<MplsEntry>,
 }
 
+impl Reply {
+    /// A reply with nothing but its sender and ICMP type; the parsers fill
+    /// in the rest.
+    fn bare(from: IpAddr, reply_ttl: Option<u8>, icmp_type: u8, icmp_code: u8) -> Self {
+        Reply {
+            from,
+            reply_ttl,
+            kind: ReplyKind::EchoReply,
+            icmp_type,
+            icmp_code,
+            quote: None,
+            echo: None,
+            tcp: None,
+            mpls: Vec::new(),
+        }
+    }
+}
+
 fn need(what: &'static str, data: &[u8], n: usize) -> Result<(), PacketError> {
     if data.len() < n {
         Err(PacketError::Truncated {
@@ -219,17 +237,7 @@ pub fn parse_icmpv4(packet: &[u8]) -> Result<Reply, PacketError> {
         return Err(PacketError::BadChecksum("ICMP"));
     }
     let (ty, code) = (icmp[0], icmp[1]);
-    let mut reply = Reply {
-        from: IpAddr::V4(ip.src),
-        reply_ttl: Some(ip.ttl),
-        kind: ReplyKind::EchoReply,
-        icmp_type: ty,
-        icmp_code: code,
-        quote: None,
-        echo: None,
-        tcp: None,
-        mpls: Vec::new(),
-    };
+    let mut reply = Reply::bare(IpAddr::V4(ip.src), Some(ip.ttl), ty, code);
     match ty {
         0 => {
             reply.echo = Some((be16(icmp, 4), be16(icmp, 6)));
@@ -256,17 +264,7 @@ pub fn parse_icmpv6(
 ) -> Result<Reply, PacketError> {
     need("ICMPv6 header", msg, 8)?;
     let (ty, code) = (msg[0], msg[1]);
-    let mut reply = Reply {
-        from: IpAddr::V6(from),
-        reply_ttl: hop_limit,
-        kind: ReplyKind::EchoReply,
-        icmp_type: ty,
-        icmp_code: code,
-        quote: None,
-        echo: None,
-        tcp: None,
-        mpls: Vec::new(),
-    };
+    let mut reply = Reply::bare(IpAddr::V6(from), hop_limit, ty, code);
     match ty {
         129 => {
             reply.echo = Some((be16(msg, 4), be16(msg, 6)));
@@ -424,15 +422,9 @@ fn tcp_reply(from: IpAddr, ttl: Option<u8>, seg: &[u8]) -> Result<Reply, PacketE
         return Err(PacketError::NotExpected(format!("TCP flags {flags:#04x}")));
     };
     Ok(Reply {
-        from,
-        reply_ttl: ttl,
         kind,
-        icmp_type: 0,
-        icmp_code: 0,
-        quote: None,
-        echo: None,
         tcp: Some((be16(seg, 0), be16(seg, 2), be32(seg, 8))),
-        mpls: Vec::new(),
+        ..Reply::bare(from, ttl, 0, 0)
     })
 }
 
