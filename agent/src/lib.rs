@@ -1,6 +1,13 @@
-//! The Tumen probe agent as a library: the pure parts (configuration and
-//! allow-list, packet building and parsing) that the binary and its tests share. The probe engine, the
-//! scheduler and the uploader join here as issue 3 and 5 build them.
+//! The Tumen probe agent as a library: configuration and allow-list,
+//! packet building and parsing (pure), the tracer state machine and its
+//! scheduler (pure over a [`engine::Network`]), the raw-socket network and
+//! privilege handling ([`sys`], the only `unsafe` code), rounds with
+//! border windows ([`round`]) and ping ([`ping`]).
 
 pub mod config;
+pub mod engine;
+#[cfg(test)]
+pub mod mock;
+pub mod net;
 pub mod packet;
+pub mod sys;
