@@ -20,6 +20,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::engine::TraceParams;
+use crate::packet::Protocol;
+
 /// The DPRK preset: the target network of DESIGN.md ("Facts").
 pub const PRESET_DPRK: [&str; 3] = ["175.45.176.0/22", "210.52.109.0/24", "77.94.35.0/24"];
 
@@ -80,6 +83,31 @@ pub struct RawConfig {
     pub pps: Option<u32>,
     pub interval: Option<String>,
     pub spool: Option<PathBuf>,
+    /// `icmp` (default), `udp` or `tcp`.
+    pub protocol: Option<String>,
+    /// Destination port for UDP (default 33434) and TCP (default 80).
+    pub port: Option<u16>,
+    pub first_ttl: Option<u8>,
+    pub max_ttl: Option<u8>,
+    /// Attempts per hop.
+    pub probes: Option<u8>,
+    /// Wait for an answer, e.g. `1s`, `500ms`.
+    pub wait: Option<String>,
+    pub gap_limit: Option<u8>,
+    /// Paris flow ids per trace.
+    pub flows: Option<u16>,
+    /// Addresses probed per /24 (IPv4) or /48 (IPv6) of a prefix target:
+    /// a number, or `all`.
+    pub hosts: Option<String>,
+    /// Probe only around the known border after a full trace.
+    pub window: Option<bool>,
+    /// A full trace per prefix every this many rounds.
+    pub full_every: Option<u32>,
+    /// Probes per second toward any one destination.
+    pub target_pps: Option<u32>,
+    /// Echo requests per destination per round (0: no ping).
+    pub ping_count: Option<u32>,
+    pub ping_interval: Option<String>,
 }
 
 impl RawConfig {
@@ -111,7 +139,21 @@ impl RawConfig {
             allow_reserved,
             pps,
             interval,
-            spool
+            spool,
+            protocol,
+            port,
+            first_ttl,
+            max_ttl,
+            probes,
+            wait,
+            gap_limit,
+            flows,
+            hosts,
+            window,
+            full_every,
+            target_pps,
+            ping_count,
+            ping_interval
         );
         if !flags.targets.is_empty() {
             self.targets = flags.targets;
@@ -179,6 +221,141 @@ pub struct Config {
     pub pps: u32,
     pub interval: Duration,
     pub spool: Option<PathBuf>,
+    pub probe: ProbeConfig,
+}
+
+/// How many addresses of each /24 (/48) of a prefix target are traced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hosts {
+    /// The first N addresses after the network address (.1, .2, ...).
+    Count(u16),
+    /// Every address of the prefix.
+    All,
+}
+
+/// What and how each round probes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeConfig {
+    pub trace: TraceParams,
+    pub hosts: Hosts,
+    pub window: bool,
+    pub full_every: u32,
+    pub ping_count: u32,
+    pub ping_interval: Duration,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        Self {
+            trace: TraceParams::default(),
+            hosts: Hosts::Count(1),
+            window: true,
+            full_every: 10,
+            ping_count: 0,
+            ping_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Validates the probing options, adding to `problems`.
+fn probe_config(raw: &RawConfig, problems: &mut Vec<String>) -> ProbeConfig {
+    let mut c = ProbeConfig::default();
+    let t = &mut c.trace;
+    match raw.protocol.as_deref() {
+        None | Some("icmp") => {}
+        Some("udp") => t.protocol = Protocol::Udp,
+        Some("tcp") => {
+            t.protocol = Protocol::Tcp;
+            t.port = 80;
+        }
+        Some(p) => problems.push(format!("protocol {p:?} is not one of icmp, udp, tcp")),
+    }
+    if let Some(p) = raw.port {
+        if p == 0 {
+            problems.push("port 0 cannot be probed".into());
+        }
+        t.port = p;
+    }
+    let mut range = |name: &str, v: Option<u32>, lo: u32, hi: u32| -> Option<u32> {
+        let v = v?;
+        if (lo..=hi).contains(&v) {
+            Some(v)
+        } else {
+            problems.push(format!("{name} {v} is out of range {lo}..={hi}"));
+            None
+        }
+    };
+    let small = |v: u32| u8::try_from(v).unwrap_or(u8::MAX);
+    if let Some(v) = range("first_ttl", raw.first_ttl.map(u32::from), 1, 255) {
+        t.first_ttl = small(v);
+    }
+    if let Some(v) = range("max_ttl", raw.max_ttl.map(u32::from), 1, 255) {
+        t.max_ttl = small(v);
+    }
+    if let Some(v) = range("probes", raw.probes.map(u32::from), 1, 10) {
+        t.probes = small(v);
+    }
+    if let Some(v) = range("gap_limit", raw.gap_limit.map(u32::from), 1, 255) {
+        t.gap_limit = small(v);
+    }
+    if let Some(v) = range("flows", raw.flows.map(u32::from), 1, 256) {
+        t.flows = u16::try_from(v).unwrap_or(1);
+    }
+    if let Some(v) = range("target_pps", raw.target_pps, 1, MAX_PPS) {
+        t.target_gap = Duration::from_secs_f64(1.0 / f64::from(v));
+    }
+    if let Some(v) = range("full_every", raw.full_every, 1, 1_000_000) {
+        c.full_every = v;
+    }
+    if let Some(v) = range("ping_count", raw.ping_count, 0, 1000) {
+        c.ping_count = v;
+    }
+    if t.first_ttl > t.max_ttl {
+        problems.push(format!(
+            "first_ttl {} is above max_ttl {}",
+            t.first_ttl, t.max_ttl
+        ));
+    }
+    let mut duration = |name: &str, v: Option<&str>, lo: Duration, hi: Duration| {
+        let s = v?;
+        match parse_duration(s) {
+            Some(d) if d >= lo && d <= hi => Some(d),
+            _ => {
+                problems.push(format!(
+                    "{name} {s:?} is not a duration between {lo:?} and {hi:?} (e.g. 1s, 500ms)"
+                ));
+                None
+            }
+        }
+    };
+    if let Some(d) = duration(
+        "wait",
+        raw.wait.as_deref(),
+        Duration::from_millis(10),
+        Duration::from_secs(60),
+    ) {
+        c.trace.wait = d;
+    }
+    if let Some(d) = duration(
+        "ping_interval",
+        raw.ping_interval.as_deref(),
+        Duration::from_millis(10),
+        Duration::from_secs(60),
+    ) {
+        c.ping_interval = d;
+    }
+    match raw.hosts.as_deref() {
+        None => {}
+        Some("all") => c.hosts = Hosts::All,
+        Some(n) => match n.parse::<u16>() {
+            Ok(k) if (1..=256).contains(&k) => c.hosts = Hosts::Count(k),
+            _ => problems.push(format!("hosts {n:?} is not a number 1..=256 or `all`")),
+        },
+    }
+    if let Some(w) = raw.window {
+        c.window = w;
+    }
+    c
 }
 
 /// The special-purpose range `net` overlaps, if any.
@@ -309,6 +486,7 @@ impl Config {
         }
         let id = raw
             .id
+            .clone()
             .or_else(|| {
                 std::fs::read_to_string("/proc/sys/kernel/hostname")
                     .ok()
@@ -319,6 +497,7 @@ impl Config {
             problems.push(format!("id {id:?}: 1-64 printable characters, no spaces"));
         }
 
+        let probe = probe_config(&raw, &mut problems);
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
@@ -332,6 +511,7 @@ impl Config {
             pps,
             interval,
             spool: raw.spool,
+            probe,
         })
     }
 }

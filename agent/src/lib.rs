@@ -10,4 +10,6 @@ pub mod engine;
 pub mod mock;
 pub mod net;
 pub mod packet;
+pub mod ping;
+pub mod round;
 pub mod sys;

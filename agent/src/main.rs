@@ -1,21 +1,32 @@
 //! `tumen-agent`: the probe agent users install on vantage points.
 //!
-//! This build carries the command-line and configuration contract of
-//! DESIGN.md: configuration file + flags, validated with every problem
-//! reported at once (exit 64), the allow-list and the refusal of reserved
-//! ranges, and `--dry-run`. The probe engine itself arrives with issue 3;
-//! until then a real run says so and exits 69 rather than pretending.
+//! Configuration file + flags (validated with every problem reported at
+//! once, exit 64), then one of: `--dry-run` (print the plan, send
+//! nothing), `--once` (one round, JSON lines on stdout), or rounds every
+//! `interval` until SIGTERM/SIGINT. Raw sockets are opened first, then
+//! every capability is dropped.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::io::Write;
+use std::net::IpAddr;
+
 use clap::Parser;
-use tumen_agent::config::{Config, RawConfig};
+use tumen_agent::config::{Config, Hosts, RawConfig};
+use tumen_agent::engine::{Gate, Ident};
+use tumen_agent::net::RawNetwork;
+use tumen_agent::ping::Pingers;
+use tumen_agent::round::{destinations, Destination, Prober};
+use tumen_agent::sys::{self, SocketError};
+use tumen_wire::Record;
 
 /// Exit code for a usage or configuration error (BSD `EX_USAGE`).
 const EXIT_CONFIG: u8 = 64;
-/// Exit code when the requested work is not available in this build.
-const EXIT_UNAVAILABLE: u8 = 69;
+/// Exit code when raw sockets may not be opened (BSD `EX_NOPERM`).
+const EXIT_NOPERM: u8 = 77;
+/// Exit code for another operating-system error (BSD `EX_OSERR`).
+const EXIT_OSERR: u8 = 71;
 
 /// Probe agent of Tumen: traces toward the target network's prefixes and
 /// reports hop data to a collector.
@@ -61,6 +72,48 @@ struct Args {
     /// Print what would be probed and at what rate; send nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Probe protocol: icmp (default), udp or tcp (SYN).
+    #[arg(long, value_name = "PROTO")]
+    protocol: Option<String>,
+    /// Destination port for udp (default 33434) and tcp (default 80).
+    #[arg(long, value_name = "N")]
+    port: Option<u16>,
+    /// First TTL of a full trace (default 1).
+    #[arg(long, value_name = "N")]
+    first_ttl: Option<u8>,
+    /// Highest TTL probed (default 30).
+    #[arg(long, value_name = "N")]
+    max_ttl: Option<u8>,
+    /// Attempts per hop until one is answered (default 2).
+    #[arg(long, value_name = "N")]
+    probes: Option<u8>,
+    /// How long to wait for each answer, e.g. 1s, 500ms (default 1s).
+    #[arg(long, value_name = "DURATION")]
+    wait: Option<String>,
+    /// Stop a trace after N consecutive silent hops (default 3).
+    #[arg(long, value_name = "N")]
+    gap_limit: Option<u8>,
+    /// Paris flow ids per trace, to reveal load-balanced paths (default 1).
+    #[arg(long, value_name = "N")]
+    flows: Option<u16>,
+    /// Addresses traced per /24 (/48) of a prefix target: N or `all` (default 1).
+    #[arg(long, value_name = "N|all")]
+    hosts: Option<String>,
+    /// Always trace the whole path (no border windows).
+    #[arg(long)]
+    no_window: bool,
+    /// A full trace per /24 every N rounds (default 10).
+    #[arg(long, value_name = "N")]
+    full_every: Option<u32>,
+    /// Probes per second toward any one destination (default 100).
+    #[arg(long, value_name = "N")]
+    target_pps: Option<u32>,
+    /// Echo requests per destination per round (default 0: no ping).
+    #[arg(long, value_name = "N")]
+    ping_count: Option<u32>,
+    /// Time between echo requests (default 1s).
+    #[arg(long, value_name = "DURATION")]
+    ping_interval: Option<String>,
 }
 
 impl Args {
@@ -77,35 +130,229 @@ impl Args {
             pps: self.pps,
             interval: self.interval.clone(),
             spool: self.spool.clone(),
+            protocol: self.protocol.clone(),
+            port: self.port,
+            first_ttl: self.first_ttl,
+            max_ttl: self.max_ttl,
+            probes: self.probes,
+            wait: self.wait.clone(),
+            gap_limit: self.gap_limit,
+            flows: self.flows,
+            hosts: self.hosts.clone(),
+            window: self.no_window.then_some(false),
+            full_every: self.full_every,
+            target_pps: self.target_pps,
+            ping_count: self.ping_count,
+            ping_interval: self.ping_interval.clone(),
         }
     }
 }
 
 /// What `--dry-run` prints: what would be probed, within which boundary,
-/// at what rate. Nothing is sent.
-fn dry_run(c: &Config) {
-    let addrs: u128 = c
-        .targets
-        .iter()
-        .map(|t| 1u128 << (t.max_prefix_len() - t.prefix_len()).min(127))
-        .sum();
+/// at what rate. Nothing is sent, no socket is opened.
+fn dry_run(c: &Config, dsts: &[Destination]) {
+    let t = &c.probe.trace;
+    let units: std::collections::HashSet<_> = dsts.iter().map(|d| d.unit).collect();
     println!("tumen-agent dry run (nothing is sent)");
     println!("id:        {}", c.id);
     println!(
-        "targets:   {} prefix(es), {addrs} address(es)",
-        c.targets.len()
+        "targets:   {} prefix(es) -> {} /24-or-/48 unit(s), {} destination(s) ({} per unit)",
+        c.targets.len(),
+        units.len(),
+        dsts.len(),
+        match c.probe.hosts {
+            Hosts::All => "all addresses".to_string(),
+            Hosts::Count(n) => format!("{n}"),
+        }
     );
-    for t in &c.targets {
-        println!("  {t}");
+    for target in &c.targets {
+        println!("  {target}");
+    }
+    for d in dsts.iter().take(8) {
+        println!("  e.g. {} (unit {})", d.addr, d.unit);
     }
     let allow: Vec<String> = c.allow.prefixes().iter().map(ToString::to_string).collect();
     println!("allow:     {}", allow.join(", "));
-    println!("rate cap:  {} probes/s (global)", c.pps);
+    println!(
+        "trace:     {:?}{} ttl {}..={}, {} attempt(s) per hop, wait {:?}, gap limit {}, {} flow(s)",
+        t.protocol,
+        match t.protocol {
+            tumen_agent::packet::Protocol::Icmp => String::new(),
+            _ => format!(" port {}", t.port),
+        },
+        t.first_ttl,
+        t.max_ttl,
+        t.probes,
+        t.wait,
+        t.gap_limit,
+        t.flows
+    );
+    let worst = dsts.len() as u64
+        * u64::from(t.max_ttl - t.first_ttl + 1)
+        * u64::from(t.probes)
+        * u64::from(t.flows);
+    println!(
+        "windows:   {} (a full trace per unit every {} rounds and on any change)",
+        if c.probe.window { "on" } else { "off" },
+        c.probe.full_every
+    );
+    println!(
+        "rate cap:  {} probes/s (global), {:.0} probes/s per destination",
+        c.pps,
+        1.0 / t.target_gap.as_secs_f64()
+    );
+    println!(
+        "bound:     at most {worst} probes per round (every hop of every flow unanswered), \
+         so at least {:.1} s per round at the cap in that worst case",
+        worst as f64 / f64::from(c.pps)
+    );
+    if c.probe.ping_count > 0 {
+        println!(
+            "ping:      {} echo request(s) per destination, {:?} apart",
+            c.probe.ping_count, c.probe.ping_interval
+        );
+    }
     println!("interval:  {} s between rounds", c.interval.as_secs_f64());
     match &c.collector {
         Some(u) => println!("collector: {u}"),
-        None => println!("collector: none (results would only be printed)"),
+        None => println!("collector: none (results are printed as JSON lines)"),
     }
+}
+
+/// Writes records as JSON lines; false once stdout is gone.
+fn emit(out: &mut std::io::StdoutLock<'_>, r: &Record) -> bool {
+    match serde_json::to_string(r) {
+        Ok(line) => writeln!(out, "{line}").and_then(|()| out.flush()).is_ok(),
+        Err(_) => true,
+    }
+}
+
+/// A 16-bit identifier for this agent's probes: the pid mixed with
+/// randomness, so two agents on one host do not take each other's replies.
+fn ident_seed() -> u16 {
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    (std::process::id() as u16) ^ u16::from_be_bytes(b)
+}
+
+async fn probe(config: Config, dsts: Vec<Destination>, once: bool) -> ExitCode {
+    let v4 = dsts.iter().any(|d| d.addr.is_ipv4());
+    let v6 = dsts.iter().any(|d| d.addr.is_ipv6());
+    let opened = RawNetwork::open(config.allow.clone(), v4, v6).and_then(|net| {
+        let seed = ident_seed();
+        let pingers = if config.probe.ping_count > 0 {
+            Some(Pingers::open(v4, v6, seed ^ 0x8000)?)
+        } else {
+            None
+        };
+        Ok((net, pingers, seed))
+    });
+    let (net, pingers, seed) = match opened {
+        Ok(x) => x,
+        Err(e @ SocketError::Permission { .. }) => {
+            eprintln!("tumen-agent: {e}");
+            return ExitCode::from(EXIT_NOPERM);
+        }
+        Err(e) => {
+            eprintln!("tumen-agent: {e}");
+            return ExitCode::from(EXIT_OSERR);
+        }
+    };
+    // The sockets are open: nothing else needs a capability.
+    for note in sys::drop_privileges() {
+        eprintln!("tumen-agent: privileges: {note}");
+    }
+    let left = sys::effective_caps();
+    if !left.is_empty() {
+        eprintln!("tumen-agent: still holding capabilities {left:?}");
+    }
+    let target = config.targets.clone();
+    let gate = Gate::new(config.allow.clone(), config.pps);
+    let mut prober = Prober::new(
+        net,
+        gate,
+        Ident::from_seed(seed),
+        config.id.clone(),
+        config.probe.clone(),
+        target,
+    );
+    let stdout = std::io::stdout();
+    let started = std::time::Instant::now();
+    if once {
+        let mut out = stdout.lock();
+        let mut ok = true;
+        prober.round(&dsts, &mut |r| ok &= emit(&mut out, &r)).await;
+        if let Some(p) = &pingers {
+            prober
+                .ping(p, &dsts, &mut |r| ok &= emit(&mut out, &r))
+                .await;
+        }
+        let s = prober.stats;
+        eprintln!(
+            "tumen-agent: {} destination(s), {} probes sent in {:.2} s, {} replies matched, \
+             {} late, {} duplicate, {} unmatched, {} malformed, {} refused, {} send errors",
+            dsts.len(),
+            s.sent,
+            started.elapsed().as_secs_f64(),
+            s.matched,
+            s.late,
+            s.duplicate,
+            s.unmatched,
+            s.malformed,
+            s.refused,
+            s.send_errors
+        );
+        return ExitCode::SUCCESS;
+    }
+    if config.collector.is_some() {
+        eprintln!(
+            "tumen-agent: uploading to the collector is not in this build yet (spool and upload \
+             come next); results are printed on stdout as JSON lines"
+        );
+    }
+    let (mut term, mut int) = match (
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()),
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("tumen-agent: cannot watch signals: {e}");
+            return ExitCode::from(EXIT_OSERR);
+        }
+    };
+    let mut tick = tokio::time::interval(config.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = tick.tick() => {}
+        }
+        let mut out = stdout.lock();
+        let mut ok = true;
+        let work = async {
+            prober.round(&dsts, &mut |r| ok &= emit(&mut out, &r)).await;
+            if let Some(p) = &pingers {
+                prober
+                    .ping(p, &dsts, &mut |r| ok &= emit(&mut out, &r))
+                    .await;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            () = work => {}
+        }
+        if !ok {
+            eprintln!("tumen-agent: stdout is closed; stopping");
+            break;
+        }
+    }
+    eprintln!(
+        "tumen-agent: stopped after {} round(s), {} probes sent",
+        prober.rounds, prober.stats.sent
+    );
+    ExitCode::SUCCESS
 }
 
 fn main() -> ExitCode {
@@ -127,14 +374,32 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    let dsts = match destinations(&config.targets, config.probe.hosts) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("tumen-agent: invalid configuration:\n  - {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     if args.dry_run {
-        dry_run(&config);
+        dry_run(&config, &dsts);
         return ExitCode::SUCCESS;
     }
-    eprintln!(
-        "tumen-agent: the probe engine is not part of this build yet (wire schema v{}); \
-         nothing was sent.",
-        tumen_wire::SCHEMA_VERSION
-    );
-    ExitCode::from(EXIT_UNAVAILABLE)
+    // Last line of defence before any socket exists.
+    if let Some(d) = dsts.iter().find(|d| !config.allow.permits(d.addr)) {
+        let a: IpAddr = d.addr;
+        eprintln!("tumen-agent: {a} is outside the allow-list; nothing was sent");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tumen-agent: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_OSERR);
+        }
+    };
+    runtime.block_on(probe(config, dsts, args.once))
 }

@@ -37,14 +37,53 @@ fn no_target_and_no_preset_is_refused_with_the_reason() {
     assert!(err.contains("--preset dprk"), "{err}");
 }
 
+/// Without CAP_NET_RAW the agent cannot open its sockets and says how to
+/// grant the capability. The agent runs as `nobody` with every capability
+/// dropped (setpriv), so no socket exists and nothing can be sent: tests
+/// never run a sending agent outside a lab namespace.
 #[test]
-fn a_real_run_gets_an_honest_not_yet_and_exit_69() {
-    let out = Command::new(BIN)
-        .args(["--target", "192.0.2.0/24", "--allow-reserved", "--id", "t"])
+fn without_cap_net_raw_a_real_run_says_how_to_grant_it_and_exits_77() {
+    let mut cmd = if is_root() {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--",
+            BIN,
+        ]);
+        c
+    } else {
+        Command::new(BIN)
+    };
+    let out = cmd
+        .args([
+            "--once",
+            "--target",
+            "198.18.255.1",
+            "--allow-reserved",
+            "--id",
+            "t",
+        ])
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(69));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing was sent"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(77), "{err}");
+    assert!(err.contains("CAP_NET_RAW"), "{err}");
+    assert!(err.contains("setcap cap_net_raw+ep"), "{err}");
+    assert!(err.contains("AmbientCapabilities=CAP_NET_RAW"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
 }
 
 #[test]
@@ -65,13 +104,79 @@ fn dry_run_with_the_dprk_preset_shows_the_plan() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("nothing is sent"), "{text}");
     assert!(
-        text.contains("targets:   3 prefix(es), 1536 address(es)"),
+        text.contains(
+            "targets:   3 prefix(es) -> 6 /24-or-/48 unit(s), 6 destination(s) (1 per unit)"
+        ),
         "{text}"
     );
     for p in ["175.45.176.0/22", "210.52.109.0/24", "77.94.35.0/24"] {
         assert!(text.contains(p), "{text}");
     }
     assert!(text.contains("rate cap:  50 probes/s"), "{text}");
+    assert!(
+        text.contains("e.g. 175.45.177.1 (unit 175.45.177.0/24)"),
+        "{text}"
+    );
+    assert!(text.contains("at most 360 probes per round"), "{text}");
+}
+
+#[test]
+fn probe_options_are_validated_together() {
+    let out = Command::new(BIN)
+        .args([
+            "--preset",
+            "dprk",
+            "--dry-run",
+            "--protocol",
+            "sctp",
+            "--first-ttl",
+            "9",
+            "--max-ttl",
+            "4",
+            "--probes",
+            "0",
+            "--wait",
+            "forever",
+            "--hosts",
+            "300",
+            "--flows",
+            "1000",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "protocol \"sctp\" is not one of icmp, udp, tcp",
+        "first_ttl 9 is above max_ttl 4",
+        "probes 0 is out of range 1..=10",
+        "wait \"forever\" is not a duration",
+        "hosts \"300\" is not a number 1..=256 or `all`",
+        "flows 1000 is out of range 1..=256",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    let out = Command::new(BIN)
+        .args([
+            "--preset",
+            "dprk",
+            "--dry-run",
+            "--protocol",
+            "tcp",
+            "--hosts",
+            "all",
+            "--flows",
+            "4",
+        ])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Tcp port 80"), "{text}");
+    assert!(
+        text.contains("1536 destination(s) (all addresses per unit)"),
+        "{text}"
+    );
 }
 
 #[test]
