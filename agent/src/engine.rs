@@ -378,17 +378,21 @@ impl Sweep {
 
     /// The hops probed, in TTL order.
     pub fn hops(&self) -> Vec<Hop> {
+        self.clone().into_hops()
+    }
+
+    /// The hops probed, in TTL order, consuming the sweep.
+    pub fn into_hops(self) -> Vec<Hop> {
+        let (first, flow) = (self.first_ttl, self.flow);
         self.hops
-            .iter()
+            .into_iter()
             .enumerate()
             .filter(|(_, h)| h.sent > 0 || !h.replies.is_empty())
             .map(|(i, h)| Hop {
-                ttl: self
-                    .first_ttl
-                    .saturating_add(u8::try_from(i).unwrap_or(u8::MAX)),
-                flow: self.flow,
+                ttl: first.saturating_add(u8::try_from(i).unwrap_or(u8::MAX)),
+                flow,
                 sent: h.sent,
-                replies: h.replies.clone(),
+                replies: h.replies,
             })
             .collect()
     }
@@ -398,17 +402,15 @@ impl Sweep {
     }
 }
 
-/// A probe in the table.
+/// A probe in the table: 24 bytes, so the whole table (every probe
+/// number) costs 1.5 MB. Destination and flow are the sweep's; the
+/// protocol is the run's.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     sweep: u32,
     ttl: u8,
-    dst: IpAddr,
-    flow: u16,
-    protocol: Protocol,
-    sent_at: Instant,
-    sent_wall: SystemTime,
     state: SlotState,
+    sent_at: Instant,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -681,11 +683,7 @@ pub async fn run<N: Network>(
                     table.slots[usize::from(seq)] = Some(Slot {
                         sweep: i as u32,
                         ttl,
-                        dst: spec.dst,
-                        flow: spec.flow,
-                        protocol: spec.protocol,
                         sent_at,
-                        sent_wall: SystemTime::now(),
                         state: SlotState::Pending,
                     });
                     timeouts.push_back((sent_at + params.wait, seq));
@@ -743,8 +741,9 @@ pub async fn run<N: Network>(
                         stats.unmatched += 1;
                         continue;
                     };
-                    let flow_ok = flow == u16::MAX || flow == slot.flow;
-                    if slot.dst != qdst || slot.protocol != proto || !flow_ok || (seq == 0) {
+                    let owner = &entries[slot.sweep as usize].sweep;
+                    let flow_ok = flow == u16::MAX || flow == owner.flow;
+                    if owner.dst != qdst || params.protocol != proto || !flow_ok {
                         stats.unmatched += 1;
                         continue;
                     }
@@ -757,7 +756,9 @@ pub async fn run<N: Network>(
                         SlotState::Pending => false,
                     };
                     slot.state = SlotState::Answered;
-                    let rtt = match inc.kernel_ts.map(|k| k.duration_since(slot.sent_wall)) {
+                    // The wall-clock send time, from the run's anchor pair.
+                    let sent_wall = start_wall + slot.sent_at.saturating_duration_since(start);
+                    let rtt = match inc.kernel_ts.map(|k| k.duration_since(sent_wall)) {
                         Some(Ok(d)) => d,
                         _ => now.saturating_duration_since(slot.sent_at),
                     };
@@ -804,13 +805,13 @@ pub async fn run<N: Network>(
         })
         .collect();
     let mut stops: Vec<Vec<StopReason>> = vec![Vec::new(); jobs.len()];
-    for e in &entries {
+    for e in entries {
         let r = &mut results[e.job];
         r.src = e.src;
         r.probes_sent += e.sweep.sent;
         r.reached |= e.sweep.reached();
-        r.hops.extend(e.sweep.hops());
         stops[e.job].push(e.sweep.done.unwrap_or(StopReason::Error));
+        r.hops.extend(e.sweep.into_hops());
     }
     for (r, s) in results.iter_mut().zip(stops) {
         r.hops.sort_by_key(|h| (h.ttl, h.flow));

@@ -316,9 +316,16 @@ impl<N: Network> Prober<N> {
         }
     }
 
-    async fn batch(&mut self, jobs: &[Job], out: &mut dyn FnMut(Record)) -> Vec<JobResult> {
+    /// Runs `jobs`, learns from them (collecting windows that disagree
+    /// into `escalate`), then hands each result to `out` as a record.
+    async fn batch(
+        &mut self,
+        jobs: &[Job],
+        escalate: &mut Vec<Destination>,
+        out: &mut dyn FnMut(Record),
+    ) {
         if jobs.is_empty() {
-            return Vec::new();
+            return;
         }
         let results = run(
             &mut self.net,
@@ -329,10 +336,10 @@ impl<N: Network> Prober<N> {
             &mut self.stats,
         )
         .await;
-        for r in &results {
-            out(self.record(r.clone()));
+        self.learn(&results, escalate);
+        for r in results {
+            out(self.record(r));
         }
-        results
     }
 
     /// One round over `dsts`; every record goes to `out` as soon as its
@@ -357,9 +364,8 @@ impl<N: Network> Prober<N> {
                 None => followers.push(*d),
             }
         }
-        let results = self.batch(&first, out).await;
         let mut escalate = Vec::new();
-        self.learn(&results, &mut escalate);
+        self.batch(&first, &mut escalate, out).await;
 
         // Followers of units whose leader found a border use a window;
         // the others need their own full trace.
@@ -371,13 +377,11 @@ impl<N: Network> Prober<N> {
             }
         }
         refreshed.extend(escalate.iter().map(|d| d.unit));
-        let results = self.batch(&second, out).await;
         let mut again = Vec::new();
-        self.learn(&results, &mut again);
+        self.batch(&second, &mut again, out).await;
         let third: Vec<Job> = again.iter().map(|d| self.full(d)).collect();
         refreshed.extend(again.iter().map(|d| d.unit));
-        let results = self.batch(&third, out).await;
-        self.learn(&results, &mut Vec::new());
+        self.batch(&third, &mut Vec::new(), out).await;
 
         for (unit, b) in self.borders.iter_mut() {
             if refreshed.contains(unit) {
