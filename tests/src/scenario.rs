@@ -31,7 +31,7 @@ pub const LAB_RANGES: [&str; 5] = [
 ];
 
 /// Scenarios shipped with Tumen, by name.
-pub const SHIPPED: [(&str, &str); 4] = [
+pub const SHIPPED: [(&str, &str); 5] = [
     ("dprk-2017", include_str!("../scenarios/dprk-2017.toml")),
     ("dprk-2025", include_str!("../scenarios/dprk-2025.toml")),
     (
@@ -42,6 +42,7 @@ pub const SHIPPED: [(&str, &str); 4] = [
         "silent-and-lossy",
         include_str!("../scenarios/silent-and-lossy.toml"),
     ),
+    ("long-path", include_str!("../scenarios/long-path.toml")),
 ];
 
 /// Longest node name: node names are also interface names (IFNAMSIZ - 1).

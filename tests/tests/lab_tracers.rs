@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use common::{nth_addr, up};
+use common::{assert_clean, nth_addr, sweep, up};
 use tumen_lab::oracle::{self, Method};
 use tumen_lab::{Hop, Proto};
 
@@ -201,4 +201,31 @@ fn loss_shows_at_the_configured_rate() {
         }
     }
     panic!("loss {figures:?}% never within 10 points of {expected:.0}%");
+}
+
+#[test]
+fn long_path_is_thirteen_hops_to_every_corner_of_the_target() {
+    let lab = up("long-path");
+    let dsts: Vec<IpAddr> = [
+        "198.18.176.0",
+        "198.18.177.20",
+        "198.18.178.128",
+        "198.18.179.255",
+        "2001:db8:176::1",
+        "2001:db8:176:ffff::abcd",
+    ]
+    .iter()
+    .map(|a| a.parse().expect("addr"))
+    .collect();
+    let (seen, bad) = sweep(&lab, &dsts, Method::Icmp, true);
+    assert_clean("long-path", &bad);
+    assert_eq!(seen.len(), dsts.len());
+    for (_, dst, o) in &seen {
+        assert_eq!(o.hops.len(), 13, "{o}");
+        assert_eq!(
+            o.hops[12].addrs().into_iter().collect::<Vec<_>>(),
+            [*dst],
+            "{o}"
+        );
+    }
 }
