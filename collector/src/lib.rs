@@ -1,0 +1,6 @@
+//! The Tumen collector as a library: the model of a traceroute
+//! ([`model`]), readers for the formats users paste ([`input`]), the
+//! prefix-to-ASN table and its loaders ([`table`]), organisations
+//! ([`orgs`]) and upstream inference ([`infer`], pure, no I/O).
+
+pub mod model;

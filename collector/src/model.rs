@@ -1,0 +1,50 @@
+//! The collector's common view of a traceroute, whatever it was read from
+//! (Tumen JSON lines, Linux/macOS `traceroute` text, `mtr --json`, RIPE
+//! Atlas JSON): what inference needs and nothing more.
+
+use std::net::IpAddr;
+
+/// One traceroute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trace {
+    /// The destination: the header's, or for excerpts without a header
+    /// the last responding hop's (DESIGN.md, `infer`).
+    pub target: Option<IpAddr>,
+    /// Where the trace came from, for messages: `file:line` or a label.
+    pub origin: String,
+    /// Hops in TTL order; a TTL that was not probed is absent.
+    pub hops: Vec<Hop>,
+}
+
+/// What one TTL gave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hop {
+    pub ttl: u8,
+    /// Distinct responding addresses in order of first appearance; empty
+    /// when every probe went unanswered (`*`).
+    pub addrs: Vec<IpAddr>,
+    /// Unreachable annotations seen at this hop: `!X`, `!N`, `!H`, `!P`,
+    /// `!<code>`.
+    pub annotations: Vec<String>,
+}
+
+impl Trace {
+    /// The target, or the last responding hop's address.
+    pub fn effective_target(&self) -> Option<IpAddr> {
+        self.target.or_else(|| {
+            self.hops
+                .iter()
+                .rev()
+                .find_map(|h| h.addrs.last().copied())
+        })
+    }
+}
+
+/// A traceroute input that cannot be read; names the place and the fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {what}")]
+pub struct InputError {
+    /// `file:line` (or `file:line:field` for JSON).
+    pub origin: String,
+    pub what: String,
+}
