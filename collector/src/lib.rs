@@ -3,4 +3,6 @@
 //! prefix-to-ASN table and its loaders ([`table`]), organisations
 //! ([`orgs`]) and upstream inference ([`infer`], pure, no I/O).
 
+pub mod infer;
 pub mod model;
+pub mod orgs;
