@@ -3,6 +3,7 @@
 //! prefix-to-ASN table and its loaders ([`table`]), organisations
 //! ([`orgs`]) and upstream inference ([`infer`], pure, no I/O).
 
+pub mod defaults;
 pub mod infer;
 pub mod model;
 pub mod orgs;

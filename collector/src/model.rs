@@ -31,12 +31,8 @@ pub struct Hop {
 impl Trace {
     /// The target, or the last responding hop's address.
     pub fn effective_target(&self) -> Option<IpAddr> {
-        self.target.or_else(|| {
-            self.hops
-                .iter()
-                .rev()
-                .find_map(|h| h.addrs.last().copied())
-        })
+        self.target
+            .or_else(|| self.hops.iter().rev().find_map(|h| h.addrs.last().copied()))
     }
 }
 
