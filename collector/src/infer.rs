@@ -27,6 +27,12 @@ pub trait AsnLookup {
     fn asn(&self, addr: IpAddr) -> Option<u32>;
 }
 
+impl AsnLookup for crate::table::PrefixTable {
+    fn asn(&self, addr: IpAddr) -> Option<u32> {
+        self.lookup_asn(addr)
+    }
+}
+
 /// The target network: prefixes plus ASNs whose space is inside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {

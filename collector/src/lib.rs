@@ -5,5 +5,7 @@
 
 pub mod defaults;
 pub mod infer;
+pub mod input;
 pub mod model;
 pub mod orgs;
+pub mod table;

@@ -1,0 +1,231 @@
+//! RIPE Atlas traceroute results: one result object, an array of them (the
+//! API's download), or one per line (the streaming and "JSON lines"
+//! downloads).
+//!
+//! The target is `dst_addr`; `result` lists the hops, `{"hop": n,
+//! "result": [reply, ...]}`. All firmware variants are read:
+//! - a reply `{"x": "*"}` is a lost probe;
+//! - `{"from": ADDR, "rtt": ..}` an answer; `err` on it is an ICMP error,
+//!   kept as traceroute prints it: `"A"` (administratively prohibited) →
+//!   `!X`, `"N"` → `!N`, `"H"` → `!H`, `"P"` → `!P`, `"p"` (port
+//!   unreachable) → `!p`, `"h"` (beyond scope) → `!h`, another letter
+//!   likewise, a number (an unrecognised code) → `!<n>`;
+//! - `late` replies (no `rtt`, arrived after the wait) still name who
+//!   answered; `dup` replies are duplicates and are skipped; `icmpext`
+//!   (MPLS and other ICMP extensions) is ignored;
+//! - a hop entry `{"hop": n, "error": "..."}` (sending failed) is a hop
+//!   nobody answered;
+//! - the trailing `{"hop": 255, ...}` entry some firmware appends after the
+//!   last real hop is dropped;
+//! - a result with a top-level `error` and no `result` (e.g. the name did
+//!   not resolve) is a trace without hops.
+//!
+//! `from`, `af`, `prb_id` and the like name the probe; they are not needed.
+
+use std::net::IpAddr;
+
+use serde_json::Value;
+
+use super::json::{documents, kind, Node};
+use super::{push_addr, push_annotation, Hops};
+use crate::model::{InputError, Trace};
+
+/// Reads every traceroute result in RIPE Atlas JSON.
+pub fn read_atlas_json(text: &str, name: &str) -> Result<Vec<Trace>, InputError> {
+    let text = super::strip_bom(text);
+    let docs = documents(text, name)?;
+    if docs.is_empty() {
+        return Err(InputError {
+            origin: format!("{name}:1"),
+            what: "no RIPE Atlas result in input".into(),
+        });
+    }
+    let mut traces = Vec::new();
+    for doc in &docs {
+        let root = doc.root();
+        if root.value.is_array() {
+            for result in root.array()? {
+                traces.push(read_result(&result)?);
+            }
+        } else {
+            traces.push(read_result(&root)?);
+        }
+    }
+    Ok(traces)
+}
+
+fn read_result(node: &Node<'_>) -> Result<Trace, InputError> {
+    node.expect_object("a RIPE Atlas traceroute result")?;
+    if let Some(t) = node.get("type") {
+        let s = t.str()?;
+        if s != "traceroute" {
+            return Err(t.error(format!(
+                "a RIPE Atlas result of type `{s}`, not `traceroute`"
+            )));
+        }
+    }
+    let target = node.get("dst_addr").map(|n| n.addr()).transpose()?;
+    let mut hops = Hops::default();
+    let entries = match node.get("result") {
+        Some(r) => r.array()?,
+        // A failed measurement: `{"error": "...", ...}` and no hops.
+        None if node.get("error").is_some() => Vec::new(),
+        None => node.req("result")?.array()?,
+    };
+    let count = entries.len();
+    let mut previous: Option<u8> = None;
+    for (i, entry) in entries.iter().enumerate() {
+        entry.expect_object("a hop entry")?;
+        let ttl = entry.req("hop")?.hop_number()?;
+        // Firmware marker after the last real hop, not a hop.
+        if ttl == 255 && i + 1 == count && previous.is_some_and(|p| p < 254) {
+            break;
+        }
+        previous = Some(ttl);
+        let hop = hops.at(ttl);
+        let replies = match entry.get("result") {
+            Some(r) => r.array()?,
+            None if entry.get("error").is_some() => continue,
+            None => entry.req("result")?.array()?,
+        };
+        for reply in replies {
+            reply.expect_object("a reply")?;
+            if reply.get("dup").is_some_and(|d| truthy(d.value)) {
+                continue;
+            }
+            if let Some(err) = reply.get("err") {
+                push_annotation(hop, &annotation(&err)?);
+            }
+            match reply.get("from") {
+                Some(from) => {
+                    let addr: IpAddr = from.addr()?;
+                    push_addr(hop, addr);
+                }
+                None if reply.get("x").is_some()
+                    || reply.get("error").is_some()
+                    || reply.get("err").is_some() => {}
+                None => {
+                    return Err(
+                        reply.error("a reply needs `from` (who answered) or `x` (no answer)")
+                    )
+                }
+            }
+        }
+    }
+    Ok(Trace {
+        target,
+        origin: node.origin(),
+        hops: hops.into_vec(),
+    })
+}
+
+/// `dup: true` / `dup: 1` (some firmware counts).
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::Null => false,
+        _ => true,
+    }
+}
+
+/// A reply's `err` as traceroute prints it.
+fn annotation(err: &Node<'_>) -> Result<String, InputError> {
+    match err.value {
+        Value::String(s) if s == "A" => Ok("!X".into()),
+        Value::String(s) if !s.is_empty() && !s.contains(char::is_whitespace) => {
+            Ok(format!("!{s}"))
+        }
+        Value::Number(n) => match n.as_u64() {
+            Some(code) => Ok(format!("!<{code}>")),
+            None => Err(err.error(format!("`err` {n} is not an ICMP code"))),
+        },
+        v => Err(err.error(format!(
+            "`err` must be a letter (A, N, H, P, p, h) or an ICMP code, found {}",
+            match v {
+                Value::String(s) => format!("{s:?}"),
+                other => kind(other).to_string(),
+            }
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::json::documents;
+
+    fn ann(v: &str) -> Result<String, InputError> {
+        let docs = documents(v, "a").expect("json");
+        let root = docs[0].root();
+        annotation(&root)
+    }
+
+    #[test]
+    fn err_codes_map_to_traceroute_annotations() {
+        assert_eq!(ann(r#""A""#).expect("A"), "!X");
+        for l in ["N", "H", "P", "p", "h"] {
+            assert_eq!(ann(&format!("{l:?}")).expect(l), format!("!{l}"));
+        }
+        assert_eq!(ann("10").expect("10"), "!<10>");
+        assert!(ann("-1").is_err());
+        assert!(ann(r#""""#).is_err());
+        assert!(ann("true").is_err());
+    }
+
+    #[test]
+    fn dup_flags() {
+        assert!(truthy(&Value::Bool(true)));
+        assert!(!truthy(&Value::Bool(false)));
+        assert!(truthy(&serde_json::json!(1)));
+        assert!(!truthy(&serde_json::json!(0)));
+    }
+
+    #[test]
+    fn a_minimal_result() {
+        let t = read_atlas_json(
+            r#"{"dst_addr":"192.0.2.9","result":[{"hop":1,"result":[{"x":"*"},{"from":"192.0.2.1","rtt":1.0},{"from":"192.0.2.9","err":"A"}]},{"hop":255,"result":[{"x":"*"}]}]}"#,
+            "a",
+        )
+        .expect("result");
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].hops.len(), 1);
+        assert_eq!(t[0].hops[0].addrs.len(), 2);
+        assert_eq!(t[0].hops[0].annotations, vec!["!X"]);
+    }
+
+    #[test]
+    fn faults_name_the_field() {
+        for (text, origin) in [
+            (
+                r#"{"result":[{"hop":1,"result":[]},{"result":[]}]}"#,
+                "a:1:result[1].hop",
+            ),
+            (
+                r#"{"result":[{"hop":1,"result":[{"rtt":1}]}]}"#,
+                "a:1:result[0].result[0]",
+            ),
+            (
+                r#"{"result":[{"hop":1,"result":[{"from":"x"}]}]}"#,
+                "a:1:result[0].result[0].from",
+            ),
+            (
+                r#"{"result":[{"hop":1,"result":[{"x":"*","err":[]}]}]}"#,
+                "a:1:result[0].result[0].err",
+            ),
+            (r#"{"result":[{"hop":1}]}"#, "a:1:result[0].result"),
+            (
+                r#"{"result":[{"hop":256,"result":[]}]}"#,
+                "a:1:result[0].hop",
+            ),
+            (r#"{"result":{}}"#, "a:1:result"),
+            (r#"{"dst_addr":"nope","result":[]}"#, "a:1:dst_addr"),
+            (r#"{"type":"ping","result":[]}"#, "a:1:type"),
+            (r#"{"dst_addr":"192.0.2.1"}"#, "a:1:result"),
+            (r#"[{"result":[]},"x"]"#, "a:1:[1]"),
+        ] {
+            let e = read_atlas_json(text, "a").expect_err(text);
+            assert_eq!(e.origin, origin, "{text}: {e}");
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Tumen's own JSON lines (`docs/wire.md`), read with
+//! [`tumen_wire::Record::from_json_line`] so the schema version is checked
+//! first. Trace records become traces (target = `dst`; the entries of all
+//! Paris flows grouped by TTL, addresses kept distinct in order of first
+//! appearance, annotations from the replies' `annotation`); ping records
+//! are skipped. Blank lines are skipped.
+
+use tumen_wire::{PingRecord, Record, RecordError, TraceRecord};
+
+use super::json::path_at;
+use super::{push_addr, push_annotation, Hops};
+use crate::model::{InputError, Trace};
+
+/// Reads every trace record in Tumen JSON lines.
+pub fn read_tumen_json_lines(text: &str, name: &str) -> Result<Vec<Trace>, InputError> {
+    let text = super::strip_bom(text);
+    let mut traces = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let n = i + 1;
+        match Record::from_json_line(line) {
+            Ok(Record::Trace(t)) => traces.push(convert(&t, format!("{name}:{n}"))),
+            Ok(Record::Ping(_)) => {}
+            Err(e) => return Err(record_error(line, &e, &format!("{name}:{n}"))),
+        }
+    }
+    Ok(traces)
+}
+
+fn convert(record: &TraceRecord, origin: String) -> Trace {
+    let mut hops = Hops::default();
+    for entry in &record.hops {
+        let hop = hops.at(entry.ttl);
+        for reply in &entry.replies {
+            push_addr(hop, reply.addr);
+            if let Some(a) = reply.annotation.as_deref().filter(|a| !a.is_empty()) {
+                push_annotation(hop, a);
+            }
+        }
+    }
+    Trace {
+        target: Some(record.dst),
+        origin,
+        hops: hops.into_vec(),
+    }
+}
+
+/// `file:line[:field]: what`, the field found from serde's column.
+fn record_error(line: &str, e: &RecordError, origin: &str) -> InputError {
+    match e {
+        RecordError::Schema(s) => InputError {
+            origin: format!("{origin}:schema"),
+            what: s.to_string(),
+        },
+        RecordError::Json(j) => {
+            // `Record` is an internally tagged enum: serde buffers it and
+            // its errors lose their position. Reading the line again as
+            // the variant its `kind` names gives the column of the fault.
+            let kind = serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned));
+            let positioned = match kind.as_deref() {
+                Some("trace") => serde_json::from_str::<TraceRecord>(line).err(),
+                Some("ping") => serde_json::from_str::<PingRecord>(line).err(),
+                _ => None,
+            };
+            let j = positioned.as_ref().unwrap_or(j);
+            let text = j.to_string();
+            let msg = text
+                .rsplit_once(" at line ")
+                .map_or(text.as_str(), |(m, _)| m);
+            // serde's column (1-based) points at the last byte of the
+            // faulty value, or at the end of an object missing a field.
+            let path = if j.is_syntax() || j.is_eof() || j.column() == 0 {
+                Default::default()
+            } else {
+                path_at(line, 0, j.column() - 1)
+            };
+            let column = if j.column() > 0 {
+                format!(" (column {})", j.column())
+            } else {
+                String::new()
+            };
+            InputError {
+                origin: if path.is_empty() {
+                    origin.to_string()
+                } else {
+                    format!("{origin}:{path}")
+                },
+                what: format!("not a valid Tumen record: {msg}{column}"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TRACE: &str = r#"{"kind":"trace","schema":1,"id":"00112233445566778899aabbccddeeff","agent":"vp-fra","start_ms":1506848871000,"duration_ms":12.5,"src":"192.0.2.2","dst":"198.18.177.15","prefix":"198.18.177.0/24","protocol":"udp","port":33434,"mode":"full","first_ttl":1,"max_ttl":30,"flows":1,"stop":"unreachable","reached":false,"probes_sent":3,"hops":[{"ttl":1,"flow":0,"sent":2,"replies":[]},{"ttl":2,"flow":0,"sent":1,"replies":[{"addr":"198.18.219.1","rtt_ms":0.25,"kind":"unreachable","icmp_type":3,"icmp_code":13,"annotation":"!X"}]}]}"#;
+
+    #[test]
+    fn the_wire_example_reads() {
+        let t = read_tumen_json_lines(TRACE, "w").expect("trace");
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].target, "198.18.177.15".parse().ok());
+        assert_eq!(t[0].hops.len(), 2);
+        assert!(t[0].hops[0].addrs.is_empty());
+        assert_eq!(t[0].hops[1].annotations, vec!["!X"]);
+    }
+
+    #[test]
+    fn faults_name_the_field_from_the_column() {
+        let bad_ttl = TRACE.replacen(r#""ttl":2"#, r#""ttl":"two""#, 1);
+        let e = read_tumen_json_lines(&bad_ttl, "w").expect_err("ttl");
+        assert_eq!(e.origin, "w:1:hops[1].ttl", "{e}");
+        let bad_addr = TRACE.replacen("198.18.219.1", "nowhere", 1);
+        let e = read_tumen_json_lines(&bad_addr, "w").expect_err("addr");
+        assert_eq!(e.origin, "w:1:hops[1].replies[0].addr", "{e}");
+        let e = read_tumen_json_lines(r#"{"kind":"trace","schema":9}"#, "w").expect_err("new");
+        assert_eq!(e.origin, "w:1:schema");
+        assert!(e.what.contains("upgrade"), "{e}");
+        let e = read_tumen_json_lines("\n{\"kind\":", "w").expect_err("cut");
+        assert_eq!(e.origin, "w:2");
+        let e = read_tumen_json_lines(r#"{"kind":"trace","schema":1}"#, "w").expect_err("missing");
+        assert_eq!(e.origin, "w:1");
+        assert!(e.what.contains("missing field"), "{e}");
+    }
+}
