@@ -128,6 +128,19 @@ fn spot_checks_of_the_2014_table() {
         Some(&Origin::Asn(131279))
     );
     assert_eq!(table.get(&net("175.45.176.0/22")), None);
+    // The ASN-only lookup agrees with the full one everywhere.
+    let mut x = 0x0123_4567_89ab_cdef_u64;
+    for _ in 0..200_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let addr = IpAddr::V4(Ipv4Addr::from((x >> 32) as u32));
+        assert_eq!(
+            table.lookup_asn(addr),
+            table.lookup(addr).map(|(_, o)| o.primary()),
+            "{addr}"
+        );
+    }
     // Unrouted and reserved space.
     assert_eq!(lpm(&table, "10.1.2.3"), None);
     assert_eq!(lpm(&table, "198.18.176.1"), None);
@@ -206,6 +219,7 @@ fn truncated_mrt_dump_is_read_to_its_last_whole_record() {
     assert_eq!(lpm(&table, "1.0.0.1"), some("1.0.0.0/24", 15169));
     assert_eq!(lpm(&table, "1.0.4.200"), some("1.0.4.0/24", 56203));
     assert_eq!(lpm(&table, "5.63.184.1"), some("5.63.184.0/24", 60801));
+    assert_eq!(table.lookup_asn(ip("1.2.4.1")), Some(24151));
     assert_eq!(
         table.get(&net("1.2.4.0/24")),
         Some(&Origin::Multi(
@@ -932,6 +946,11 @@ fn lpm_empty_table_families_and_changes_after_lookups() {
         Some(Origin::Asn(2))
     );
     assert_eq!(lpm(&table, "10.9.9.9"), some("10.9.0.0/16", 3));
+    assert_eq!(
+        table.lookup_asn(ip("10.9.9.9")),
+        Some(3),
+        "the ASN index follows"
+    );
     // Host bits are cleared.
     table.insert(net("10.9.8.7/24"), Origin::Asn(4));
     assert_eq!(table.get(&net("10.9.8.0/24")), Some(&Origin::Asn(4)));

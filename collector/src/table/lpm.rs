@@ -455,6 +455,7 @@ mod tests {
                     .map(|&(a, l, asn)| ((a, l), asn));
                 let got = fam.lookup(addr).map(|(k, o)| (k, o.primary()));
                 assert_eq!(got, want, "round {round}, address {addr:#010x}");
+                assert_eq!(fam.lookup_asn(addr), want.map(|(_, asn)| asn));
             }
         }
     }

@@ -30,6 +30,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 pub use load::{
     load, load_with_report, read, Compression, Format, LineFault, LoadError, LoadReport, MrtFault,
+    UnknownFormatName,
 };
 pub use origin::{Origin, OriginParseError};
 
