@@ -18,13 +18,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{in_target, nth_addr, up};
+use common::{in_target, nth_addr, ttk_moved, up, TRANSTELECOM};
 use tumen_lab::oracle::{self, Observed};
 use tumen_lab::{Hop, Lab, Mark, Proto, Scenario};
 use tumen_wire::{Record, StopReason, TraceRecord};
 
 const CHINA_UNICOM: u32 = 4837;
-const TRANSTELECOM: u32 = 20485;
 
 /// The agent binary of this build.
 fn agent_bin() -> PathBuf {
@@ -528,17 +527,7 @@ fn dprk_2017_agent_hops_equal_traceroute_and_model_before_and_after_ttk_activati
     let (seen, bad) = sweep(&lab, &protos, &[], 2, true);
     assert_clean("dprk-2017 after ttk-activation", &bad);
     assert_final_kinds(&seen);
-    let moved: Vec<ipnet::IpNet> = [
-        "198.18.177.0/24",
-        "198.18.178.0/24",
-        "198.18.179.0/24",
-        "2001:db8:177::/48",
-        "2001:db8:178::/48",
-        "2001:db8:179::/48",
-    ]
-    .iter()
-    .map(|p| p.parse().expect("prefix"))
-    .collect();
+    let moved = ttk_moved();
     let mut ttk = BTreeMap::<String, usize>::new();
     for (proto, t) in &seen {
         let want = if t.agent != "vp-nyc" && moved.iter().any(|p| p.contains(&t.dst)) {

@@ -7,11 +7,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use common::{assert_clean, host_addrs, observed_upstream, sweep, up};
+use common::{assert_clean, host_addrs, observed_upstream, sweep, ttk_moved, up, TRANSTELECOM};
 use tumen_lab::oracle::Method;
 
 const CHINA_UNICOM: u32 = 4837;
-const TRANSTELECOM: u32 = 20485;
 
 fn all_hosts(lab: &tumen_lab::Lab) -> Vec<IpAddr> {
     let s = lab.scenario();
@@ -48,17 +47,7 @@ fn dprk_2017_hops_match_traceroute_and_scamper_before_and_after_ttk_activation()
     let (seen, bad) = sweep(&lab, &dsts, Method::Icmp, true);
     assert_clean("dprk-2017 after ttk-activation", &bad);
     let after = upstreams(&lab, &seen);
-    let moved: Vec<ipnet::IpNet> = [
-        "198.18.177.0/24",
-        "198.18.178.0/24",
-        "198.18.179.0/24",
-        "2001:db8:177::/48",
-        "2001:db8:178::/48",
-        "2001:db8:179::/48",
-    ]
-    .iter()
-    .map(|p| p.parse().expect("prefix"))
-    .collect();
+    let moved = ttk_moved();
     for ((vp, dst), up) in &after {
         let want = if vp != "vp-nyc" && moved.iter().any(|p| p.contains(dst)) {
             TRANSTELECOM

@@ -146,3 +146,22 @@ pub fn assert_clean(what: &str, bad: &[String]) {
         bad.join("\n\n")
     );
 }
+
+/// TransTeleCom's AS number (the stand-in upstream of `ttk-activation`).
+pub const TRANSTELECOM: u32 = 20485;
+
+/// The dprk-2017 target prefixes that `ttk-activation` moves to
+/// TransTeleCom for vp-fra and vp-sgp (vp-nyc keeps China Unicom).
+pub fn ttk_moved() -> Vec<IpNet> {
+    [
+        "198.18.177.0/24",
+        "198.18.178.0/24",
+        "198.18.179.0/24",
+        "2001:db8:177::/48",
+        "2001:db8:178::/48",
+        "2001:db8:179::/48",
+    ]
+    .iter()
+    .map(|p| p.parse().expect("prefix"))
+    .collect()
+}
