@@ -1,9 +1,13 @@
 //! The Tumen collector as a library: the model of a traceroute
 //! ([`model`]), readers for the formats users paste ([`input`]), the
 //! prefix-to-ASN table and its loaders ([`table`]), organisations
-//! ([`orgs`]) and upstream inference ([`infer`], pure, no I/O).
+//! ([`orgs`]), upstream inference per trace ([`infer`]) and per
+//! (agent, /24) over time ([`paths`]) — both pure, no I/O — the SQLite
+//! store ([`store`]), optional Team Cymru / PTR enrichment over DNS
+//! ([`dns`]) and the HTTP service around them ([`serve`]).
 
 pub mod defaults;
+pub mod dns;
 pub mod infer;
 pub mod input;
 pub mod model;
