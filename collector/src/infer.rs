@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::Trace;
 use crate::orgs::Orgs;
@@ -87,7 +87,7 @@ pub fn unattributable(addr: IpAddr) -> bool {
 }
 
 /// A hop cited as evidence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HopRef {
     pub ttl: u8,
     pub addr: IpAddr,
@@ -96,7 +96,7 @@ pub struct HopRef {
 }
 
 /// Why the answer is what it is.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     /// The last hop outside the target with a known ASN.
     pub last_foreign: Option<HopRef>,
@@ -115,12 +115,12 @@ pub struct Evidence {
     pub terminal_annotation: Option<String>,
     /// Other organisations answering at the last foreign hop (load
     /// balancing across upstreams at the border).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also_at_border: Vec<String>,
 }
 
 /// The answer for one trace.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Inference {
     pub target: Option<IpAddr>,
     /// Organisation id, `AS<n>` when none is known, or `unknown`.

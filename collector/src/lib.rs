@@ -12,4 +12,7 @@ pub mod infer;
 pub mod input;
 pub mod model;
 pub mod orgs;
+pub mod paths;
+pub mod serve;
+pub mod store;
 pub mod table;

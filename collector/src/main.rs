@@ -1,19 +1,15 @@
 //! `tumen-collector`: receives agents' results, infers upstreams, exports
 //! metrics, and answers `infer` for any traceroute.
 //!
-//! `infer` works: it reads traceroutes (Linux/macOS text, `mtr --json`,
-//! RIPE Atlas JSON, Tumen JSON lines) and prints the inferred upstream of
-//! each. `serve` (ingest, store, metrics) is not in this build yet: it says
-//! so and exits 69 rather than pretending to work.
+//! `serve` runs the HTTP collector (ingest, store, `/metrics`, JSON API);
+//! `infer` reads traceroutes (Linux/macOS text, `mtr --json`, RIPE Atlas
+//! JSON, Tumen JSON lines) and prints the inferred upstream of each;
+//! `token` makes an agent token.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-/// Exit code when the requested work is not available in this build.
-const EXIT_UNAVAILABLE: u8 = 69;
 
 /// Collector of Tumen: which upstream carries traffic into the target network.
 #[derive(Debug, Parser)]
@@ -30,27 +26,46 @@ enum Command {
         /// Configuration file (TOML); flags override its values.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
-        /// Address to listen on.
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9640")]
-        listen: SocketAddr,
-        /// SQLite database path.
+        /// Address to listen on [default: 127.0.0.1:9640].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// SQLite database path [default: tumen-collector.db].
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
-        /// Prefix-to-ASN table (pyasn dat, CAIDA pfx2as, iptoasn TSV, MRT RIB); repeatable.
+        /// Prefix-to-ASN table (pyasn dat, CAIDA pfx2as, iptoasn TSV, MRT RIB),
+        /// over the embedded one; repeatable.
         #[arg(long = "asn-table", value_name = "FILE")]
         asn_tables: Vec<PathBuf>,
-        /// ASN-to-organisation file.
+        /// ASN-to-organisation file (`4837 china-unicom` per line), over the embedded one.
         #[arg(long, value_name = "FILE")]
         orgs: Option<PathBuf>,
-        /// Target prefix (repeatable); defaults to the DPRK preset.
+        /// Target prefix (repeatable); replaces the DPRK preset.
         #[arg(long = "target", value_name = "PREFIX")]
         targets: Vec<String>,
-        /// Built-in target set.
+        /// Built-in target set (`dprk`, the default when no --target is given).
         #[arg(long, value_name = "NAME")]
         preset: Option<String>,
-        /// File of agent tokens.
+        /// File of agent token hashes (`NAME sha256:HEX` per line; see `token`).
         #[arg(long, value_name = "PATH")]
         token_file: Option<PathBuf>,
+        /// Consecutive agreeing traces before a path's upstream changes [default: 3].
+        #[arg(long, value_name = "K")]
+        hysteresis: Option<u32>,
+        /// How long raw records and events are kept [default: 30d].
+        #[arg(long, value_name = "DURATION")]
+        retention: Option<String>,
+        /// Agents silent for longer lose their series [default: 10m].
+        #[arg(long, value_name = "DURATION")]
+        agent_silence: Option<String>,
+    },
+    /// Make a token for an agent: appends `NAME sha256:HASH` to the token
+    /// file (created 0600) and prints the token, for the agent's --token-file.
+    Token {
+        /// Agent name (the agent's --id).
+        name: String,
+        /// Token file of the collector.
+        #[arg(long, value_name = "PATH")]
+        token_file: PathBuf,
     },
     /// Infer the upstream of traceroutes read from FILE or `-` (stdin).
     Infer {
@@ -79,9 +94,163 @@ const EXIT_DATAERR: u8 = 65;
 /// Exit code for an input that cannot be opened (BSD `EX_NOINPUT`).
 const EXIT_NOINPUT: u8 = 66;
 
+/// Exit code for an OS error such as a port in use (BSD `EX_OSERR`).
+const EXIT_OSERR: u8 = 71;
+/// Exit code for a store that cannot be opened or written (`EX_IOERR`).
+const EXIT_IOERR: u8 = 74;
+/// Exit code for a file that cannot be created (`EX_CANTCREAT`).
+const EXIT_CANTCREAT: u8 = 73;
+
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("tumen-collector infer: {msg}");
     ExitCode::from(code)
+}
+
+fn fail_in(cmd: &str, code: u8, msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("tumen-collector {cmd}: {msg}");
+    ExitCode::from(code)
+}
+
+fn serve_cmd(config: Option<&PathBuf>, flags: tumen_collector::serve::RawConfig) -> ExitCode {
+    use tumen_collector::serve::{self, RawConfig, StartError};
+    let base = match config {
+        Some(p) => match RawConfig::from_file(p) {
+            Ok(r) => r,
+            Err(e) => return fail_in("serve", EXIT_USAGE, e),
+        },
+        None => RawConfig::default(),
+    };
+    let config = match base.merge(flags).validate() {
+        Ok(c) => c,
+        Err(e) => return fail_in("serve", EXIT_USAGE, e),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("collector")
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail_in("serve", EXIT_OSERR, format!("tokio runtime: {e}")),
+    };
+    let result = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.listen,
+                hint: if source.kind() == std::io::ErrorKind::AddrInUse {
+                    " (is another collector running? choose another --listen)"
+                } else {
+                    ""
+                },
+                source,
+            })?;
+        tracing::info!(listen = %config.listen, "listening");
+        serve::run(
+            config,
+            listener,
+            shutdown_signal(),
+            std::time::Duration::from_secs(10),
+        )
+        .await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ StartError::Config(_)) | Err(e @ StartError::Tokens(_)) => {
+            fail_in("serve", EXIT_USAGE, e)
+        }
+        Err(e @ StartError::Input(_)) => fail_in("serve", EXIT_NOINPUT, e),
+        Err(e @ StartError::Store(_)) => fail_in("serve", EXIT_IOERR, e),
+        Err(e @ StartError::Bind { .. }) | Err(e @ StartError::Io(_)) => {
+            fail_in("serve", EXIT_OSERR, e)
+        }
+    }
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        }
+        _ => {
+            // Without signal handlers, run until killed.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+fn token_cmd(name: &str, path: &std::path::Path) -> ExitCode {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    use tumen_collector::serve::auth;
+    if !auth::valid_agent_name(name) {
+        return fail_in(
+            "token",
+            EXIT_USAGE,
+            format!("agent name {name:?} must be 1-64 of [A-Za-z0-9._-]"),
+        );
+    }
+    if path.exists() {
+        match auth::Tokens::load(path) {
+            Ok(_) if file_names_agent(path, name) => {
+                return fail_in(
+                    "token",
+                    EXIT_USAGE,
+                    format!(
+                        "{} already has agent {name:?}: remove its line first to replace its token",
+                        path.display()
+                    ),
+                )
+            }
+            Ok(_) => {}
+            Err(e) => return fail_in("token", EXIT_USAGE, e),
+        }
+    }
+    let token = match auth::new_token() {
+        Ok(t) => t,
+        Err(e) => return fail_in("token", EXIT_OSERR, format!("random token: {e}")),
+    };
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| {
+            writeln!(f, "{}", auth::file_line(name, &token))?;
+            f.sync_all()
+        });
+    if let Err(e) = appended {
+        return fail_in("token", EXIT_CANTCREAT, format!("{}: {e}", path.display()));
+    }
+    println!("{token}");
+    eprintln!(
+        "tumen-collector token: added {name:?} to {}; give the token above to the agent \
+         (its --token-file); the collector stores only its hash. Restart the collector to load it.",
+        path.display()
+    );
+    ExitCode::SUCCESS
+}
+
+/// Does the token file name this agent?
+fn file_names_agent(path: &std::path::Path, name: &str) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|text| {
+        text.lines()
+            .any(|l| l.split('#').next().unwrap_or("").split_whitespace().next() == Some(name))
+    })
 }
 
 fn infer_cmd(
@@ -208,13 +377,35 @@ fn describe(i: &tumen_collector::infer::Inference) -> String {
 fn main() -> ExitCode {
     let args = Args::parse();
     match &args.command {
-        Command::Serve { .. } => {
-            eprintln!(
-                "tumen-collector serve: not part of this build yet (wire schema v{}).",
-                tumen_wire::SCHEMA_VERSION
-            );
-            ExitCode::from(EXIT_UNAVAILABLE)
-        }
+        Command::Serve {
+            config,
+            listen,
+            db,
+            asn_tables,
+            orgs,
+            targets,
+            preset,
+            token_file,
+            hysteresis,
+            retention,
+            agent_silence,
+        } => serve_cmd(
+            config.as_ref(),
+            tumen_collector::serve::RawConfig {
+                listen: listen.clone(),
+                db: db.clone(),
+                asn_tables: asn_tables.clone(),
+                orgs: orgs.clone(),
+                targets: targets.clone(),
+                preset: preset.clone(),
+                token_file: token_file.clone(),
+                hysteresis: *hysteresis,
+                retention: retention.clone(),
+                agent_silence: agent_silence.clone(),
+                ..Default::default()
+            },
+        ),
+        Command::Token { name, token_file } => token_cmd(name, token_file),
         Command::Infer {
             json,
             asn_tables,

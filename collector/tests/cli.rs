@@ -1,4 +1,4 @@
-//! The collector's command-line contract (DESIGN.md) as far as this build goes.
+//! The collector's command-line contract (DESIGN.md).
 
 use std::process::Command;
 
@@ -36,10 +36,14 @@ fn help_lists_subcommands_and_contract_flags() {
 }
 
 #[test]
-fn serve_says_it_is_not_built_yet() {
+fn serve_without_a_token_file_is_a_usage_error_that_says_how_to_make_one() {
     let out = Command::new(BIN).args(["serve"]).output().expect("run");
-    assert_eq!(out.status.code(), Some(69));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not part of this build yet"));
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no token_file") && err.contains("tumen-collector token NAME"),
+        "{err}"
+    );
 }
 
 fn fixture(name: &str) -> String {
@@ -158,6 +162,10 @@ fn a_bad_listen_address_is_a_usage_error() {
         .args(["serve", "--listen", "not-an-address"])
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'not-an-address'"));
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("listen \"not-an-address\" is not an address:port"),
+        "{out:?}"
+    );
 }

@@ -19,7 +19,7 @@ mod atlas;
 mod json;
 mod mtr;
 mod text;
-mod tumen;
+pub(crate) mod tumen;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -30,7 +30,7 @@ pub fn read_tumen_json_lines(text: &str, name: &str) -> Result<Vec<Trace>, Input
     Ok(traces)
 }
 
-fn convert(record: &TraceRecord, origin: String) -> Trace {
+pub(crate) fn convert(record: &TraceRecord, origin: String) -> Trace {
     let mut hops = Hops::default();
     for entry in &record.hops {
         let hop = hops.at(entry.ttl);
@@ -49,7 +49,7 @@ fn convert(record: &TraceRecord, origin: String) -> Trace {
 }
 
 /// `file:line[:field]: what`, the field found from serde's column.
-fn record_error(line: &str, e: &RecordError, origin: &str) -> InputError {
+pub(crate) fn record_error(line: &str, e: &RecordError, origin: &str) -> InputError {
     match e {
         RecordError::Schema(s) => InputError {
             origin: format!("{origin}:schema"),

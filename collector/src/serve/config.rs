@@ -1,0 +1,353 @@
+//! `serve` configuration in two phases: [`RawConfig`] (TOML file and
+//! flags, every field optional, flags win) becomes a validated [`Config`]
+//! of real types, with every problem reported at once (exit 64).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// What the file and the flags may say.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub listen: Option<String>,
+    pub db: Option<PathBuf>,
+    #[serde(default)]
+    pub asn_tables: Vec<PathBuf>,
+    pub orgs: Option<PathBuf>,
+    #[serde(default)]
+    pub targets: Vec<String>,
+    pub preset: Option<String>,
+    pub token_file: Option<PathBuf>,
+    /// Consecutive agreeing traces before a path's upstream changes.
+    pub hysteresis: Option<u32>,
+    /// How long raw records and events are kept ("30d").
+    pub retention: Option<String>,
+    /// An agent silent for longer loses its series ("10m").
+    pub agent_silence: Option<String>,
+    /// Largest request body accepted, as sent (bytes).
+    pub max_body_bytes: Option<usize>,
+    /// Largest request body after decompression (bytes).
+    pub max_decoded_bytes: Option<usize>,
+    /// Most records in one request.
+    pub max_batch: Option<usize>,
+    /// Optional Team Cymru / PTR lookups.
+    pub dns: Option<RawDns>,
+}
+
+/// `[dns]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDns {
+    /// The one DNS server asked (`ip:port`); never the system resolver.
+    pub server: Option<String>,
+    pub cymru: Option<bool>,
+    pub ptr: Option<bool>,
+    /// Queries per second at most.
+    pub rate: Option<u32>,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub db: PathBuf,
+    pub asn_tables: Vec<PathBuf>,
+    pub orgs: Option<PathBuf>,
+    /// Empty: the DPRK preset.
+    pub targets: Vec<IpNet>,
+    pub token_file: PathBuf,
+    pub hysteresis: u32,
+    pub retention: Duration,
+    pub agent_silence: Duration,
+    pub max_body_bytes: usize,
+    pub max_decoded_bytes: usize,
+    pub max_batch: usize,
+    pub dns: Option<crate::dns::DnsConfig>,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9640";
+pub const DEFAULT_DB: &str = "tumen-collector.db";
+pub const DEFAULT_HYSTERESIS: u32 = 3;
+pub const DEFAULT_RETENTION: &str = "30d";
+pub const DEFAULT_SILENCE: &str = "10m";
+pub const DEFAULT_MAX_BODY: usize = 8 << 20;
+pub const DEFAULT_MAX_DECODED: usize = 64 << 20;
+pub const DEFAULT_MAX_BATCH: usize = 10_000;
+
+/// Every problem found, one per line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct ConfigErrors(pub Vec<String>);
+
+/// `30s`, `10m`, `12h`, `30d`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (num, unit) = t
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((t, ""), |i| t.split_at(i));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 30s, 10m, 12h, 30d)"))?;
+    let secs = match unit {
+        "" | "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        "d" => n.checked_mul(86_400),
+        _ => None,
+    };
+    secs.map(Duration::from_secs)
+        .ok_or_else(|| format!("{s:?} is not a duration (e.g. 30s, 10m, 12h, 30d)"))
+}
+
+impl RawConfig {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigErrors> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigErrors(vec![format!("--config {}: {e}", path.display())]))?;
+        toml::from_str(&text)
+            .map_err(|e| ConfigErrors(vec![format!("--config {}: {e}", path.display())]))
+    }
+
+    /// Values set in `over` win.
+    pub fn merge(mut self, over: RawConfig) -> Self {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f; } )* };
+        }
+        take!(
+            listen,
+            db,
+            orgs,
+            preset,
+            token_file,
+            hysteresis,
+            retention,
+            agent_silence,
+            max_body_bytes,
+            max_decoded_bytes,
+            max_batch,
+            dns
+        );
+        if !over.asn_tables.is_empty() {
+            self.asn_tables = over.asn_tables;
+        }
+        if !over.targets.is_empty() {
+            self.targets = over.targets;
+        }
+        self
+    }
+
+    /// Validates everything, reporting every problem.
+    pub fn validate(self) -> Result<Config, ConfigErrors> {
+        let mut errs = Vec::new();
+        let listen_s = self.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen = listen_s.parse().unwrap_or_else(|_| {
+            errs.push(format!(
+                "listen {listen_s:?} is not an address:port (e.g. 127.0.0.1:9640)"
+            ));
+            SocketAddr::from(([127, 0, 0, 1], 9640))
+        });
+        let mut targets = Vec::new();
+        for t in &self.targets {
+            match t
+                .parse::<IpNet>()
+                .or_else(|_| t.parse::<std::net::IpAddr>().map(IpNet::from))
+            {
+                Ok(n) => targets.push(n.trunc()),
+                Err(_) => errs.push(format!(
+                    "target {t:?} is not an address or prefix (e.g. 175.45.176.0/24)"
+                )),
+            }
+        }
+        match self.preset.as_deref() {
+            // An explicit preset next to targets adds the preset; alone it
+            // is the default target set anyway.
+            Some("dprk") if !targets.is_empty() => {
+                targets.extend(
+                    crate::infer::DPRK_PREFIXES
+                        .iter()
+                        .filter_map(|p| p.parse::<IpNet>().ok()),
+                );
+            }
+            None | Some("dprk") => {}
+            Some(other) => errs.push(format!("preset {other:?} is unknown (known: dprk)")),
+        }
+        let token_file = self.token_file.clone().unwrap_or_else(|| {
+            errs.push(
+                "no token_file: agents could not upload. Create one with \
+                 `tumen-collector token NAME --token-file FILE` and pass --token-file FILE"
+                    .to_string(),
+            );
+            PathBuf::new()
+        });
+        let hysteresis = self.hysteresis.unwrap_or(DEFAULT_HYSTERESIS);
+        if hysteresis == 0 || hysteresis > 1000 {
+            errs.push(format!(
+                "hysteresis {hysteresis} must be 1..=1000 (consecutive agreeing traces)"
+            ));
+        }
+        let mut duration = |key: &str, v: Option<&str>, default: &str| {
+            parse_duration(v.unwrap_or(default)).unwrap_or_else(|e| {
+                errs.push(format!("{key}: {e}"));
+                Duration::ZERO
+            })
+        };
+        let retention = duration("retention", self.retention.as_deref(), DEFAULT_RETENTION);
+        let agent_silence = duration(
+            "agent_silence",
+            self.agent_silence.as_deref(),
+            DEFAULT_SILENCE,
+        );
+        if retention < Duration::from_secs(3600) && !errs.iter().any(|e| e.starts_with("retention"))
+        {
+            errs.push(format!(
+                "retention {:?} is under an hour: raw records would vanish before anyone looks",
+                self.retention.as_deref().unwrap_or(DEFAULT_RETENTION)
+            ));
+        }
+        if agent_silence.is_zero() && !errs.iter().any(|e| e.starts_with("agent_silence")) {
+            errs.push("agent_silence must be longer than 0s".to_string());
+        }
+        let max_body_bytes = self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY);
+        let max_decoded_bytes = self.max_decoded_bytes.unwrap_or(DEFAULT_MAX_DECODED);
+        let max_batch = self.max_batch.unwrap_or(DEFAULT_MAX_BATCH);
+        if max_body_bytes < 1024 {
+            errs.push(format!("max_body_bytes {max_body_bytes} is under 1024"));
+        }
+        if max_decoded_bytes < max_body_bytes {
+            errs.push(format!(
+                "max_decoded_bytes {max_decoded_bytes} is smaller than max_body_bytes {max_body_bytes}"
+            ));
+        }
+        if max_batch == 0 {
+            errs.push("max_batch must be at least 1".to_string());
+        }
+        let dns = self.dns.as_ref().and_then(|d| {
+            let server = match d.server.as_deref() {
+                Some(s) => match s.parse::<SocketAddr>() {
+                    Ok(a) => a,
+                    Err(_) => {
+                        errs.push(format!(
+                            "dns.server {s:?} is not ip:port (e.g. 127.0.0.1:53)"
+                        ));
+                        return None;
+                    }
+                },
+                None => {
+                    errs.push(
+                        "dns.server is required when [dns] is set (the collector never uses \
+                         the system resolver)"
+                            .to_string(),
+                    );
+                    return None;
+                }
+            };
+            let mut c = crate::dns::DnsConfig {
+                server,
+                ..Default::default()
+            };
+            c.cymru = d.cymru.unwrap_or(true);
+            c.ptr = d.ptr.unwrap_or(true);
+            if let Some(r) = d.rate {
+                if r == 0 {
+                    errs.push("dns.rate must be at least 1 query/s".to_string());
+                }
+                c.rate_per_sec = r.max(1);
+            }
+            Some(c)
+        });
+        if !errs.is_empty() {
+            return Err(ConfigErrors(errs));
+        }
+        Ok(Config {
+            listen,
+            db: self.db.unwrap_or_else(|| PathBuf::from(DEFAULT_DB)),
+            asn_tables: self.asn_tables,
+            orgs: self.orgs,
+            targets,
+            token_file,
+            hysteresis,
+            retention,
+            agent_silence,
+            max_body_bytes,
+            max_decoded_bytes,
+            max_batch,
+            dns,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_with_units_and_refuse_garbage() {
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert!(parse_duration("10 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let raw: RawConfig = toml::from_str(
+            r#"
+            listen = "nowhere"
+            targets = ["175.45.176.0/22", "not-a-prefix"]
+            preset = "mars"
+            hysteresis = 0
+            retention = "5m"
+            max_batch = 0
+            [dns]
+            cymru = true
+            "#,
+        )
+        .expect("toml");
+        let e = raw.validate().expect_err("bad").0;
+        let text = e.join("\n");
+        for needle in [
+            "listen \"nowhere\"",
+            "target \"not-a-prefix\"",
+            "preset \"mars\"",
+            "no token_file",
+            "hysteresis 0",
+            "retention",
+            "max_batch",
+            "dns.server is required",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+        assert_eq!(e.len(), 8, "{text}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let e = toml::from_str::<RawConfig>("hysterisis = 3").expect_err("typo");
+        assert!(e.to_string().contains("hysterisis"), "{e}");
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_defaults_fill_the_rest() {
+        let file: RawConfig = toml::from_str(
+            "listen = \"127.0.0.1:1\"\nhysteresis = 5\ntoken_file = \"/f\"\ntargets = [\"198.18.176.0/22\"]",
+        )
+        .expect("toml");
+        let flags = RawConfig {
+            listen: Some("127.0.0.1:2".into()),
+            ..Default::default()
+        };
+        let c = file.merge(flags).validate().expect("valid");
+        assert_eq!(c.listen.port(), 2);
+        assert_eq!(c.hysteresis, 5);
+        assert_eq!(c.retention, Duration::from_secs(30 * 86_400));
+        assert_eq!(c.targets.len(), 1);
+        assert_eq!(c.max_batch, DEFAULT_MAX_BATCH);
+        assert!(c.dns.is_none());
+    }
+}

@@ -1,0 +1,333 @@
+//! Every metric the collector exports, registered in one place.
+//!
+//! The contract metrics (DESIGN.md) are derived at scrape time from the
+//! committed [`Live`] state by [`StateCollector`], so an agent silent for
+//! longer than `agent_silence` simply has no series any more (nothing to
+//! forget to delete), and a restart exports the same values as before.
+//! Labels are bounded: agents come from the token file, prefixes from the
+//! target set (/24 or /48 units), upstreams from the organisation table or
+//! `AS<n>`; no hop address is ever a label.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{
+    Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use super::ingest::REASONS;
+use super::writer::Live;
+use crate::paths;
+
+/// The collector's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub rejected: IntCounterVec,
+    pub records: IntCounterVec,
+    pub outside_target: IntCounter,
+    pub latency: Histogram,
+    pub last_write: Gauge,
+    pub write_errors: IntCounter,
+    pub dns: IntGaugeVec,
+}
+
+fn must<T>(r: prometheus::Result<T>) -> T {
+    // Only reachable with a malformed metric definition in this file,
+    // which the metrics tests would catch: a programming error.
+    r.unwrap_or_else(|e| panic!("metric definition: {e}"))
+}
+
+impl Metrics {
+    pub fn new(live: Arc<RwLock<Live>>, silence: Duration) -> Self {
+        let registry = Registry::new();
+        let requests = must(IntCounterVec::new(
+            Opts::new(
+                "tumen_collector_ingest_requests_total",
+                "Upload requests by HTTP status.",
+            ),
+            &["code"],
+        ));
+        let rejected = must(IntCounterVec::new(
+            Opts::new(
+                "tumen_collector_ingest_rejected_total",
+                "Upload requests refused, by reason.",
+            ),
+            &["reason"],
+        ));
+        let records = must(IntCounterVec::new(
+            Opts::new(
+                "tumen_collector_ingest_records_total",
+                "Records received, by kind and outcome (accepted or duplicate).",
+            ),
+            &["kind", "outcome"],
+        ));
+        let outside_target = must(IntCounter::new(
+            "tumen_collector_records_outside_target_total",
+            "Accepted records whose destination is outside the target set (stored, not inferred into paths).",
+        ));
+        let latency = must(Histogram::with_opts(
+            HistogramOpts::new(
+                "tumen_collector_ingest_duration_seconds",
+                "Time from request to answer for uploads, durable commit included.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+        ));
+        let last_write = must(Gauge::new(
+            "tumen_collector_store_last_write_timestamp_seconds",
+            "Unix time of the last successful store commit.",
+        ));
+        let write_errors = must(IntCounter::new(
+            "tumen_collector_store_write_errors_total",
+            "Store commits that failed (the uploads got 503 and will be retried).",
+        ));
+        let dns = must(IntGaugeVec::new(
+            Opts::new(
+                "tumen_collector_dns_lookups",
+                "Team Cymru / PTR lookup counters since start, by what happened.",
+            ),
+            &["what"],
+        ));
+        let build = must(GaugeVec::new(
+            Opts::new("tumen_collector_build_info", "Build of this collector."),
+            &["version", "wire_schema", "store_schema"],
+        ));
+        build
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                &tumen_wire::SCHEMA_VERSION.to_string(),
+                &crate::store::SCHEMA_VERSION.to_string(),
+            ])
+            .set(1.0);
+        for r in REASONS {
+            rejected.with_label_values(&[r]);
+        }
+        for kind in ["trace", "ping"] {
+            for outcome in ["accepted", "duplicate"] {
+                records.with_label_values(&[kind, outcome]);
+            }
+        }
+        let state = StateCollector::new(live, silence);
+        for c in [
+            Box::new(requests.clone()) as Box<dyn Collector>,
+            Box::new(rejected.clone()),
+            Box::new(records.clone()),
+            Box::new(outside_target.clone()),
+            Box::new(latency.clone()),
+            Box::new(last_write.clone()),
+            Box::new(write_errors.clone()),
+            Box::new(dns.clone()),
+            Box::new(build),
+            Box::new(state),
+        ] {
+            must(registry.register(c));
+        }
+        Self {
+            registry,
+            requests,
+            rejected,
+            records,
+            outside_target,
+            latency,
+            last_write,
+            write_errors,
+            dns,
+        }
+    }
+
+    pub fn store_written(&self, now_ms: u64) {
+        self.last_write.set(now_ms as f64 / 1000.0);
+    }
+
+    pub fn store_failed(&self) {
+        self.write_errors.inc();
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_else(|e| format!("# encoding failed: {e}\n"))
+    }
+}
+
+/// Unix time in ms.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The contract metrics, computed from the live state at each scrape.
+#[derive(Debug)]
+struct StateCollector {
+    live: Arc<RwLock<Live>>,
+    silence_ms: u64,
+    path_info: GaugeVec,
+    share: GaugeVec,
+    reachable: GaugeVec,
+    changes: IntCounterVec,
+    last_seen: GaugeVec,
+    agents_live: GaugeVec,
+    descs: Vec<Desc>,
+    /// One scrape fills the vectors at a time.
+    lock: Mutex<()>,
+}
+
+impl StateCollector {
+    fn new(live: Arc<RwLock<Live>>, silence: Duration) -> Self {
+        let path_info = must(GaugeVec::new(
+            Opts::new(
+                "tumen_path_upstream_info",
+                "Current upstream of each (agent, prefix) path (value always 1).",
+            ),
+            &["agent", "prefix", "upstream", "upstream_asn"],
+        ));
+        let share = must(GaugeVec::new(
+            Opts::new(
+                "tumen_upstream_share_ratio",
+                "Fraction of paths per upstream, per prefix and over all (prefix=\"all\").",
+            ),
+            &["prefix", "upstream"],
+        ));
+        let reachable = must(GaugeVec::new(
+            Opts::new(
+                "tumen_prefix_reachable_ratio",
+                "Fraction of live agents whose latest trace or ping reached inside the target.",
+            ),
+            &["prefix"],
+        ));
+        let changes = must(IntCounterVec::new(
+            Opts::new(
+                "tumen_upstream_changes_total",
+                "Changes of a path's current upstream (after hysteresis).",
+            ),
+            &["agent", "prefix"],
+        ));
+        let last_seen = must(GaugeVec::new(
+            Opts::new(
+                "tumen_agent_last_seen_timestamp_seconds",
+                "Unix time of the agent's latest accepted upload.",
+            ),
+            &["agent"],
+        ));
+        let agents_live = must(GaugeVec::new(
+            Opts::new(
+                "tumen_collector_agents",
+                "Agents known, by whether they uploaded within agent_silence.",
+            ),
+            &["state"],
+        ));
+        let mut descs = Vec::new();
+        for c in [
+            &path_info as &dyn Collector,
+            &share,
+            &reachable,
+            &changes,
+            &last_seen,
+            &agents_live,
+        ] {
+            descs.extend(c.desc().into_iter().cloned());
+        }
+        Self {
+            live,
+            silence_ms: u64::try_from(silence.as_millis()).unwrap_or(u64::MAX),
+            path_info,
+            share,
+            reachable,
+            changes,
+            last_seen,
+            agents_live,
+            descs,
+            lock: Mutex::new(()),
+        }
+    }
+}
+
+impl Collector for StateCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let _one = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let live = self.live.read().unwrap_or_else(|p| p.into_inner());
+        let now = now_ms();
+        let is_live = |agent: &str| {
+            live.agents
+                .get(agent)
+                .is_some_and(|a| now.saturating_sub(a.last_seen_ms) <= self.silence_ms)
+        };
+        self.path_info.reset();
+        self.share.reset();
+        self.reachable.reset();
+        self.changes.reset();
+        self.last_seen.reset();
+        self.agents_live.reset();
+        let (mut up, mut silent) = (0.0, 0.0);
+        for a in live.agents.values() {
+            if is_live(&a.name) {
+                up += 1.0;
+                self.last_seen
+                    .with_label_values(&[a.name.as_str()])
+                    .set(a.last_seen_ms as f64 / 1000.0);
+            } else {
+                silent += 1.0;
+            }
+        }
+        self.agents_live.with_label_values(&["live"]).set(up);
+        self.agents_live.with_label_values(&["silent"]).set(silent);
+        for ((agent, prefix), s) in &live.paths {
+            if !is_live(agent) {
+                continue;
+            }
+            let prefix = prefix.to_string();
+            self.changes
+                .with_label_values(&[agent.as_str(), prefix.as_str()])
+                .inc_by(s.changes);
+            if let Some(u) = &s.current {
+                let asn = u.asn.map(|a| a.to_string()).unwrap_or_default();
+                self.path_info
+                    .with_label_values(&[agent.as_str(), prefix.as_str(), u.name.as_str(), &asn])
+                    .set(1.0);
+            }
+        }
+        let shares = paths::shares(&live.paths, is_live);
+        for (prefix, per) in &shares.per_prefix {
+            let p = prefix.to_string();
+            for (upstream, f) in per {
+                self.share
+                    .with_label_values(&[p.as_str(), upstream.as_str()])
+                    .set(*f);
+            }
+        }
+        for (upstream, f) in &shares.all {
+            self.share
+                .with_label_values(&["all", upstream.as_str()])
+                .set(*f);
+        }
+        for (prefix, r) in paths::reachability(&live.paths, is_live) {
+            self.reachable
+                .with_label_values(&[prefix.to_string().as_str()])
+                .set(r);
+        }
+        let mut out = Vec::new();
+        for c in [
+            &self.path_info as &dyn Collector,
+            &self.share,
+            &self.reachable,
+            &self.changes,
+            &self.last_seen,
+            &self.agents_live,
+        ] {
+            out.extend(c.collect());
+        }
+        out
+    }
+}

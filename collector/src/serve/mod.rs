@@ -1,0 +1,223 @@
+//! `tumen-collector serve`: authenticated ingest over HTTP, the store
+//! writer, `/metrics`, the JSON API and the health endpoints.
+//!
+//! A request's life: bearer token → agent (constant-time) → content type
+//! and encoding → size limits → the whole batch parsed and validated →
+//! inference of every trace (on the blocking pool; pure code) → one job to
+//! the writer thread, which commits it with whatever else is queued (group
+//! commit) → 200 with the counts, only once the commit is durable. Any
+//! refusal is a precise 4xx counted by reason, before anything is written.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod ingest;
+pub mod metrics;
+pub mod writer;
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use rusqlite::Connection;
+use tokio::sync::mpsc;
+
+use crate::dns::Enricher;
+use crate::infer::{AsnLookup, Target};
+use crate::orgs::Orgs;
+use crate::table::PrefixTable;
+
+pub use config::{Config, ConfigErrors, RawConfig};
+
+/// Everything a request handler needs.
+#[derive(Debug)]
+pub struct App {
+    pub config: Config,
+    pub tokens: auth::Tokens,
+    pub table: PrefixTable,
+    pub orgs: Orgs,
+    pub target: Target,
+    pub live: Arc<RwLock<writer::Live>>,
+    pub metrics: Arc<metrics::Metrics>,
+    pub writer: mpsc::Sender<writer::Job>,
+    /// Read connection for the events API.
+    pub reader: Mutex<Connection>,
+    pub dns: Option<Enricher>,
+}
+
+/// The table, then (if enabled) cached Team Cymru answers for addresses
+/// the table does not know.
+#[derive(Debug, Clone, Copy)]
+pub struct Lookup<'a> {
+    pub table: &'a PrefixTable,
+    pub dns: Option<&'a Enricher>,
+}
+
+impl AsnLookup for Lookup<'_> {
+    fn asn(&self, addr: IpAddr) -> Option<u32> {
+        self.table
+            .lookup_asn(addr)
+            .or_else(|| self.dns.and_then(|d| d.cached_asn(addr)))
+    }
+}
+
+/// Why `serve` could not start (each maps to an exit code in main).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    #[error("--token-file {0}")]
+    Tokens(#[from] auth::TokenFileError),
+    #[error("{0}")]
+    Input(String),
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("bind {addr}: {source}{hint}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+        hint: &'static str,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The target set: configured prefixes, or the DPRK preset.
+pub fn target_of(config: &Config) -> Target {
+    if config.targets.is_empty() {
+        Target::dprk()
+    } else {
+        Target {
+            prefixes: config.targets.clone(),
+            asns: Default::default(),
+        }
+    }
+}
+
+/// Loads tables, organisations and tokens named by the config.
+pub fn load_inputs(config: &Config) -> Result<(PrefixTable, Orgs, auth::Tokens), StartError> {
+    let tokens = auth::Tokens::load(&config.token_file)?;
+    if tokens.is_empty() {
+        tracing::warn!(file = %config.token_file.display(), "token file has no agents: every upload will be refused");
+    }
+    let mut table = crate::defaults::default_table();
+    for path in &config.asn_tables {
+        let t = PrefixTable::load(path)
+            .map_err(|e| StartError::Input(format!("--asn-table {}: {e}", path.display())))?;
+        table.merge(t);
+    }
+    table.freeze();
+    let mut orgs = Orgs::default();
+    if let Some(path) = &config.orgs {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| StartError::Input(format!("--orgs {}: {e}", path.display())))?;
+        orgs.extend_from(&text, &path.display().to_string())
+            .map_err(|e| StartError::Input(format!("--orgs {e}")))?;
+    }
+    Ok((table, orgs, tokens))
+}
+
+/// Runs the collector until `shutdown` resolves, then finishes in-flight
+/// requests (within `grace`) and the writer's queue.
+pub async fn run(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> Result<(), StartError> {
+    let (table, orgs, tokens) = load_inputs(&config)?;
+    let conn = crate::store::open(&config.db)?;
+    let (paths, agents) = crate::store::load_state(&conn)?;
+    tracing::info!(
+        db = %config.db.display(),
+        paths = paths.len(),
+        agents = agents.len(),
+        prefixes = table.len(),
+        tokens = tokens.len(),
+        "state restored"
+    );
+    let reader = crate::store::open_reader(&config.db)?;
+    let live = Arc::new(RwLock::new(writer::Live { paths, agents }));
+    let metrics = Arc::new(metrics::Metrics::new(live.clone(), config.agent_silence));
+    let (writer_tx, writer_thread) = writer::spawn(
+        conn,
+        live.clone(),
+        metrics.clone(),
+        writer::WriterConfig {
+            hysteresis: config.hysteresis,
+            max_group: 512,
+        },
+    )?;
+    let dns = match &config.dns {
+        Some(c) => {
+            Some(Enricher::new(c.clone()).map_err(|e| StartError::Input(format!("dns: {e}")))?)
+        }
+        None => None,
+    };
+    let app = Arc::new(App {
+        target: target_of(&config),
+        config,
+        tokens,
+        table,
+        orgs,
+        live,
+        metrics,
+        writer: writer_tx.clone(),
+        reader: Mutex::new(reader),
+        dns,
+    });
+
+    let retention = tokio::spawn(retention_task(app.clone()));
+    let router = api::router(app.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let graceful = async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stop_tx.send(true);
+    };
+    let server = axum::serve(listener, router).with_graceful_shutdown(graceful);
+    let mut stop_rx2 = stop_rx.clone();
+    tokio::select! {
+        r = server => r?,
+        _ = async {
+            // After the shutdown signal, give requests `grace` to finish.
+            let _ = stop_rx2.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!("grace period over: closing with requests still open"),
+    }
+    retention.abort();
+    drop(app);
+    drop(writer_tx);
+    // The writer drains its queue and stops once every sender is gone.
+    let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Deletes raw records and events older than the retention, hourly (and
+/// once at start).
+async fn retention_task(app: Arc<App>) {
+    let span = tracing::info_span!("retention");
+    let _g = span.enter();
+    let every =
+        (app.config.retention / 24).clamp(Duration::from_secs(60), Duration::from_secs(3600));
+    loop {
+        let cutoff = metrics::now_ms()
+            .saturating_sub(u64::try_from(app.config.retention.as_millis()).unwrap_or(u64::MAX));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if app
+            .writer
+            .send(writer::Job::Prune(cutoff, tx))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        match rx.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "retention prune failed"),
+            Err(_) => return,
+            Ok(Ok(_)) => {}
+        }
+        tokio::time::sleep(every).await;
+    }
+}

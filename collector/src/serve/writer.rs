@@ -1,0 +1,286 @@
+//! The single writer: a dedicated thread that owns the write connection
+//! and commits uploads in groups. Each request's handler sends a [`Job`]
+//! and waits for its answer; the writer takes every job queued at that
+//! moment, runs them in one transaction (raw records, path states, change
+//! events, agents) and commits once — one fsync for many requests (group
+//! commit), so durable ingest does not cost one disk sync per request.
+//! The shared [`Live`] state changes only after the commit succeeded, so
+//! nothing a reader sees was not stored.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use ipnet::IpNet;
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::infer::Inference;
+use crate::paths::{Change, PathKey, PathState, TraceObservation};
+use crate::store::{self, AgentInfo, PingRow, TraceRow};
+
+use super::metrics::Metrics;
+
+/// What the collector currently knows, shared with readers.
+#[derive(Debug, Default)]
+pub struct Live {
+    pub paths: BTreeMap<PathKey, PathState>,
+    pub agents: BTreeMap<String, AgentInfo>,
+}
+
+/// A trace ready to store: the record, its line, and what inference said.
+#[derive(Debug)]
+pub struct TraceItem {
+    pub record: Box<tumen_wire::TraceRecord>,
+    pub line: String,
+    pub inference: Inference,
+    pub unit: IpNet,
+    /// Is its destination inside the target (does it move path state)?
+    pub in_target: bool,
+}
+
+/// A ping ready to store.
+#[derive(Debug)]
+pub struct PingItem {
+    pub record: tumen_wire::PingRecord,
+    pub line: String,
+    pub unit: IpNet,
+    pub in_target: bool,
+}
+
+/// One accepted request.
+#[derive(Debug)]
+pub struct Upload {
+    pub agent: String,
+    pub received_ms: u64,
+    pub traces: Vec<TraceItem>,
+    pub pings: Vec<PingItem>,
+}
+
+/// What one upload did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Outcome {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub changes: usize,
+    /// How many of the duplicates were traces (the rest were pings).
+    #[serde(skip)]
+    pub duplicate_traces: usize,
+}
+
+/// Work for the writer.
+#[derive(Debug)]
+pub enum Job {
+    Upload(Upload, oneshot::Sender<Result<Outcome, String>>),
+    Prune(u64, oneshot::Sender<Result<store::Pruned, String>>),
+}
+
+/// Writer settings.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterConfig {
+    pub hysteresis: u32,
+    /// Most uploads in one transaction.
+    pub max_group: usize,
+}
+
+/// Starts the writer thread; it ends when every sender is dropped.
+pub fn spawn(
+    conn: Connection,
+    live: Arc<RwLock<Live>>,
+    metrics: Arc<Metrics>,
+    cfg: WriterConfig,
+) -> std::io::Result<(mpsc::Sender<Job>, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = mpsc::channel::<Job>(4096);
+    let handle = std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || run(conn, live, metrics, cfg, rx))?;
+    Ok((tx, handle))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn run(
+    conn: Connection,
+    live: Arc<RwLock<Live>>,
+    metrics: Arc<Metrics>,
+    cfg: WriterConfig,
+    mut rx: mpsc::Receiver<Job>,
+) {
+    let span = tracing::info_span!("store-writer");
+    let _enter = span.enter();
+    while let Some(first) = rx.blocking_recv() {
+        let mut uploads = Vec::new();
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                Job::Upload(u, reply) => uploads.push((u, reply)),
+                Job::Prune(cutoff, reply) => {
+                    let r = store::prune(&conn, cutoff).map_err(|e| e.to_string());
+                    if let Ok(p) = &r {
+                        tracing::info!(
+                            traces = p.traces,
+                            pings = p.pings,
+                            events = p.events,
+                            "retention: pruned"
+                        );
+                    }
+                    let _ = reply.send(r);
+                }
+            }
+            if uploads.len() < cfg.max_group {
+                next = rx.try_recv().ok();
+            }
+        }
+        if uploads.is_empty() {
+            continue;
+        }
+        let jobs: Vec<&Upload> = uploads.iter().map(|(u, _)| u).collect();
+        match commit_group(&conn, &live, &jobs, cfg.hysteresis) {
+            Ok((outcomes, touched, agents)) => {
+                {
+                    // Poisoning only follows a panic elsewhere; the data is
+                    // still consistent (replaced whole below).
+                    let mut l = live.write().unwrap_or_else(|p| p.into_inner());
+                    l.paths.extend(touched);
+                    l.agents.extend(agents);
+                }
+                metrics.store_written(now_ms());
+                for ((_, reply), o) in uploads.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(o));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, uploads = uploads.len(), "store commit failed");
+                metrics.store_failed();
+                let msg = e.to_string();
+                for (_, reply) in uploads {
+                    let _ = reply.send(Err(msg.clone()));
+                }
+            }
+        }
+    }
+    tracing::info!("store writer stopped");
+}
+
+type Committed = (
+    Vec<Outcome>,
+    HashMap<PathKey, PathState>,
+    HashMap<String, AgentInfo>,
+);
+
+fn commit_group(
+    conn: &Connection,
+    live: &RwLock<Live>,
+    uploads: &[&Upload],
+    k: u32,
+) -> rusqlite::Result<Committed> {
+    let now = now_ms();
+    let tx = conn.unchecked_transaction()?;
+    let mut touched: HashMap<PathKey, PathState> = HashMap::new();
+    let mut agents: HashMap<String, AgentInfo> = HashMap::new();
+    let mut outcomes = Vec::with_capacity(uploads.len());
+    let mut changes: Vec<(PathKey, Change)> = Vec::new();
+    {
+        let l = live.read().unwrap_or_else(|p| p.into_inner());
+        for u in uploads {
+            let mut o = Outcome::default();
+            let agent = agents.entry(u.agent.clone()).or_insert_with(|| {
+                l.agents.get(&u.agent).cloned().unwrap_or(AgentInfo {
+                    name: u.agent.clone(),
+                    first_seen_ms: u.received_ms,
+                    last_seen_ms: u.received_ms,
+                    traces: 0,
+                    pings: 0,
+                })
+            });
+            agent.last_seen_ms = agent.last_seen_ms.max(u.received_ms);
+            for t in &u.traces {
+                let r = &t.record;
+                let row = TraceRow {
+                    id: &r.id,
+                    agent: &r.agent,
+                    prefix: t.unit,
+                    dst: r.dst,
+                    start_ms: r.start_ms,
+                    upstream: &t.inference.upstream,
+                    upstream_asn: t.inference.upstream_asn,
+                    entered: t.inference.entered,
+                    confidence: t.inference.confidence,
+                    record: &t.line,
+                };
+                if !store::insert_trace(&tx, &row, u.received_ms)? {
+                    o.duplicates += 1;
+                    o.duplicate_traces += 1;
+                    continue;
+                }
+                o.accepted += 1;
+                agent.traces += 1;
+                if !t.in_target {
+                    continue;
+                }
+                let key = (u.agent.clone(), t.unit);
+                let state = touched
+                    .entry(key.clone())
+                    .or_insert_with(|| l.paths.get(&key).cloned().unwrap_or_default());
+                let obs = TraceObservation {
+                    at_ms: r.start_ms,
+                    trace_id: &r.id,
+                    inference: &t.inference,
+                };
+                if let Some(c) = state.observe_trace(&obs, k) {
+                    o.changes += 1;
+                    changes.push((key, c));
+                }
+            }
+            for p in &u.pings {
+                let r = &p.record;
+                let row = PingRow {
+                    id: &r.id,
+                    agent: &r.agent,
+                    prefix: p.unit,
+                    dst: r.dst,
+                    start_ms: r.start_ms,
+                    sent: r.sent,
+                    received: r.received,
+                    record: &p.line,
+                };
+                if !store::insert_ping(&tx, &row, u.received_ms)? {
+                    o.duplicates += 1;
+                    continue;
+                }
+                o.accepted += 1;
+                agent.pings += 1;
+                if !p.in_target {
+                    continue;
+                }
+                let key = (u.agent.clone(), p.unit);
+                let state = touched
+                    .entry(key.clone())
+                    .or_insert_with(|| l.paths.get(&key).cloned().unwrap_or_default());
+                state.observe_ping(r.start_ms, r.received > 0);
+            }
+            outcomes.push(o);
+        }
+    }
+    for (key, c) in &changes {
+        store::put_event(&tx, key, c, now)?;
+        tracing::info!(
+            agent = %key.0,
+            prefix = %key.1,
+            from = c.from.as_ref().map_or("none", |u| u.name.as_str()),
+            to = %c.to.name,
+            "upstream changed"
+        );
+    }
+    for (key, state) in &touched {
+        store::put_path(&tx, key, state, now)?;
+    }
+    for a in agents.values() {
+        store::put_agent(&tx, a)?;
+    }
+    tx.commit()?;
+    Ok((outcomes, touched, agents))
+}

@@ -1,0 +1,884 @@
+//! `serve` over real HTTP on 127.0.0.1 with a real SQLite store: tokens,
+//! limits and malformed bodies (each a precise 4xx, counted, nothing
+//! written), idempotent re-sends, gzip and zstd, hysteresis and change
+//! events through the API, shares, silent agents' series disappearing, a
+//! `/metrics` snapshot, and a SIGKILL of the real binary that restores
+//! the state with no invented change.
+//!
+//! The addresses in these traces (219.158.x China Unicom, 188.43.x
+//! TransTeleCom, 175.45.x inside the DPRK) are text only: the collector
+//! sends no packets.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tumen_collector::serve::{self, auth, RawConfig};
+
+const CU: &[&str] = &["192.0.2.1", "203.0.113.9", "219.158.3.1", "219.158.39.54"];
+const TTK: &[&str] = &["192.0.2.1", "203.0.113.9", "188.43.225.153", "188.43.4.2"];
+
+fn trace(agent: &str, id: &str, dst: &str, start_ms: u64, hops: &[&str], entered: bool) -> String {
+    let mut hs: Vec<Value> = hops
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            json!({"ttl": i + 1, "flow": 0, "sent": 1, "replies": [
+                {"addr": a, "rtt_ms": 10.0, "kind": "time_exceeded", "icmp_type": 11, "icmp_code": 0}
+            ]})
+        })
+        .collect();
+    if entered {
+        hs.push(
+            json!({"ttl": hops.len() + 1, "flow": 0, "sent": 1, "replies": [
+                {"addr": dst, "rtt_ms": 90.0, "kind": "echo_reply", "icmp_type": 0, "icmp_code": 0}
+            ]}),
+        );
+    }
+    json!({
+        "kind": "trace", "schema": 1, "id": id, "agent": agent, "start_ms": start_ms,
+        "duration_ms": 100.0, "src": "192.0.2.2", "dst": dst,
+        "prefix": format!("{}/24", dst.rsplitn(2, '.').last().unwrap_or(dst)),
+        "protocol": "icmp", "mode": "full", "first_ttl": 1, "max_ttl": 30, "flows": 1,
+        "stop": if entered { "completed" } else { "gap_limit" }, "reached": entered,
+        "probes_sent": hs.len(), "hops": hs
+    })
+    .to_string()
+}
+
+fn ping(agent: &str, id: &str, dst: &str, start_ms: u64, received: u32) -> String {
+    json!({
+        "kind": "ping", "schema": 1, "id": id, "agent": agent, "start_ms": start_ms,
+        "dst": dst, "prefix": "x", "sent": 3, "received": received,
+        "loss_ratio": 1.0 - f64::from(received) / 3.0
+    })
+    .to_string()
+}
+
+fn id(n: u64) -> String {
+    format!("{n:032x}")
+}
+
+struct Server {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), serve::StartError>>,
+    db: PathBuf,
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    tokens: Vec<(String, String)>,
+}
+
+fn setup(agents: &[&str]) -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut text = String::new();
+    let mut tokens = Vec::new();
+    for a in agents {
+        let t = auth::new_token().expect("token");
+        text.push_str(&auth::file_line(a, &t));
+        text.push('\n');
+        tokens.push((a.to_string(), t));
+    }
+    std::fs::write(dir.path().join("tokens"), text).expect("tokens");
+    Setup { dir, tokens }
+}
+
+impl Setup {
+    fn token(&self, agent: &str) -> &str {
+        &self
+            .tokens
+            .iter()
+            .find(|t| t.0 == agent)
+            .expect("agent token")
+            .1
+    }
+
+    fn raw(&self, extra: RawConfig) -> RawConfig {
+        RawConfig {
+            listen: Some("127.0.0.1:0".into()),
+            db: Some(self.dir.path().join("c.db")),
+            token_file: Some(self.dir.path().join("tokens")),
+            ..Default::default()
+        }
+        .merge(extra)
+    }
+
+    async fn start(&self, extra: RawConfig) -> Server {
+        let config = self.raw(extra).validate().expect("config");
+        let db = config.db.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve::run(
+            config,
+            listener,
+            async move {
+                let _ = rx.await;
+            },
+            Duration::from_secs(5),
+        ));
+        let s = Server {
+            addr,
+            stop: Some(tx),
+            task,
+            db,
+        };
+        s.wait_ready().await;
+        s
+    }
+}
+
+impl Server {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn wait_ready(&self) {
+        let c = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(r) = c.get(self.url("/readyz")).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("collector not ready at {}", self.addr);
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let r = tokio::time::timeout(Duration::from_secs(10), &mut self.task)
+            .await
+            .expect("stops within 10 s")
+            .expect("task");
+        r.expect("clean stop");
+    }
+
+    async fn post(
+        &self,
+        token: Option<&str>,
+        body: Vec<u8>,
+        encoding: Option<&str>,
+    ) -> (u16, Value) {
+        let mut req = reqwest::Client::new()
+            .post(self.url("/api/v1/results"))
+            .header("content-type", "application/x-ndjson")
+            .body(body);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(e) = encoding {
+            req = req.header("content-encoding", e);
+        }
+        let r = req.send().await.expect("post");
+        let status = r.status().as_u16();
+        let v = r.json().await.unwrap_or(Value::Null);
+        (status, v)
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let r = reqwest::get(self.url(path)).await.expect("get");
+        assert_eq!(r.status(), 200, "{path}");
+        r.json().await.expect("json")
+    }
+
+    async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+}
+
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn db_count(db: &Path, table: &str) -> u64 {
+    let conn = tumen_collector::store::open_reader(db).expect("reader");
+    tumen_collector::store::count(&conn, table).expect("count")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthorised_and_malformed_requests_get_precise_4xx_are_counted_and_write_nothing() {
+    let s = setup(&["vp-fra", "vp-sgp"]);
+    let srv = s
+        .start(RawConfig {
+            max_body_bytes: Some(64 << 10),
+            max_decoded_bytes: Some(256 << 10),
+            max_batch: Some(5),
+            ..Default::default()
+        })
+        .await;
+    let good = trace("vp-fra", &id(1), "175.45.177.10", 1_000, CU, true);
+    let fra = s.token("vp-fra");
+
+    /// (what, token, body, content-encoding, expected status, expected reason)
+    type Case<'a> = (
+        &'a str,
+        Option<&'a str>,
+        Vec<u8>,
+        Option<&'a str>,
+        u16,
+        &'a str,
+    );
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "no token",
+            None,
+            good.clone().into_bytes(),
+            None,
+            401,
+            "missing_token",
+        ),
+        (
+            "unknown token",
+            Some("0123"),
+            good.clone().into_bytes(),
+            None,
+            401,
+            "bad_token",
+        ),
+        (
+            "other agent's token",
+            Some(s.token("vp-sgp")),
+            good.clone().into_bytes(),
+            None,
+            403,
+            "agent_mismatch",
+        ),
+        (
+            "brotli",
+            Some(fra),
+            good.clone().into_bytes(),
+            Some("br"),
+            415,
+            "unsupported_encoding",
+        ),
+        (
+            "corrupt gzip",
+            Some(fra),
+            b"\x1f\x8b\x08\x00garbage".to_vec(),
+            Some("gzip"),
+            400,
+            "bad_compression",
+        ),
+        (
+            "oversize body",
+            Some(fra),
+            vec![b' '; 70 << 10],
+            None,
+            413,
+            "body_too_large",
+        ),
+        (
+            "zstd bomb",
+            Some(fra),
+            zstd::encode_all(&vec![b' '; 4 << 20][..], 3).expect("z"),
+            Some("zstd"),
+            413,
+            "decoded_too_large",
+        ),
+        (
+            "six records",
+            Some(fra),
+            (1..=6)
+                .map(|n| trace("vp-fra", &id(100 + n), "175.45.177.10", n, CU, true))
+                .collect::<Vec<_>>()
+                .join("\n")
+                .into_bytes(),
+            None,
+            413,
+            "batch_too_large",
+        ),
+        (
+            "bad field on line 2",
+            Some(fra),
+            format!("{good}\n{}", good.replace("\"ttl\":2", "\"ttl\":-2")).into_bytes(),
+            None,
+            400,
+            "malformed_record",
+        ),
+        (
+            "newer schema",
+            Some(fra),
+            good.replace("\"schema\":1", "\"schema\":2").into_bytes(),
+            None,
+            400,
+            "unsupported_schema",
+        ),
+        ("empty", Some(fra), b"\n".to_vec(), None, 400, "empty_batch"),
+        (
+            "bad id",
+            Some(fra),
+            good.replace(&id(1), "short").into_bytes(),
+            None,
+            400,
+            "bad_record_id",
+        ),
+    ];
+    for (what, token, body, enc, status, reason) in cases {
+        let (got, v) = srv.post(token, body, enc).await;
+        assert_eq!(got, status, "{what}: {v}");
+        assert_eq!(v["error"], reason, "{what}: {v}");
+        assert!(
+            v["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{what}: {v}"
+        );
+        if what == "bad field on line 2" {
+            assert!(
+                v["detail"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("line 2:hops[1].ttl"),
+                "{v}"
+            );
+        }
+    }
+    // Nothing was written by any refused request.
+    assert_eq!(db_count(&srv.db, "traces"), 0);
+    assert_eq!(db_count(&srv.db, "agents"), 0);
+    assert_eq!(srv.get("/api/v1/agents").await, json!([]));
+    let m = srv.metrics().await;
+    for reason in [
+        "missing_token",
+        "bad_token",
+        "agent_mismatch",
+        "malformed_record",
+        "batch_too_large",
+    ] {
+        assert_eq!(
+            metric(
+                &m,
+                &format!("tumen_collector_ingest_rejected_total{{reason=\"{reason}\"}}")
+            ),
+            Some(1.0),
+            "{reason}\n{m}"
+        );
+    }
+    assert_eq!(
+        metric(&m, "tumen_collector_ingest_requests_total{code=\"401\"}"),
+        Some(2.0)
+    );
+    // A good request still works afterwards.
+    let (st, v) = srv.post(Some(fra), good.into_bytes(), None).await;
+    assert_eq!((st, v["accepted"].as_u64()), (200, Some(1)), "{v}");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resent_results_are_ignored_and_gzip_and_zstd_bodies_are_accepted() {
+    let s = setup(&["vp-fra"]);
+    let srv = s.start(RawConfig::default()).await;
+    let t = s.token("vp-fra");
+    let batch: String = (0..50)
+        .map(|n| trace("vp-fra", &id(n), "175.45.176.15", 1_000 + n, CU, true))
+        .chain((50..60).map(|n| ping("vp-fra", &id(n), "175.45.176.15", 1_000 + n, 3)))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(batch.as_bytes()).expect("gz");
+    let gz = gz.finish().expect("gz");
+    let (st, v) = srv.post(Some(t), gz, Some("gzip")).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        (v["accepted"].as_u64(), v["duplicates"].as_u64()),
+        (Some(60), Some(0))
+    );
+    // The same results again (a retry after a lost answer), as zstd.
+    let zs = zstd::encode_all(batch.as_bytes(), 3).expect("zstd");
+    let (st, v) = srv.post(Some(t), zs, Some("zstd")).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        (v["accepted"].as_u64(), v["duplicates"].as_u64()),
+        (Some(0), Some(60))
+    );
+    assert_eq!(db_count(&srv.db, "traces"), 50);
+    assert_eq!(db_count(&srv.db, "pings"), 10);
+    let agents = srv.get("/api/v1/agents").await;
+    assert_eq!(agents[0]["traces"], 50, "{agents}");
+    assert_eq!(agents[0]["pings"], 10, "{agents}");
+    let m = srv.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "tumen_collector_ingest_records_total{kind=\"trace\",outcome=\"accepted\"}"
+        ),
+        Some(50.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "tumen_collector_ingest_records_total{kind=\"trace\",outcome=\"duplicate\"}"
+        ),
+        Some(50.0)
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "tumen_collector_ingest_records_total{kind=\"ping\",outcome=\"duplicate\"}"
+        ),
+        Some(10.0)
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_changes_after_k_agreeing_traces_with_one_event_in_the_api_and_metrics() {
+    let s = setup(&["vp-fra", "vp-sgp"]);
+    let srv = s
+        .start(RawConfig {
+            hysteresis: Some(3),
+            ..Default::default()
+        })
+        .await;
+    let fra = s.token("vp-fra");
+    let send = |agent: &str, n: u64, hops: &[&str]| {
+        trace(
+            agent,
+            &id(n),
+            "175.45.177.10",
+            1_000_000 + n * 60_000,
+            hops,
+            true,
+        )
+    };
+    // CU, then TTK twice (an odd pair), CU again: no change.
+    for (n, hops) in [(1, CU), (2, TTK), (3, TTK), (4, CU)] {
+        let (st, v) = srv
+            .post(Some(fra), send("vp-fra", n, hops).into_bytes(), None)
+            .await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["changes"], 0);
+    }
+    // Three TTK in a row: one change, at the third.
+    let mut changes = 0;
+    for n in 5..=7 {
+        let (_, v) = srv
+            .post(Some(fra), send("vp-fra", n, TTK).into_bytes(), None)
+            .await;
+        changes += v["changes"].as_u64().unwrap_or(0);
+    }
+    assert_eq!(changes, 1);
+    let sgp = s.token("vp-sgp");
+    let (st, _) = srv
+        .post(Some(sgp), send("vp-sgp", 50, CU).into_bytes(), None)
+        .await;
+    assert_eq!(st, 200);
+
+    let paths = srv.get("/api/v1/paths?agent=vp-fra").await;
+    assert_eq!(paths.as_array().map(Vec::len), Some(1), "{paths}");
+    assert_eq!(paths[0]["prefix"], "175.45.177.0/24");
+    assert_eq!(paths[0]["upstream"], "transtelecom");
+    assert_eq!(paths[0]["upstream_asn"], 20485);
+    assert_eq!(paths[0]["evidence"]["last_foreign"]["addr"], "188.43.4.2");
+    assert_eq!(paths[0]["since_ms"], 1_000_000 + 7 * 60_000);
+
+    let events = srv.get("/api/v1/events?prefix=175.45.177.0/24").await;
+    assert_eq!(events.as_array().map(Vec::len), Some(1), "{events}");
+    assert_eq!(events[0]["from_upstream"], "china-unicom");
+    assert_eq!(events[0]["to_upstream"], "transtelecom");
+    assert_eq!(events[0]["trace_id"], id(7));
+    assert_eq!(events[0]["at_ms"], 1_000_000 + 7 * 60_000);
+    // Time and prefix filters.
+    let since = (1_000_000 + 7 * 60_000) / 1000 + 1;
+    assert_eq!(
+        srv.get(&format!("/api/v1/events?since={since}")).await,
+        json!([])
+    );
+    assert_eq!(
+        srv.get("/api/v1/events?prefix=175.45.176.7").await,
+        json!([])
+    );
+    let r = reqwest::get(srv.url("/api/v1/events?since=yesterday"))
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 400);
+
+    let shares = srv.get("/api/v1/shares").await;
+    assert_eq!(shares["all"]["transtelecom"], 0.5, "{shares}");
+    assert_eq!(shares["all"]["china-unicom"], 0.5, "{shares}");
+    assert_eq!(
+        shares["prefixes"]["175.45.177.0/24"]["reachable_ratio"],
+        1.0
+    );
+
+    let m = srv.metrics().await;
+    assert_eq!(
+        metric(&m, "tumen_path_upstream_info{agent=\"vp-fra\",prefix=\"175.45.177.0/24\",upstream=\"transtelecom\",upstream_asn=\"20485\"}"),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "tumen_upstream_changes_total{agent=\"vp-fra\",prefix=\"175.45.177.0/24\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "tumen_upstream_share_ratio{prefix=\"all\",upstream=\"transtelecom\"}"
+        ),
+        Some(0.5)
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "tumen_prefix_reachable_ratio{prefix=\"175.45.177.0/24\"}"
+        ),
+        Some(1.0)
+    );
+    assert!(!m.contains(
+        "china-unicom\",upstream_asn=\"4837\"} 1\ntumen_path_upstream_info{agent=\"vp-fra\""
+    ));
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_agent_loses_its_series_but_keeps_its_state() {
+    let s = setup(&["vp-fra"]);
+    let srv = s
+        .start(RawConfig {
+            agent_silence: Some("1s".into()),
+            ..Default::default()
+        })
+        .await;
+    let body = trace("vp-fra", &id(1), "175.45.176.8", 5_000, CU, false);
+    assert_eq!(
+        srv.post(Some(s.token("vp-fra")), body.into_bytes(), None)
+            .await
+            .0,
+        200
+    );
+    let m = srv.metrics().await;
+    assert!(
+        m.contains("tumen_agent_last_seen_timestamp_seconds{agent=\"vp-fra\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains("tumen_path_upstream_info{agent=\"vp-fra\""),
+        "{m}"
+    );
+    // Not entered, no ping: unreachable from the only agent.
+    assert_eq!(
+        metric(
+            &m,
+            "tumen_prefix_reachable_ratio{prefix=\"175.45.176.0/24\"}"
+        ),
+        Some(0.0)
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let m = srv.metrics().await;
+    assert!(
+        !m.contains("agent=\"vp-fra\""),
+        "silent agent still exported:\n{m}"
+    );
+    assert!(!m.contains("tumen_upstream_share_ratio{"), "{m}");
+    assert_eq!(
+        metric(&m, "tumen_collector_agents{state=\"silent\"}"),
+        Some(1.0)
+    );
+    let paths = srv.get("/api/v1/paths").await;
+    assert_eq!(paths[0]["live"], false);
+    assert_eq!(paths[0]["upstream"], "china-unicom");
+    srv.stop().await;
+}
+
+/// The exposition of the contract metrics for a fixed history, with the
+/// time-dependent values (timestamps, latency) masked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_snapshot() {
+    let s = setup(&["vp-fra", "vp-sgp"]);
+    let srv = s.start(RawConfig::default()).await;
+    let fra = s.token("vp-fra");
+    let sgp = s.token("vp-sgp");
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    for (tok, agent, dst, hops, entered) in [
+        (fra, "vp-fra", "175.45.176.15", CU, true),
+        (fra, "vp-fra", "175.45.177.10", TTK, true),
+        (fra, "vp-fra", "175.45.178.1", CU, false),
+        (sgp, "vp-sgp", "175.45.176.15", CU, true),
+        (sgp, "vp-sgp", "175.45.177.10", TTK, true),
+        (sgp, "vp-sgp", "175.45.178.1", TTK, false),
+    ] {
+        let i = next();
+        let body = trace(agent, &id(i), dst, 1000 * i, hops, entered);
+        assert_eq!(srv.post(Some(tok), body.into_bytes(), None).await.0, 200);
+    }
+    let body = ping("vp-sgp", &id(99), "175.45.178.1", 99_000, 2);
+    assert_eq!(srv.post(Some(sgp), body.into_bytes(), None).await.0, 200);
+    let (st, _) = srv.post(Some("nope"), b"x".to_vec(), None).await;
+    assert_eq!(st, 401);
+
+    let m = srv.metrics().await;
+    let masked: Vec<String> = m
+        .lines()
+        .filter(|l| {
+            !l.starts_with("tumen_collector_ingest_duration_seconds")
+                && !l.contains("ingest_duration_seconds")
+                && !l.starts_with("tumen_collector_dns")
+                && !l.contains("tumen_collector_dns")
+        })
+        .map(|l| {
+            if l.starts_with("tumen_agent_last_seen_timestamp_seconds{")
+                || l.starts_with("tumen_collector_store_last_write_timestamp_seconds ")
+            {
+                let (k, v) = l.rsplit_once(' ').unwrap_or((l, ""));
+                let ok = v.parse::<f64>().is_ok_and(|v| v > 1.6e9);
+                format!("{k} {}", if ok { "<now>" } else { v })
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    let got = masked.join("\n") + "\n";
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/metrics.txt");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+        std::fs::write(&path, &got).expect("write snapshot");
+    }
+    let want = std::fs::read_to_string(&path)
+        .expect("tests/snapshots/metrics.txt (create with UPDATE_SNAPSHOTS=1)");
+    assert_eq!(
+        got, want,
+        "metrics changed; review and rerun with UPDATE_SNAPSHOTS=1"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_endpoints_and_unknown_routes() {
+    let s = setup(&["vp-fra"]);
+    let srv = s.start(RawConfig::default()).await;
+    let r = reqwest::get(srv.url("/healthz")).await.expect("healthz");
+    assert_eq!(r.status(), 200);
+    let r = reqwest::get(srv.url("/readyz")).await.expect("readyz");
+    assert_eq!(r.status(), 200);
+    let r = reqwest::get(srv.url("/nope")).await.expect("404");
+    assert_eq!(r.status(), 404);
+    let r = reqwest::get(srv.url("/api/v1/results")).await.expect("405");
+    assert_eq!(r.status(), 405);
+    let r = reqwest::get(srv.url("/api/v1/paths?prefix=banana"))
+        .await
+        .expect("400");
+    assert_eq!(r.status(), 400);
+    srv.stop().await;
+}
+
+// ---------------------------------------------------------------------
+// The real binary: SIGKILL and restart.
+
+struct Proc {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+fn spawn_bin(s: &Setup, port: u16) -> Proc {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tumen-collector"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--hysteresis",
+            "3",
+        ])
+        .arg("--db")
+        .arg(s.dir.path().join("c.db"))
+        .arg("--token-file")
+        .arg(s.dir.path().join("tokens"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn collector");
+    Proc {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sigkill_the_state_is_restored_and_no_change_is_invented() {
+    let s = setup(&["vp-fra"]);
+    let t = s.token("vp-fra").to_string();
+    let port = free_port();
+    let p = spawn_bin(&s, port);
+    let srv = Server {
+        addr: p.addr,
+        stop: None,
+        task: tokio::spawn(async { Ok(()) }),
+        db: s.dir.path().join("c.db"),
+    };
+    srv.wait_ready().await;
+    // CU established, a TTK streak completed (one change), then two CU
+    // traces: a candidate at 2 of 3, in the store.
+    let seq = [CU, TTK, TTK, TTK, CU, CU];
+    let mut all = Vec::new();
+    for (n, hops) in seq.iter().enumerate() {
+        let body = trace(
+            "vp-fra",
+            &id(n as u64),
+            "175.45.177.10",
+            10_000 * (n as u64 + 1),
+            hops,
+            true,
+        );
+        let (st, v) = srv.post(Some(&t), body.clone().into_bytes(), None).await;
+        assert_eq!(st, 200, "{v}");
+        all.push(body);
+    }
+    let before_paths = srv.get("/api/v1/paths").await;
+    let before_events = srv.get("/api/v1/events").await;
+    assert_eq!(before_events.as_array().map(Vec::len), Some(1));
+    assert_eq!(before_paths[0]["candidate"], "china-unicom");
+    assert_eq!(before_paths[0]["candidate_count"], 2);
+    let mut p = p;
+    // SIGKILL: no chance to flush anything.
+    p.child.kill().expect("kill -9");
+    p.child.wait().expect("wait");
+    drop(p);
+
+    let p2 = spawn_bin(&s, port);
+    srv.wait_ready().await;
+    assert_eq!(srv.get("/api/v1/paths").await, before_paths);
+    assert_eq!(srv.get("/api/v1/events").await, before_events);
+    // The agent retries everything (it never got some answers): all
+    // duplicates, nothing moves.
+    let (st, v) = srv.post(Some(&t), all.join("\n").into_bytes(), None).await;
+    assert_eq!(
+        (st, v["duplicates"].as_u64(), v["changes"].as_u64()),
+        (200, Some(6), Some(0)),
+        "{v}"
+    );
+    assert_eq!(srv.get("/api/v1/paths").await, before_paths);
+    let m = srv.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "tumen_upstream_changes_total{agent=\"vp-fra\",prefix=\"175.45.177.0/24\"}"
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    // The third CU trace completes the streak begun before the kill.
+    let body = trace("vp-fra", &id(100), "175.45.177.10", 100_000, CU, true);
+    let (_, v) = srv.post(Some(&t), body.into_bytes(), None).await;
+    assert_eq!(v["changes"], 1, "{v}");
+    assert_eq!(
+        srv.get("/api/v1/events").await.as_array().map(Vec::len),
+        Some(2)
+    );
+    drop(p2);
+}
+
+#[test]
+fn serve_refuses_bad_config_with_every_problem_and_exit_64() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tumen-collector"))
+        .args([
+            "serve",
+            "--listen",
+            "nowhere",
+            "--hysteresis",
+            "0",
+            "--target",
+            "x/99",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "listen \"nowhere\"",
+        "hysteresis 0",
+        "target \"x/99\"",
+        "no token_file",
+    ] {
+        assert!(err.contains(needle), "{needle} missing: {err}");
+    }
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_error() {
+    let s = setup(&["vp"]);
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("hold");
+    let port = held.local_addr().expect("addr").port();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tumen-collector"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--db")
+        .arg(s.dir.path().join("c.db"))
+        .arg("--token-file")
+        .arg(s.dir.path().join("tokens"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(71));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another collector"), "{err}");
+}
+
+#[test]
+fn token_makes_a_working_token_and_stores_only_its_hash() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("tokens");
+    let run = |name: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tumen-collector"))
+            .args(["token", name, "--token-file"])
+            .arg(&file)
+            .output()
+            .expect("run")
+    };
+    let out = run("vp-fra");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(token.len(), 64);
+    let text = std::fs::read_to_string(&file).expect("file");
+    assert!(
+        !text.contains(&token),
+        "the token itself must not be stored"
+    );
+    let tokens = auth::Tokens::load(&file).expect("load");
+    assert_eq!(tokens.agent_for(&token), Some("vp-fra"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).expect("meta").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let again = run("vp-fra");
+    assert_eq!(again.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already has"));
+    assert!(run("bad/name").status.code() == Some(64));
+}
