@@ -71,10 +71,28 @@ pub enum Record {
 impl Record {
     /// Parses one JSON line, checking the schema version before the rest so
     /// that a newer record is refused as such rather than as garbage.
+    ///
+    /// The `kind` tag is read first (with the schema) and the line is then
+    /// read straight into [`TraceRecord`] or [`PingRecord`]: serde's
+    /// internally tagged enums buffer the whole object first, which costs
+    /// about a third of the collector's ingest time and loses the position
+    /// of a faulty field. The result is the same as deserialising
+    /// [`Record`].
     pub fn from_json_line(line: &str) -> Result<Self, RecordError> {
-        let header: Header = serde_json::from_str(line).map_err(RecordError::Json)?;
-        header.check().map_err(RecordError::Schema)?;
-        serde_json::from_str(line).map_err(RecordError::Json)
+        let head: Tagged<'_> = serde_json::from_str(line).map_err(RecordError::Json)?;
+        Header {
+            schema: head.schema,
+        }
+        .check()
+        .map_err(RecordError::Schema)?;
+        match head.kind.as_deref() {
+            Some("trace") => serde_json::from_str(line).map(Record::Trace),
+            Some("ping") => serde_json::from_str(line).map(Record::Ping),
+            // serde's own message for these ("missing field `kind`",
+            // "unknown variant ..."), as reading `Record` would give.
+            _ => serde_json::from_str(line),
+        }
+        .map_err(RecordError::Json)
     }
 
     /// The record's unique id (agents make it; collectors deduplicate on it).
@@ -84,6 +102,16 @@ impl Record {
             Record::Ping(p) => &p.id,
         }
     }
+}
+
+/// The schema and `kind` of a record line, read before the rest. A kind
+/// this build does not know is not an error yet: a newer schema may have
+/// added it, and that must be reported as the newer schema.
+#[derive(Deserialize)]
+struct Tagged<'a> {
+    schema: u32,
+    #[serde(borrow, default)]
+    kind: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// Why a line is not a record this build can read.
@@ -325,6 +353,29 @@ mod tests {
         assert!(matches!(err, RecordError::Json(_)), "{err}");
         let err = Record::from_json_line(r#"{"kind":"bogus","schema":1}"#).expect_err("kind");
         assert!(err.to_string().contains("bogus"), "{err}");
+        let err = Record::from_json_line(r#"{"schema":1,"id":"x"}"#).expect_err("no kind");
+        assert!(err.to_string().contains("missing field `kind`"), "{err}");
+        // A kind a newer schema added is refused as the newer schema.
+        let err = Record::from_json_line(r#"{"kind":"dns","schema":2}"#).expect_err("newer");
+        assert!(matches!(err, RecordError::Schema(_)), "{err}");
+        // Faults inside the record keep their position (the fast path
+        // reads the variant directly, not through serde's buffering).
+        let text = serde_json::to_string(&Record::Trace(trace())).expect("serialise");
+        let bad = text.replace("\"ttl\":2", "\"ttl\":-2");
+        let RecordError::Json(j) = Record::from_json_line(&bad).expect_err("ttl") else {
+            panic!("not a json error");
+        };
+        assert_eq!(j.column(), bad.find("-2").expect("at") + 2, "{j}");
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_tagged_enum() {
+        let trace = serde_json::to_string(&Record::Trace(trace())).expect("trace");
+        let ping = r#"{"kind":"ping","schema":1,"id":"ffeeddccbbaa99887766554433221100","agent":"vp-fra","start_ms":1,"dst":"198.18.177.15","prefix":"198.18.177.0/24","sent":3,"received":2,"loss_ratio":0.33,"rtt_min_ms":1.5}"#;
+        for line in [trace.as_str(), ping] {
+            let slow: Record = serde_json::from_str(line).expect("enum");
+            assert_eq!(Record::from_json_line(line).expect("fast"), slow);
+        }
     }
 
     #[test]

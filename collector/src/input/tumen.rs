@@ -5,7 +5,7 @@
 //! appearance, annotations from the replies' `annotation`); ping records
 //! are skipped. Blank lines are skipped.
 
-use tumen_wire::{PingRecord, Record, RecordError, TraceRecord};
+use tumen_wire::{Record, RecordError, TraceRecord};
 
 use super::json::path_at;
 use super::{push_addr, push_annotation, Hops};
@@ -56,18 +56,8 @@ pub(crate) fn record_error(line: &str, e: &RecordError, origin: &str) -> InputEr
             what: s.to_string(),
         },
         RecordError::Json(j) => {
-            // `Record` is an internally tagged enum: serde buffers it and
-            // its errors lose their position. Reading the line again as
-            // the variant its `kind` names gives the column of the fault.
-            let kind = serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned));
-            let positioned = match kind.as_deref() {
-                Some("trace") => serde_json::from_str::<TraceRecord>(line).err(),
-                Some("ping") => serde_json::from_str::<PingRecord>(line).err(),
-                _ => None,
-            };
-            let j = positioned.as_ref().unwrap_or(j);
+            // `Record::from_json_line` reads the variant directly, so
+            // serde's error carries the column of the fault.
             let text = j.to_string();
             let msg = text
                 .rsplit_once(" at line ")
