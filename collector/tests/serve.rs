@@ -409,6 +409,15 @@ async fn resent_results_are_ignored_and_gzip_and_zstd_bodies_are_accepted() {
     );
     assert_eq!(db_count(&srv.db, "traces"), 50);
     assert_eq!(db_count(&srv.db, "pings"), 10);
+    // The raw record is stored exactly as sent.
+    let conn = tumen_collector::store::open_reader(&srv.db).expect("reader");
+    let first = batch.lines().next().expect("a line");
+    assert_eq!(
+        tumen_collector::store::raw_trace(&conn, "vp-fra", &id(0))
+            .expect("raw")
+            .as_deref(),
+        Some(first)
+    );
     let agents = srv.get("/api/v1/agents").await;
     assert_eq!(agents[0]["traces"], 50, "{agents}");
     assert_eq!(agents[0]["pings"], 10, "{agents}");

@@ -86,6 +86,9 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<&s
         .transpose()
 }
 
+/// Uploads slower than this are logged (debug) with where the time went.
+const SLOW_INGEST: std::time::Duration = std::time::Duration::from_millis(100);
+
 async fn ingest_request(
     app: &Arc<App>,
     headers: &HeaderMap,
@@ -129,15 +132,24 @@ async fn ingest_request(
     if declared.is_some_and(|n| n > max_body) {
         return Err(too_large());
     }
+    let t0 = std::time::Instant::now();
     let bytes = axum::body::to_bytes(body, max_body)
         .await
         .map_err(|_| too_large())?;
+    let t_read = t0.elapsed();
     let received_ms = super::metrics::now_ms();
     let app2 = app.clone();
+    let slot = app
+        .prepare_slots
+        .acquire()
+        .await
+        .map_err(|_| Reject::new(503, "store_unavailable", "shutting down"))?;
     let upload =
         tokio::task::spawn_blocking(move || prepare(&app2, &agent, &bytes, encoding, received_ms))
             .await
             .map_err(|e| Reject::new(503, "store_unavailable", format!("worker failed: {e}")))??;
+    drop(slot);
+    let t_prepared = t0.elapsed();
     let (n_traces, n_pings) = (upload.traces.len(), upload.pings.len());
     let (tx, rx) = tokio::sync::oneshot::channel();
     app.writer
@@ -148,6 +160,16 @@ async fn ingest_request(
         .await
         .map_err(|_| Reject::new(503, "store_unavailable", "store writer stopped"))?
         .map_err(|e| Reject::new(503, "store_unavailable", format!("store: {e}")))?;
+    let total = t0.elapsed();
+    if total >= SLOW_INGEST {
+        tracing::debug!(
+            read_ms = t_read.as_millis(),
+            prepare_ms = (t_prepared - t_read).as_millis(),
+            store_ms = (total - t_prepared).as_millis(),
+            records = n_traces + n_pings,
+            "slow upload"
+        );
+    }
     let m = &app.metrics;
     let dup_traces = outcome.duplicate_traces;
     let dup_pings = outcome.duplicates - dup_traces;
@@ -217,7 +239,7 @@ fn prepare(
                     unit: unit_of(record.dst),
                     in_target,
                     record,
-                    line,
+                    line: crate::store::pack_record(&line),
                     inference,
                 });
             }
@@ -230,7 +252,7 @@ fn prepare(
                     unit: unit_of(record.dst),
                     in_target,
                     record,
-                    line,
+                    line: crate::store::pack_record(&line),
                 });
             }
         }

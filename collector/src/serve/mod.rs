@@ -43,6 +43,10 @@ pub struct App {
     /// Read connection for the events API.
     pub reader: Mutex<Connection>,
     pub dns: Option<Enricher>,
+    /// Batches decoded and inferred at once: one per core. More would
+    /// only share the CPU with the single writer, the bottleneck, and
+    /// stretch every commit (the scheduler is fair per thread).
+    pub prepare_slots: tokio::sync::Semaphore,
 }
 
 /// The table, then (if enabled) cached Team Cymru answers for addresses
@@ -137,6 +141,13 @@ pub async fn run(
         "state restored"
     );
     let reader = crate::store::open_reader(&config.db)?;
+    let (checkpoint_stop, checkpoint_rx) = std::sync::mpsc::channel::<()>();
+    let wal_full = writer::WalFull::default();
+    let checkpointer = writer::spawn_checkpointer(
+        crate::store::open_checkpointer(&config.db)?,
+        checkpoint_rx,
+        wal_full.clone(),
+    )?;
     let live = Arc::new(RwLock::new(writer::Live { paths, agents }));
     let metrics = Arc::new(metrics::Metrics::new(live.clone(), config.agent_silence));
     let (writer_tx, writer_thread) = writer::spawn(
@@ -147,6 +158,7 @@ pub async fn run(
             hysteresis: config.hysteresis,
             max_group: 512,
         },
+        wal_full,
     )?;
     let dns = match &config.dns {
         Some(c) => {
@@ -165,9 +177,17 @@ pub async fn run(
         writer: writer_tx.clone(),
         reader: Mutex::new(reader),
         dns,
+        prepare_slots: tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ),
     });
 
-    let retention = tokio::spawn(retention_task(app.clone()));
+    // `instrument`, not `span.enter()`: an entered span held across
+    // `.await` leaks into whatever else runs on that thread.
+    let retention = tokio::spawn(tracing::Instrument::instrument(
+        retention_task(app.clone()),
+        tracing::info_span!("retention"),
+    ));
     let router = api::router(app.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let graceful = async move {
@@ -190,6 +210,8 @@ pub async fn run(
     drop(writer_tx);
     // The writer drains its queue and stops once every sender is gone.
     let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    drop(checkpoint_stop);
+    let _ = tokio::task::spawn_blocking(move || checkpointer.join()).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -197,8 +219,6 @@ pub async fn run(
 /// Deletes raw records and events older than the retention, hourly (and
 /// once at start).
 async fn retention_task(app: Arc<App>) {
-    let span = tracing::info_span!("retention");
-    let _g = span.enter();
     let every =
         (app.config.retention / 24).clamp(Duration::from_secs(60), Duration::from_secs(3600));
     loop {

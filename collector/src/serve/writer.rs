@@ -27,11 +27,12 @@ pub struct Live {
     pub agents: BTreeMap<String, AgentInfo>,
 }
 
-/// A trace ready to store: the record, its line, and what inference said.
+/// A trace ready to store: the record, its line (packed by
+/// [`store::pack_record`]), and what inference said.
 #[derive(Debug)]
 pub struct TraceItem {
     pub record: Box<tumen_wire::TraceRecord>,
-    pub line: String,
+    pub line: Vec<u8>,
     pub inference: Inference,
     pub unit: IpNet,
     /// Is its destination inside the target (does it move path state)?
@@ -42,7 +43,8 @@ pub struct TraceItem {
 #[derive(Debug)]
 pub struct PingItem {
     pub record: tumen_wire::PingRecord,
-    pub line: String,
+    /// The line, packed by [`store::pack_record`].
+    pub line: Vec<u8>,
     pub unit: IpNet,
     pub in_target: bool,
 }
@@ -82,18 +84,71 @@ pub struct WriterConfig {
     pub max_group: usize,
 }
 
+/// Set by the checkpointer when the WAL has grown past
+/// [`store::WAL_RESTART_FRAMES`]; the writer then finishes a checkpoint
+/// between two commits so the WAL starts over.
+pub type WalFull = Arc<std::sync::atomic::AtomicBool>;
+
 /// Starts the writer thread; it ends when every sender is dropped.
+/// Checkpoints are mostly not its business (see [`spawn_checkpointer`]).
 pub fn spawn(
     conn: Connection,
     live: Arc<RwLock<Live>>,
     metrics: Arc<Metrics>,
     cfg: WriterConfig,
+    wal_full: WalFull,
 ) -> std::io::Result<(mpsc::Sender<Job>, std::thread::JoinHandle<()>)> {
+    store::no_auto_checkpoint(&conn).map_err(std::io::Error::other)?;
     let (tx, rx) = mpsc::channel::<Job>(4096);
     let handle = std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(conn, live, metrics, cfg, rx))?;
+        .spawn(move || run(conn, live, metrics, cfg, rx, wal_full))?;
     Ok((tx, handle))
+}
+
+/// How often the checkpointer copies the WAL into the database: often, so
+/// that what the writer has left to copy before a WAL restart is small.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Starts the thread that checkpoints the WAL beside the writer, so that
+/// no commit (and no request waiting on one) pays for copying pages into
+/// the database and syncing it. It stops when `stop` is dropped.
+pub fn spawn_checkpointer(
+    conn: Connection,
+    stop: std::sync::mpsc::Receiver<()>,
+    wal_full: WalFull,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("store-checkpoint".into())
+        .spawn(move || {
+            let mut failing = false;
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stop.recv_timeout(CHECKPOINT_EVERY)
+            {
+                let t = std::time::Instant::now();
+                match store::checkpoint(&conn) {
+                    Ok(c) => {
+                        failing = false;
+                        tracing::trace!(
+                            frames = c.log,
+                            copied = c.checkpointed,
+                            ms = t.elapsed().as_millis(),
+                            "checkpoint"
+                        );
+                        if c.log >= store::WAL_RESTART_FRAMES {
+                            wal_full.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                    // Once per run of failures: the writer's own commits
+                    // still work, only the WAL grows until this recovers.
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                    }
+                    Err(_) => {}
+                }
+            }
+        })
 }
 
 fn now_ms() -> u64 {
@@ -108,6 +163,7 @@ fn run(
     metrics: Arc<Metrics>,
     cfg: WriterConfig,
     mut rx: mpsc::Receiver<Job>,
+    wal_full: WalFull,
 ) {
     let span = tracing::info_span!("store-writer");
     let _enter = span.enter();
@@ -137,8 +193,32 @@ fn run(
         if uploads.is_empty() {
             continue;
         }
+        if wal_full.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            // Only the frames since the checkpointer's last pass are left
+            // to copy: a short pause that lets the next commit restart the
+            // WAL.
+            let t = std::time::Instant::now();
+            match store::checkpoint(&conn) {
+                Ok(c) => tracing::debug!(
+                    frames = c.log,
+                    ms = t.elapsed().as_millis(),
+                    "WAL copied in full; it starts over"
+                ),
+                Err(e) => tracing::warn!(error = %e, "WAL checkpoint in the writer failed"),
+            }
+        }
         let jobs: Vec<&Upload> = uploads.iter().map(|(u, _)| u).collect();
-        match commit_group(&conn, &live, &jobs, cfg.hysteresis) {
+        let started = std::time::Instant::now();
+        let result = commit_group(&conn, &live, &jobs, cfg.hysteresis);
+        let took = started.elapsed();
+        if took >= std::time::Duration::from_millis(50) {
+            tracing::debug!(
+                uploads = jobs.len(),
+                ms = took.as_millis(),
+                "slow group commit"
+            );
+        }
+        match result {
             Ok((outcomes, touched, agents)) => {
                 {
                     // Poisoning only follows a panic elsewhere; the data is
