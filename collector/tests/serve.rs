@@ -14,6 +14,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod dns_server;
+
 use serde_json::{json, Value};
 use tumen_collector::serve::{self, auth, RawConfig};
 
@@ -890,4 +892,77 @@ fn token_makes_a_working_token_and_stores_only_its_hash() {
     assert_eq!(again.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already has"));
     assert!(run("bad/name").status.code() == Some(64));
+}
+
+/// With `[dns]` set, hops the tables do not know are looked up in the
+/// background (Team Cymru origin and PTR) at the one configured server, a
+/// loopback server this test starts: later traces through the same hop are
+/// attributed, and `/api/v1/paths` names the border hop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_enrichment_attributes_unknown_hops_and_names_them() {
+    let dns = dns_server::TestServer::start().await;
+    dns.txt(
+        "198.51.100.7",
+        "64500 | 198.51.100.0/24 | ZZ | lab | 2026-01-01",
+        3600,
+    )
+    .ptr("198.51.100.7", "border1.lab-transit.example.", 3600);
+    let s = setup(&["vp-fra"]);
+    let orgs = s.dir.path().join("orgs");
+    std::fs::write(&orgs, "64500 lab-transit\n").expect("orgs");
+    let srv = s
+        .start(RawConfig {
+            orgs: Some(orgs),
+            dns: Some(serve::config::RawDns {
+                server: Some(dns.addr.to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await;
+    let t = s.token("vp-fra");
+    let hops = &["192.0.2.1", "198.51.100.7"];
+    let (st, v) = srv
+        .post(
+            Some(t),
+            trace("vp-fra", &id(1), "175.45.177.10", 1_000, hops, true).into_bytes(),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    // Unknown at first: nothing to attribute the border to yet.
+    let paths = srv.get("/api/v1/paths").await;
+    assert_eq!(paths[0]["upstream"], Value::Null, "{paths}");
+    // The background lookups reach the loopback server and are answered.
+    let mut answered = false;
+    for _ in 0..100 {
+        let m = srv.metrics().await;
+        if metric(&m, "tumen_collector_dns_lookups{what=\"answers\"}").unwrap_or(0.0) >= 2.0 {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(answered, "{}", srv.metrics().await);
+    assert!(dns.queries() >= 2);
+    let (st, v) = srv
+        .post(
+            Some(t),
+            trace("vp-fra", &id(2), "175.45.177.10", 2_000, hops, true).into_bytes(),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let paths = srv.get("/api/v1/paths").await;
+    let p = &paths[0];
+    assert_eq!(
+        (p["upstream"].as_str(), p["upstream_asn"].as_u64()),
+        (Some("lab-transit"), Some(64500)),
+        "{paths}"
+    );
+    assert!(
+        p.to_string().contains("border1.lab-transit.example"),
+        "the border hop is named: {paths}"
+    );
+    srv.stop().await;
 }
