@@ -108,6 +108,20 @@ pub struct RawConfig {
     /// Echo requests per destination per round (0: no ping).
     pub ping_count: Option<u32>,
     pub ping_interval: Option<String>,
+    /// PEM file of the CA that signed the collector's certificate
+    /// (default: the system roots).
+    pub ca_file: Option<PathBuf>,
+    /// Allow an `http://` collector (plain text: tokens and results
+    /// readable on the path). Off unless set.
+    pub insecure_http: Option<bool>,
+    /// Largest spool on disk, e.g. `256MiB`.
+    pub spool_max: Option<String>,
+    /// Longest wait between upload retries (default 60s).
+    pub retry_max: Option<String>,
+    /// On SIGTERM, time allowed to upload what is spooled (default 5s).
+    pub shutdown_grace: Option<String>,
+    /// `ADDR:PORT` of the agent's own `/metrics` and `/healthz`.
+    pub metrics_listen: Option<String>,
 }
 
 impl RawConfig {
@@ -153,7 +167,13 @@ impl RawConfig {
             full_every,
             target_pps,
             ping_count,
-            ping_interval
+            ping_interval,
+            ca_file,
+            insecure_http,
+            spool_max,
+            retry_max,
+            shutdown_grace,
+            metrics_listen
         );
         if !flags.targets.is_empty() {
             self.targets = flags.targets;
@@ -222,6 +242,37 @@ pub struct Config {
     pub interval: Duration,
     pub spool: Option<PathBuf>,
     pub probe: ProbeConfig,
+    /// Where results go; `None`: printed as JSON lines on stdout.
+    pub delivery: Option<Delivery>,
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+/// Spool and upload settings (with a collector).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub collector: String,
+    pub token_file: PathBuf,
+    pub ca_file: Option<PathBuf>,
+    pub spool: PathBuf,
+    pub spool_max: u64,
+    pub retry_max: Duration,
+    pub shutdown_grace: Duration,
+}
+
+/// Parses a size: bytes, or with `KiB`, `MiB`, `GiB` (or `k`, `M`, `G`).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let mul: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "k" | "K" | "KiB" | "kB" => 1 << 10,
+        "M" | "MiB" | "MB" => 1 << 20,
+        "G" | "GiB" | "GB" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mul)
 }
 
 /// How many addresses of each /24 (/48) of a prefix target are traced.
@@ -498,6 +549,14 @@ impl Config {
         }
 
         let probe = probe_config(&raw, &mut problems);
+        let delivery = delivery(&raw, &mut problems);
+        let metrics_listen = raw.metrics_listen.as_deref().and_then(|m| match m.parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                problems.push(format!("metrics_listen {m:?} is not an address:port"));
+                None
+            }
+        });
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
@@ -512,8 +571,95 @@ impl Config {
             interval,
             spool: raw.spool,
             probe,
+            delivery,
+            metrics_listen,
         })
     }
+}
+
+/// The delivery settings, when a collector is configured.
+fn delivery(raw: &RawConfig, problems: &mut Vec<String>) -> Option<Delivery> {
+    let Some(collector) = raw.collector.clone() else {
+        for (key, set) in [
+            ("token_file", raw.token_file.is_some()),
+            ("ca_file", raw.ca_file.is_some()),
+            ("spool_max", raw.spool_max.is_some()),
+        ] {
+            if set {
+                problems.push(format!(
+                    "{key} is set but no collector is: set --collector URL"
+                ));
+            }
+        }
+        return None;
+    };
+    let before = problems.len();
+    if collector.starts_with("http://") && raw.insecure_http != Some(true) {
+        problems.push(format!(
+            "collector {collector:?} is plain HTTP: tokens and results would cross the network \
+             readable; use https:// or set insecure_http = true (--insecure-http)"
+        ));
+    }
+    let token_file = raw.token_file.clone().or_else(|| {
+        problems.push("a collector needs a token: --token-file PATH".into());
+        None
+    });
+    let spool = raw
+        .spool
+        .clone()
+        .or_else(|| std::env::var_os("STATE_DIRECTORY").map(|d| PathBuf::from(d).join("spool")))
+        .or_else(|| {
+            problems.push(
+                "a collector needs a spool directory (results wait there until the collector \
+                 has them): --spool DIR"
+                    .into(),
+            );
+            None
+        });
+    let spool_max = match raw.spool_max.as_deref() {
+        None => crate::spool::SpoolConfig::DEFAULT_MAX_BYTES,
+        Some(s) => match parse_size(s) {
+            Some(n) if n >= 1 << 20 => n,
+            _ => {
+                problems.push(format!(
+                    "spool_max {s:?} is not a size of at least 1MiB (e.g. 256MiB)"
+                ));
+                0
+            }
+        },
+    };
+    let mut duration = |key: &str, v: Option<&str>, default: Duration| match v {
+        None => default,
+        Some(s) => match parse_duration(s) {
+            Some(d) if d >= Duration::from_millis(100) => d,
+            _ => {
+                problems.push(format!("{key} {s:?} is not a duration of at least 100ms"));
+                default
+            }
+        },
+    };
+    let retry_max = duration(
+        "retry_max",
+        raw.retry_max.as_deref(),
+        Duration::from_secs(60),
+    );
+    let shutdown_grace = duration(
+        "shutdown_grace",
+        raw.shutdown_grace.as_deref(),
+        Duration::from_secs(5),
+    );
+    if problems.len() > before {
+        return None;
+    }
+    Some(Delivery {
+        collector: collector.trim_end_matches('/').to_string(),
+        token_file: token_file?,
+        ca_file: raw.ca_file.clone(),
+        spool: spool?,
+        spool_max,
+        retry_max,
+        shutdown_grace,
+    })
 }
 
 fn join(v: &[IpNet]) -> String {

@@ -2,7 +2,8 @@
 //! packet building and parsing (pure), the tracer state machine and its
 //! scheduler (pure over a [`engine::Network`]), the raw-socket network and
 //! privilege handling ([`sys`], the only `unsafe` code), rounds with
-//! border windows ([`round`]) and ping ([`ping`]).
+//! border windows ([`round`]) and ping ([`ping`]); the on-disk spool
+//! ([`spool`]) and the upload to the collector ([`upload`]).
 
 pub mod config;
 pub mod engine;
@@ -12,4 +13,7 @@ pub mod net;
 pub mod packet;
 pub mod ping;
 pub mod round;
+pub mod spool;
+pub mod status;
 pub mod sys;
+pub mod upload;

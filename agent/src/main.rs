@@ -12,13 +12,20 @@ use std::process::ExitCode;
 use std::io::Write;
 use std::net::IpAddr;
 
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use clap::Parser;
-use tumen_agent::config::{Config, Hosts, RawConfig};
+use tokio::sync::Notify;
+use tumen_agent::config::{Config, Delivery, Hosts, RawConfig};
 use tumen_agent::engine::{Gate, Ident};
 use tumen_agent::net::RawNetwork;
 use tumen_agent::ping::Pingers;
 use tumen_agent::round::{destinations, Destination, Prober};
+use tumen_agent::spool::{Spool, SpoolConfig};
+use tumen_agent::status::{self, ProbeCounters, Status};
 use tumen_agent::sys::{self, SocketError};
+use tumen_agent::upload::{self, UploadConfig, Uploader};
 use tumen_wire::Record;
 
 /// Exit code for a usage or configuration error (BSD `EX_USAGE`).
@@ -27,6 +34,8 @@ const EXIT_CONFIG: u8 = 64;
 const EXIT_NOPERM: u8 = 77;
 /// Exit code for another operating-system error (BSD `EX_OSERR`).
 const EXIT_OSERR: u8 = 71;
+/// Exit code when the spool, token or CA cannot be used (BSD `EX_CANTCREAT`).
+const EXIT_CANTCREAT: u8 = 73;
 
 /// Probe agent of Tumen: traces toward the target network's prefixes and
 /// reports hop data to a collector.
@@ -114,6 +123,24 @@ struct Args {
     /// Time between echo requests (default 1s).
     #[arg(long, value_name = "DURATION")]
     ping_interval: Option<String>,
+    /// CA certificate (PEM) of the collector, instead of the system roots.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// Allow a plain http:// collector (tokens and results unencrypted).
+    #[arg(long)]
+    insecure_http: bool,
+    /// Largest spool on disk (default 256MiB); the oldest results go first.
+    #[arg(long, value_name = "SIZE")]
+    spool_max: Option<String>,
+    /// Longest wait between upload retries (default 60s).
+    #[arg(long, value_name = "DURATION")]
+    retry_max: Option<String>,
+    /// On SIGTERM, time to upload what is spooled before exiting (default 5s).
+    #[arg(long, value_name = "DURATION")]
+    shutdown_grace: Option<String>,
+    /// Serve the agent's /metrics and /healthz on ADDR:PORT.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
 }
 
 impl Args {
@@ -144,6 +171,12 @@ impl Args {
             target_pps: self.target_pps,
             ping_count: self.ping_count,
             ping_interval: self.ping_interval.clone(),
+            ca_file: self.ca_file.clone(),
+            insecure_http: self.insecure_http.then_some(true),
+            spool_max: self.spool_max.clone(),
+            retry_max: self.retry_max.clone(),
+            shutdown_grace: self.shutdown_grace.clone(),
+            metrics_listen: self.metrics_listen.clone(),
         }
     }
 }
@@ -213,8 +246,14 @@ fn dry_run(c: &Config, dsts: &[Destination]) {
         );
     }
     println!("interval:  {} s between rounds", c.interval.as_secs_f64());
-    match &c.collector {
-        Some(u) => println!("collector: {u}"),
+    match &c.delivery {
+        Some(d) => println!(
+            "collector: {} (spool {}, at most {} MiB; retries up to {} s apart)",
+            d.collector,
+            d.spool.display(),
+            d.spool_max >> 20,
+            d.retry_max.as_secs_f64()
+        ),
         None => println!("collector: none (results are printed as JSON lines)"),
     }
 }
@@ -227,6 +266,112 @@ fn emit(out: &mut std::io::StdoutLock<'_>, r: &Record) -> bool {
     }
 }
 
+/// Where a running agent's results go: the spool (with a collector) or
+/// stdout.
+struct Sink {
+    spool: Option<Arc<Mutex<Spool>>>,
+    wake: Arc<Notify>,
+    last_sync: std::time::Instant,
+    last_error: Option<std::time::Instant>,
+    stdout_ok: bool,
+}
+
+impl Sink {
+    fn put(&mut self, r: &Record) {
+        let Some(spool) = &self.spool else {
+            let mut out = std::io::stdout().lock();
+            self.stdout_ok &= emit(&mut out, r);
+            return;
+        };
+        let line = match serde_json::to_vec(r) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("tumen-agent: cannot encode a result: {e}");
+                return;
+            }
+        };
+        let mut s = spool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(e) = s.append(&line) {
+            // Logged at most every 10 s; every loss is counted in the
+            // spool's statistics (and /metrics).
+            if self
+                .last_error
+                .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
+            {
+                let st = s.stats;
+                eprintln!(
+                    "tumen-agent: spool: {e}; result dropped (dropped so far: {} full, {} write \
+                     errors); probing continues",
+                    st.dropped_full, st.dropped_write_error
+                );
+                self.last_error = Some(std::time::Instant::now());
+            }
+        }
+        if self.last_sync.elapsed() >= Duration::from_secs(1) {
+            drop(s);
+            self.sync();
+        }
+    }
+
+    /// Makes spooled results durable and tells the uploader.
+    fn sync(&mut self) {
+        if let Some(spool) = &self.spool {
+            let mut s = spool
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Err(e) = s.sync() {
+                eprintln!("tumen-agent: spool: {e}");
+            }
+            self.last_sync = std::time::Instant::now();
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// The spool, uploader and metrics listener of a running agent.
+struct Delivering {
+    spool: Arc<Mutex<Spool>>,
+    uploader: Uploader,
+    grace: Duration,
+}
+
+/// Opens the spool and builds the HTTP client (before any socket).
+fn prepare_delivery(d: &Delivery) -> Result<Delivering, String> {
+    let mut sc = SpoolConfig::new(&d.spool);
+    sc.max_bytes = d.spool_max;
+    sc.segment_bytes = sc.segment_bytes.min((d.spool_max / 8).max(64 << 10));
+    let spool = Spool::open(sc).map_err(|e| e.to_string())?;
+    for note in &spool.recovery_notes {
+        eprintln!("tumen-agent: spool recovery: {note}");
+    }
+    if spool.pending_records() > 0 {
+        eprintln!(
+            "tumen-agent: spool {} holds {} result(s) not yet uploaded; they go first",
+            d.spool.display(),
+            spool.pending_records()
+        );
+    }
+    let mut uc = UploadConfig::new(d.collector.clone(), d.token_file.clone());
+    uc.ca_file = d.ca_file.clone();
+    uc.backoff_max = d.retry_max;
+    uc.backoff_min = uc.backoff_min.min(d.retry_max);
+    upload::read_token(&d.token_file)?;
+    let client = upload::client(&uc)?;
+    let spool = Arc::new(Mutex::new(spool));
+    Ok(Delivering {
+        uploader: Uploader {
+            cfg: uc,
+            client,
+            spool: spool.clone(),
+            stats: Arc::default(),
+        },
+        spool,
+        grace: d.shutdown_grace,
+    })
+}
+
 /// A 16-bit identifier for this agent's probes: the pid mixed with
 /// randomness, so two agents on one host do not take each other's replies.
 fn ident_seed() -> u16 {
@@ -235,7 +380,12 @@ fn ident_seed() -> u16 {
     (std::process::id() as u16) ^ u16::from_be_bytes(b)
 }
 
-async fn probe(config: Config, dsts: Vec<Destination>, once: bool) -> ExitCode {
+async fn probe(
+    config: Config,
+    dsts: Vec<Destination>,
+    once: bool,
+    delivering: Option<Delivering>,
+) -> ExitCode {
     let v4 = dsts.iter().any(|d| d.addr.is_ipv4());
     let v6 = dsts.iter().any(|d| d.addr.is_ipv6());
     let opened = RawNetwork::open(config.allow.clone(), v4, v6).and_then(|net| {
@@ -276,10 +426,9 @@ async fn probe(config: Config, dsts: Vec<Destination>, once: bool) -> ExitCode {
         config.probe.clone(),
         target,
     );
-    let stdout = std::io::stdout();
     let started = std::time::Instant::now();
     if once {
-        let mut out = stdout.lock();
+        let mut out = std::io::stdout().lock();
         let mut ok = true;
         prober.round(&dsts, &mut |r| ok &= emit(&mut out, &r)).await;
         if let Some(p) = &pingers {
@@ -304,12 +453,43 @@ async fn probe(config: Config, dsts: Vec<Destination>, once: bool) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    if config.collector.is_some() {
-        eprintln!(
-            "tumen-agent: uploading to the collector is not in this build yet (spool and upload \
-             come next); results are printed on stdout as JSON lines"
-        );
+    let status = Arc::new(Status {
+        agent: config.id.clone(),
+        spool: delivering.as_ref().map(|d| d.spool.clone()),
+        upload: delivering.as_ref().map(|d| d.uploader.stats.clone()),
+        ..Status::default()
+    });
+    if let Some(addr) = config.metrics_listen {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                tokio::spawn(status::serve(l, status.clone()));
+            }
+            Err(e) => {
+                eprintln!("tumen-agent: metrics_listen {addr}: {e}");
+                return ExitCode::from(EXIT_OSERR);
+            }
+        }
     }
+    let wake = Arc::new(Notify::new());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (upload_task, grace) = match delivering {
+        Some(d) => {
+            let w = wake.clone();
+            let up = d.uploader;
+            (
+                Some(tokio::spawn(async move { up.run(w, stop_rx).await })),
+                d.grace,
+            )
+        }
+        None => (None, Duration::ZERO),
+    };
+    let mut sink = Sink {
+        spool: status.spool.clone(),
+        wake: wake.clone(),
+        last_sync: std::time::Instant::now(),
+        last_error: None,
+        stdout_ok: true,
+    };
     let (mut term, mut int) = match (
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()),
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()),
@@ -328,30 +508,80 @@ async fn probe(config: Config, dsts: Vec<Destination>, once: bool) -> ExitCode {
             _ = int.recv() => break,
             _ = tick.tick() => {}
         }
-        let mut out = stdout.lock();
-        let mut ok = true;
         let work = async {
-            prober.round(&dsts, &mut |r| ok &= emit(&mut out, &r)).await;
+            prober.round(&dsts, &mut |r| sink.put(&r)).await;
             if let Some(p) = &pingers {
-                prober
-                    .ping(p, &dsts, &mut |r| ok &= emit(&mut out, &r))
-                    .await;
+                prober.ping(p, &dsts, &mut |r| sink.put(&r)).await;
             }
         };
-        tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            () = work => {}
+        let stopped = tokio::select! {
+            _ = term.recv() => true,
+            _ = int.recv() => true,
+            () = work => false,
+        };
+        sink.sync();
+        {
+            let s = prober.stats;
+            let mut p = status
+                .probe
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *p = ProbeCounters {
+                rounds: prober.rounds,
+                sent: s.sent,
+                matched: s.matched,
+                refused: s.refused,
+                send_errors: s.send_errors,
+            };
         }
-        if !ok {
+        if stopped {
+            break;
+        }
+        if !sink.stdout_ok {
             eprintln!("tumen-agent: stdout is closed; stopping");
             break;
+        }
+    }
+    // Probing has stopped. What is spooled is durable; upload what the
+    // grace period allows and leave the rest for the next start.
+    sink.sync();
+    let _ = stop_tx.send(true);
+    if let Some(task) = upload_task {
+        if tokio::time::timeout(grace, task).await.is_err() {
+            let left = status.spool.as_ref().map_or(0, |s| {
+                s.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .pending_records()
+            });
+            eprintln!(
+                "tumen-agent: grace period ({:.1} s) over: {left} result(s) stay in the spool \
+                 for the next start",
+                grace.as_secs_f64()
+            );
         }
     }
     eprintln!(
         "tumen-agent: stopped after {} round(s), {} probes sent",
         prober.rounds, prober.stats.sent
     );
+    if let Some(spool) = &status.spool {
+        let s = spool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let st = s.stats;
+        eprintln!(
+            "tumen-agent: spool: {} appended, {} committed, {} pending, {} dropped (full), \
+             {} dropped (write error), {} quarantined, {} torn, {} corrupt",
+            st.appended,
+            st.acked,
+            s.pending_records(),
+            st.dropped_full,
+            st.dropped_write_error,
+            st.quarantined,
+            st.torn,
+            st.corrupt
+        );
+    }
     ExitCode::SUCCESS
 }
 
@@ -401,5 +631,15 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_OSERR);
         }
     };
-    runtime.block_on(probe(config, dsts, args.once))
+    let delivering = match (&config.delivery, args.once) {
+        (Some(d), false) => match prepare_delivery(d) {
+            Ok(x) => Some(x),
+            Err(e) => {
+                eprintln!("tumen-agent: {e}");
+                return ExitCode::from(EXIT_CANTCREAT);
+            }
+        },
+        _ => None,
+    };
+    runtime.block_on(probe(config, dsts, args.once, delivering))
 }

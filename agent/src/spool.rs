@@ -1,0 +1,702 @@
+//! The agent's on-disk spool: every result is written here before any
+//! upload is tried, and leaves only once the collector has committed it.
+//!
+//! Layout of the spool directory:
+//! - `NNNNNNNNNNNNNNNNNNNN.seg`: append-only segments, numbered in order.
+//!   Each record is framed as `magic u32 | len u32 | crc32 u32 | time_ms
+//!   u64 | payload` (little-endian; the CRC-32 covers `time_ms` and the
+//!   payload, which is one JSON line without its newline).
+//! - `cursor`: `SEQ OFFSET`, the position up to which the collector has
+//!   acknowledged; replaced atomically (write, fsync, rename).
+//! - `quarantine/`: batches the collector refused for good (a 4xx other
+//!   than an authentication failure), kept as JSON lines for a human.
+//!
+//! Durability policy: a record is written with a single `write(2)` as soon
+//! as it is produced, so it survives the agent being killed at any moment;
+//! segments are `fdatasync`ed by [`Spool::sync`], which the agent calls
+//! after every round and at least every second while results arrive, so a
+//! power loss costs at most the last second. The cursor is fsynced before
+//! acknowledged segments are deleted.
+//!
+//! Recovery: on open every pending record is checked; a torn record (the
+//! tail of a write cut short) is cut off the segment and a corrupt one (bad
+//! magic or checksum) is skipped; both are counted and logged, and the rest
+//! is replayed in order.
+//!
+//! Bound: when pending data would exceed `max_bytes`, or the filesystem is
+//! full, the oldest whole segment is dropped (its records are counted as
+//! dropped); if nothing older can go, the new record is dropped and counted.
+//! Newer measurements are kept in preference to older ones.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Frame magic, "TMS1".
+const MAGIC: u32 = 0x3153_4d54;
+/// Bytes before the payload.
+pub const HEADER: usize = 20;
+/// Largest payload accepted (a trace line is a few KiB).
+pub const MAX_RECORD: usize = 4 << 20;
+
+/// Where a record starts (or the spool's read/acknowledge point).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Pos {
+    pub seq: u64,
+    pub offset: u64,
+}
+
+/// Spool settings.
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    pub dir: PathBuf,
+    /// Bound on pending bytes on disk (segments not yet acknowledged).
+    pub max_bytes: u64,
+    /// A segment is closed and a new one started past this size.
+    pub segment_bytes: u64,
+}
+
+impl SpoolConfig {
+    pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
+    pub const DEFAULT_SEGMENT_BYTES: u64 = 4 << 20;
+
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            max_bytes: Self::DEFAULT_MAX_BYTES,
+            segment_bytes: Self::DEFAULT_SEGMENT_BYTES,
+        }
+    }
+}
+
+/// Counters a spool keeps (also exported as the agent's metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpoolStats {
+    /// Records appended since start.
+    pub appended: u64,
+    /// Records acknowledged by the collector since start.
+    pub acked: u64,
+    /// Records dropped because the spool was at its bound.
+    pub dropped_full: u64,
+    /// Records dropped because they could not be written (disk full, I/O).
+    pub dropped_write_error: u64,
+    /// Torn records cut off at recovery (an interrupted write).
+    pub torn: u64,
+    /// Corrupt records or regions skipped at recovery.
+    pub corrupt: u64,
+    /// Records moved to quarantine.
+    pub quarantined: u64,
+}
+
+/// A spool error: always names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("spool {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("spool record of {0} bytes is larger than the {MAX_RECORD}-byte limit")]
+    TooLarge(usize),
+    #[error("spool is full ({0} bytes pending) and holds nothing older to drop")]
+    Full(u64),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
+    move |source| SpoolError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Segment {
+    seq: u64,
+    /// Bytes of valid data (records end here).
+    len: u64,
+    /// Records from the cursor (or the start) to `len`.
+    records: u64,
+}
+
+/// One record read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub pos: Pos,
+    pub time_ms: u64,
+    pub payload: Vec<u8>,
+}
+
+/// What a scan of a segment finds at one position.
+#[derive(Debug, PartialEq, Eq)]
+enum Frame {
+    Record {
+        len: usize,
+        time_ms: u64,
+    },
+    /// Bad magic or checksum: skip `skip` bytes to the next candidate.
+    Corrupt {
+        skip: usize,
+    },
+    /// The record runs past the data: an interrupted write.
+    Torn,
+    End,
+}
+
+fn frame_at(data: &[u8], at: usize) -> Frame {
+    let rest = &data[at.min(data.len())..];
+    if rest.is_empty() {
+        return Frame::End;
+    }
+    if rest.len() < HEADER {
+        return if rest.starts_with(&MAGIC.to_le_bytes()[..rest.len().min(4)]) {
+            Frame::Torn
+        } else {
+            Frame::Corrupt {
+                skip: next_magic(rest, 1),
+            }
+        };
+    }
+    let word = |i: usize| u32::from_le_bytes([rest[i], rest[i + 1], rest[i + 2], rest[i + 3]]);
+    if word(0) != MAGIC {
+        return Frame::Corrupt {
+            skip: next_magic(rest, 1),
+        };
+    }
+    let len = word(4) as usize;
+    if len > MAX_RECORD {
+        return Frame::Corrupt {
+            skip: next_magic(rest, 4),
+        };
+    }
+    if rest.len() < HEADER + len {
+        return Frame::Torn;
+    }
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&rest[12..HEADER + len]);
+    if crc.finalize() != word(8) {
+        return Frame::Corrupt {
+            skip: next_magic(rest, 4),
+        };
+    }
+    let mut t = [0u8; 8];
+    t.copy_from_slice(&rest[12..20]);
+    Frame::Record {
+        len,
+        time_ms: u64::from_le_bytes(t),
+    }
+}
+
+/// Offset of the next possible frame start after `from`.
+fn next_magic(rest: &[u8], from: usize) -> usize {
+    let m = MAGIC.to_le_bytes();
+    (from..rest.len())
+        .find(|&i| rest[i..].starts_with(&m[..(rest.len() - i).min(4)]))
+        .unwrap_or(rest.len())
+}
+
+/// Encodes one framed record.
+pub fn frame(payload: &[u8], time_ms: u64) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(HEADER + payload.len());
+    buf.extend_from_slice(&MAGIC.to_le_bytes());
+    buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&[0; 4]);
+    buf.extend_from_slice(&time_ms.to_le_bytes());
+    buf.extend_from_slice(payload);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&buf[12..]);
+    buf[8..12].copy_from_slice(&crc.finalize().to_le_bytes());
+    buf
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The spool (see the module documentation).
+#[derive(Debug)]
+pub struct Spool {
+    config: SpoolConfig,
+    /// Pending segments, oldest first; the last one is written to.
+    segments: Vec<Segment>,
+    active: Option<File>,
+    cursor: Pos,
+    /// Time of the oldest pending record, when known.
+    oldest_ms: Option<u64>,
+    dirty: bool,
+    pub stats: SpoolStats,
+    /// Problems found at recovery, one line each, for the log.
+    pub recovery_notes: Vec<String>,
+}
+
+impl Spool {
+    /// Opens (creating) the spool directory and recovers what it holds.
+    pub fn open(config: SpoolConfig) -> Result<Self, SpoolError> {
+        let dir = config.dir.clone();
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let mut seqs = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let entry = entry.map_err(io_err(&dir))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if let Some(n) = name
+                .strip_suffix(".seg")
+                .and_then(|s| s.parse::<u64>().ok())
+            {
+                seqs.push(n);
+            }
+        }
+        seqs.sort_unstable();
+        let mut notes = Vec::new();
+        let cursor_path = dir.join("cursor");
+        let mut cursor = match fs::read_to_string(&cursor_path) {
+            Ok(s) => match parse_cursor(&s) {
+                Some(p) => p,
+                None => {
+                    notes.push(format!(
+                        "cursor file {} is unreadable ({:?}); replaying every segment \
+                         (the collector drops what it already has)",
+                        cursor_path.display(),
+                        s.trim()
+                    ));
+                    Pos::default()
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Pos::default(),
+            Err(e) => return Err(io_err(&cursor_path)(e)),
+        };
+        let mut stats = SpoolStats::default();
+        let mut segments = Vec::new();
+        let mut oldest_ms = None;
+        let last = seqs.last().copied();
+        for seq in seqs {
+            let path = seg_path(&dir, seq);
+            if seq < cursor.seq {
+                fs::remove_file(&path).map_err(io_err(&path))?;
+                continue;
+            }
+            let data = fs::read(&path).map_err(io_err(&path))?;
+            let start = if seq == cursor.seq {
+                cursor.offset.min(data.len() as u64) as usize
+            } else {
+                0
+            };
+            let mut at = start;
+            let mut records = 0;
+            let mut valid_end = start;
+            loop {
+                match frame_at(&data, at) {
+                    Frame::Record { len, time_ms } => {
+                        records += 1;
+                        oldest_ms.get_or_insert(time_ms);
+                        at += HEADER + len;
+                        valid_end = at;
+                    }
+                    Frame::Corrupt { skip } => {
+                        stats.corrupt += 1;
+                        notes.push(format!(
+                            "{}: corrupt data at byte {at} ({skip} bytes skipped)",
+                            path.display()
+                        ));
+                        at += skip;
+                        valid_end = at;
+                    }
+                    Frame::Torn => {
+                        stats.torn += 1;
+                        notes.push(format!(
+                            "{}: torn record at byte {at} ({} bytes cut off)",
+                            path.display(),
+                            data.len() - at
+                        ));
+                        break;
+                    }
+                    Frame::End => break,
+                }
+            }
+            if valid_end < data.len() && Some(seq) == last {
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(io_err(&path))?;
+                f.set_len(valid_end as u64).map_err(io_err(&path))?;
+                f.sync_all().map_err(io_err(&path))?;
+            }
+            segments.push(Segment {
+                seq,
+                len: valid_end as u64,
+                records,
+            });
+        }
+        if let Some(first) = segments.first() {
+            if cursor.seq < first.seq {
+                cursor = Pos {
+                    seq: first.seq,
+                    offset: 0,
+                };
+            }
+        }
+        let mut spool = Self {
+            config,
+            segments,
+            active: None,
+            cursor,
+            oldest_ms,
+            dirty: false,
+            stats,
+            recovery_notes: notes,
+        };
+        if spool.segments.is_empty() {
+            let seq = cursor.seq.max(1);
+            spool.cursor = Pos { seq, offset: 0 };
+            spool.new_segment(seq)?;
+        } else {
+            let seq = spool.segments.last().map_or(1, |s| s.seq);
+            let path = seg_path(&spool.config.dir, seq);
+            let f = OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .map_err(io_err(&path))?;
+            spool.active = Some(f);
+        }
+        Ok(spool)
+    }
+
+    fn new_segment(&mut self, seq: u64) -> Result<(), SpoolError> {
+        let path = seg_path(&self.config.dir, seq);
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        sync_dir(&self.config.dir)?;
+        self.active = Some(f);
+        self.segments.push(Segment {
+            seq,
+            len: 0,
+            records: 0,
+        });
+        Ok(())
+    }
+
+    /// Appends one record (a JSON line without its newline).
+    pub fn append(&mut self, payload: &[u8]) -> Result<(), SpoolError> {
+        if payload.len() > MAX_RECORD {
+            self.stats.dropped_write_error += 1;
+            return Err(SpoolError::TooLarge(payload.len()));
+        }
+        let time_ms = now_ms();
+        let buf = frame(payload, time_ms);
+        let need = buf.len() as u64;
+        if self.active_len() > 0 && self.active_len() + need > self.config.segment_bytes {
+            self.roll()?;
+        }
+        while self.pending_bytes() + need > self.config.max_bytes {
+            if !self.drop_oldest(false) {
+                self.stats.dropped_full += 1;
+                return Err(SpoolError::Full(self.pending_bytes()));
+            }
+        }
+        match self.write_active(&buf) {
+            Ok(()) => {}
+            Err(e) if is_disk_full(&e) && self.drop_oldest(false) => {
+                // Space freed by dropping older data: one more try.
+                if let Err(e) = self.write_active(&buf) {
+                    self.stats.dropped_write_error += 1;
+                    return Err(e);
+                }
+            }
+            Err(e) => {
+                self.stats.dropped_write_error += 1;
+                return Err(e);
+            }
+        }
+        let seg = self.segments.last_mut().expect("an active segment exists");
+        seg.len += need;
+        seg.records += 1;
+        self.oldest_ms.get_or_insert(time_ms);
+        self.stats.appended += 1;
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn active_len(&self) -> u64 {
+        self.segments.last().map_or(0, |s| s.len)
+    }
+
+    /// Writes a whole frame or nothing: a short write is cut back off.
+    fn write_active(&mut self, buf: &[u8]) -> Result<(), SpoolError> {
+        let seq = self.segments.last().map_or(0, |s| s.seq);
+        let before = self.active_len();
+        let path = seg_path(&self.config.dir, seq);
+        let f = self.active.as_mut().expect("an active segment is open");
+        match f.write_all(buf) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if f.set_len(before).is_err() {
+                    // The tail cannot be cut: recovery will, later. New
+                    // records go to a fresh segment meanwhile.
+                    self.active = None;
+                    let _ = self.roll();
+                }
+                Err(io_err(&path)(e))
+            }
+        }
+    }
+
+    fn roll(&mut self) -> Result<(), SpoolError> {
+        self.sync()?;
+        let next = self.segments.last().map_or(1, |s| s.seq + 1);
+        self.new_segment(next)
+    }
+
+    /// Drops the oldest pending segment; false if only the active one is
+    /// left (or `allow_active` is false and nothing else exists).
+    fn drop_oldest(&mut self, allow_active: bool) -> bool {
+        if self.segments.len() < 2 && !allow_active {
+            // Start a new segment so that the current one can go next time.
+            if self.segments.len() == 1 && self.active_len() > 0 && self.roll().is_ok() {
+                return self.drop_oldest(false);
+            }
+            return false;
+        }
+        let seg = self.segments.remove(0);
+        self.stats.dropped_full += seg.records;
+        let _ = fs::remove_file(seg_path(&self.config.dir, seg.seq));
+        let next = self.segments.first().map_or(seg.seq + 1, |s| s.seq);
+        self.cursor = Pos {
+            seq: next,
+            offset: 0,
+        };
+        let _ = self.write_cursor();
+        self.oldest_ms = None;
+        self.refresh_oldest();
+        true
+    }
+
+    /// Flushes written records to stable storage.
+    pub fn sync(&mut self) -> Result<(), SpoolError> {
+        if self.dirty {
+            if let Some(f) = &self.active {
+                let seq = self.segments.last().map_or(0, |s| s.seq);
+                f.sync_data()
+                    .map_err(io_err(&seg_path(&self.config.dir, seq)))?;
+            }
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Reads up to `max_records` pending records (and about `max_bytes` of
+    /// payload, at least one record) from the acknowledged position, in
+    /// order. Corrupt data is skipped. Returns the records and the position
+    /// after the last one.
+    pub fn read_batch(
+        &mut self,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<(Vec<Entry>, Pos), SpoolError> {
+        const CHUNK: u64 = 64 << 10;
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        let mut pos = self.cursor;
+        for seg in &self.segments {
+            if seg.seq < pos.seq {
+                continue;
+            }
+            if seg.seq > pos.seq {
+                pos = Pos {
+                    seq: seg.seq,
+                    offset: 0,
+                };
+            }
+            if pos.offset >= seg.len {
+                continue;
+            }
+            let path = seg_path(&self.config.dir, seg.seq);
+            let mut f = File::open(&path).map_err(io_err(&path))?;
+            f.seek(SeekFrom::Start(pos.offset)).map_err(io_err(&path))?;
+            // data[at..] starts at file offset pos.offset.
+            let mut data: Vec<u8> = Vec::new();
+            let mut at = 0;
+            let mut read_to = pos.offset;
+            loop {
+                if out.len() >= max_records || (bytes >= max_bytes && !out.is_empty()) {
+                    return Ok((out, pos));
+                }
+                match frame_at(&data, at) {
+                    Frame::Record { len, time_ms } => {
+                        out.push(Entry {
+                            pos,
+                            time_ms,
+                            payload: data[at + HEADER..at + HEADER + len].to_vec(),
+                        });
+                        bytes += len;
+                        at += HEADER + len;
+                        pos.offset += (HEADER + len) as u64;
+                    }
+                    Frame::Corrupt { skip } => {
+                        at += skip;
+                        pos.offset += skip as u64;
+                    }
+                    Frame::Torn | Frame::End if read_to < seg.len => {
+                        data.drain(..at);
+                        at = 0;
+                        let want = (seg.len - read_to).min(CHUNK);
+                        let got = (&mut f)
+                            .take(want)
+                            .read_to_end(&mut data)
+                            .map_err(io_err(&path))?;
+                        if got == 0 {
+                            break;
+                        }
+                        read_to += got as u64;
+                    }
+                    Frame::Torn | Frame::End => break,
+                }
+            }
+        }
+        Ok((out, pos))
+    }
+
+    /// The collector has committed everything before `to`: move the cursor
+    /// (durably) and delete segments wholly behind it.
+    pub fn ack(&mut self, to: Pos, records: u64) -> Result<(), SpoolError> {
+        if to <= self.cursor {
+            return Ok(());
+        }
+        self.cursor = to;
+        self.stats.acked += records;
+        self.write_cursor()?;
+        let mut left = records;
+        let active = self.segments.last().map(|s| s.seq);
+        let dir = self.config.dir.clone();
+        let mut removed = Vec::new();
+        for seg in &mut self.segments {
+            let take = left.min(seg.records);
+            if seg.seq <= to.seq {
+                seg.records -= take;
+                left -= take;
+            }
+            if seg.seq < to.seq && Some(seg.seq) != active {
+                removed.push(seg.seq);
+            }
+        }
+        for seq in &removed {
+            let path = seg_path(&dir, *seq);
+            fs::remove_file(&path).map_err(io_err(&path))?;
+        }
+        self.segments.retain(|s| !removed.contains(&s.seq));
+        self.refresh_oldest();
+        Ok(())
+    }
+
+    fn refresh_oldest(&mut self) {
+        self.oldest_ms = match self.read_batch(1, 1) {
+            Ok((e, _)) => e.first().map(|e| e.time_ms),
+            Err(_) => None,
+        };
+    }
+
+    fn write_cursor(&self) -> Result<(), SpoolError> {
+        let path = self.config.dir.join("cursor");
+        let tmp = self.config.dir.join("cursor.tmp");
+        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+        writeln!(f, "{} {}", self.cursor.seq, self.cursor.offset).map_err(io_err(&tmp))?;
+        f.sync_all().map_err(io_err(&tmp))?;
+        fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        sync_dir(&self.config.dir)
+    }
+
+    /// Moves a refused batch to `quarantine/` and acknowledges it.
+    pub fn quarantine(
+        &mut self,
+        batch: &[Entry],
+        to: Pos,
+        why: &str,
+    ) -> Result<PathBuf, SpoolError> {
+        let qdir = self.config.dir.join("quarantine");
+        fs::create_dir_all(&qdir).map_err(io_err(&qdir))?;
+        let path = qdir.join(format!("{}-{}.jsonl", now_ms(), sanitize(why)));
+        let mut body = Vec::new();
+        for e in batch {
+            body.extend_from_slice(&e.payload);
+            body.push(b'\n');
+        }
+        let mut f = File::create(&path).map_err(io_err(&path))?;
+        f.write_all(&body).map_err(io_err(&path))?;
+        f.sync_all().map_err(io_err(&path))?;
+        sync_dir(&qdir)?;
+        self.stats.quarantined += batch.len() as u64;
+        self.ack(to, batch.len() as u64)?;
+        self.stats.acked -= batch.len() as u64;
+        Ok(path)
+    }
+
+    /// Records not yet acknowledged.
+    pub fn pending_records(&self) -> u64 {
+        self.segments.iter().map(|s| s.records).sum()
+    }
+
+    /// Bytes of segments not yet deleted past the cursor.
+    pub fn pending_bytes(&self) -> u64 {
+        self.segments
+            .iter()
+            .map(|s| {
+                if s.seq == self.cursor.seq {
+                    s.len.saturating_sub(self.cursor.offset)
+                } else {
+                    s.len
+                }
+            })
+            .sum()
+    }
+
+    /// Unix milliseconds of the oldest record not yet acknowledged.
+    pub fn oldest_pending_ms(&self) -> Option<u64> {
+        if self.pending_records() == 0 {
+            None
+        } else {
+            self.oldest_ms
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.config.dir
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(40)
+        .collect()
+}
+
+fn is_disk_full(e: &SpoolError) -> bool {
+    matches!(e, SpoolError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC)
+        || source.raw_os_error() == Some(libc::EDQUOT))
+}
+
+fn seg_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:020}.seg"))
+}
+
+fn parse_cursor(s: &str) -> Option<Pos> {
+    let mut it = s.split_whitespace();
+    let seq = it.next()?.parse().ok()?;
+    let offset = it.next()?.parse().ok()?;
+    it.next().is_none().then_some(Pos { seq, offset })
+}
+
+fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+#[cfg(test)]
+#[path = "spool_tests.rs"]
+mod tests;
