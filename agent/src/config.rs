@@ -745,7 +745,55 @@ mod tests {
         r.interval = Some("ten".into());
         r.collector = Some("ftp://x".into());
         let e = Config::validate(r).expect_err("bad");
-        assert_eq!(e.problems.len(), 5, "{e}");
+        // The five above, and the collector's missing token and spool.
+        assert_eq!(e.problems.len(), 7, "{e}");
+    }
+
+    #[test]
+    fn a_collector_needs_a_token_a_spool_and_https_or_an_explicit_opt_in() {
+        let mut r = raw(&["175.45.176.0/24"]);
+        r.collector = Some("http://collector.example:9640".into());
+        let e = Config::validate(r.clone()).expect_err("bad").to_string();
+        for want in [
+            "is plain HTTP",
+            "--insecure-http",
+            "--token-file",
+            "--spool DIR",
+        ] {
+            assert!(e.contains(want), "{want}: {e}");
+        }
+        r.insecure_http = Some(true);
+        r.token_file = Some("/etc/tumen/token".into());
+        r.spool = Some("/var/lib/tumen".into());
+        r.spool_max = Some("64MiB".into());
+        r.retry_max = Some("5s".into());
+        let d = Config::validate(r.clone())
+            .expect("valid")
+            .delivery
+            .expect("delivery");
+        assert_eq!(d.spool_max, 64 << 20);
+        assert_eq!(d.retry_max, Duration::from_secs(5));
+        assert_eq!(d.shutdown_grace, Duration::from_secs(5));
+        r.collector = Some("https://collector.example:9640/".into());
+        r.insecure_http = None;
+        let d = Config::validate(r.clone())
+            .expect("https")
+            .delivery
+            .expect("d");
+        assert_eq!(d.collector, "https://collector.example:9640");
+        r.spool_max = Some("12 parsecs".into());
+        r.shutdown_grace = Some("0s".into());
+        let e = Config::validate(r).expect_err("bad").to_string();
+        assert!(e.contains("spool_max \"12 parsecs\""), "{e}");
+        assert!(e.contains("shutdown_grace \"0s\""), "{e}");
+        // Delivery keys without a collector are a mistake worth saying.
+        let mut r = raw(&["175.45.176.0/24"]);
+        r.token_file = Some("/etc/tumen/token".into());
+        let e = Config::validate(r).expect_err("bad").to_string();
+        assert!(e.contains("token_file is set but no collector is"), "{e}");
+        assert_eq!(parse_size("1GiB"), Some(1 << 30));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("99999999999999999999G"), None);
     }
 
     #[test]
