@@ -23,7 +23,7 @@ fi
 say "system packages"
 need=()
 for pair in ip:iproute2 nft:nftables traceroute:traceroute scamper:scamper ping:iputils-ping \
-            sysctl:procps setpriv:util-linux setcap:libcap2-bin python3:python3; do
+            sysctl:procps setpriv:util-linux setcap:libcap2-bin python3:python3 openssl:openssl; do
   tool=${pair%%:*}; pkg=${pair#*:}
   command -v "$tool" >/dev/null 2>&1 || need+=("$pkg")
 done

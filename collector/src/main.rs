@@ -57,6 +57,15 @@ enum Command {
         /// Agents silent for longer lose their series [default: 10m].
         #[arg(long, value_name = "DURATION")]
         agent_silence: Option<String>,
+        /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+        #[arg(long, value_name = "FILE")]
+        tls_cert: Option<PathBuf>,
+        /// Private key (PEM) of --tls-cert.
+        #[arg(long, value_name = "FILE")]
+        tls_key: Option<PathBuf>,
+        /// Allow plain HTTP on a non-loopback --listen (behind a TLS proxy).
+        #[arg(long)]
+        insecure_http: bool,
     },
     /// Make a token for an agent: appends `NAME sha256:HASH` to the token
     /// file (created 0600) and prints the token, for the agent's --token-file.
@@ -66,6 +75,10 @@ enum Command {
         /// Token file of the collector.
         #[arg(long, value_name = "PATH")]
         token_file: PathBuf,
+        /// Add a further token for an agent that has one: both are valid
+        /// until the old line is removed (rotation without downtime).
+        #[arg(long)]
+        rotate: bool,
     },
     /// Infer the upstream of traceroutes read from FILE or `-` (stdin).
     Infer {
@@ -195,7 +208,7 @@ async fn shutdown_signal() {
     }
 }
 
-fn token_cmd(name: &str, path: &std::path::Path) -> ExitCode {
+fn token_cmd(name: &str, path: &std::path::Path, rotate: bool) -> ExitCode {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     use tumen_collector::serve::auth;
@@ -208,12 +221,13 @@ fn token_cmd(name: &str, path: &std::path::Path) -> ExitCode {
     }
     if path.exists() {
         match auth::Tokens::load(path) {
-            Ok(_) if file_names_agent(path, name) => {
+            Ok(_) if file_names_agent(path, name) && !rotate => {
                 return fail_in(
                     "token",
                     EXIT_USAGE,
                     format!(
-                        "{} already has agent {name:?}: remove its line first to replace its token",
+                        "{} already has agent {name:?}: use --rotate to add a second token \
+                         (both valid until you delete the old line), or remove its line first",
                         path.display()
                     ),
                 )
@@ -241,7 +255,8 @@ fn token_cmd(name: &str, path: &std::path::Path) -> ExitCode {
     println!("{token}");
     eprintln!(
         "tumen-collector token: added {name:?} to {}; give the token above to the agent \
-         (its --token-file); the collector stores only its hash. Restart the collector to load it.",
+         (its --token-file); the collector stores only its hash and reloads the file within \
+         seconds.",
         path.display()
     );
     ExitCode::SUCCESS
@@ -391,6 +406,9 @@ fn main() -> ExitCode {
             hysteresis,
             retention,
             agent_silence,
+            tls_cert,
+            tls_key,
+            insecure_http,
         } => serve_cmd(
             config.as_ref(),
             tumen_collector::serve::RawConfig {
@@ -404,10 +422,17 @@ fn main() -> ExitCode {
                 hysteresis: *hysteresis,
                 retention: retention.clone(),
                 agent_silence: agent_silence.clone(),
+                tls_cert: tls_cert.clone(),
+                tls_key: tls_key.clone(),
+                insecure_http: insecure_http.then_some(true),
                 ..Default::default()
             },
         ),
-        Command::Token { name, token_file } => token_cmd(name, token_file),
+        Command::Token {
+            name,
+            token_file,
+            rotate,
+        } => token_cmd(name, token_file, *rotate),
         Command::Infer {
             json,
             asn_tables,

@@ -76,6 +76,9 @@ struct Setup {
 }
 
 fn setup(agents: &[&str]) -> Setup {
+    // reqwest is built with rustls and no default crypto provider (as in
+    // the agent): the tests' clients use ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut text = String::new();
     let mut tokens = Vec::new();
@@ -965,4 +968,372 @@ async fn dns_enrichment_attributes_unknown_hops_and_names_them() {
         "the border hop is named: {paths}"
     );
     srv.stop().await;
+}
+
+// ---------------------------------------------------------------------
+// Control: schedules for agents, token rotation, HTTPS.
+
+fn schedule_config(text: &str) -> RawConfig {
+    toml::from_str(text).expect("config toml")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_are_per_agent_with_etags_and_refusals_are_recorded() {
+    let s = setup(&["vp-fra", "vp-sgp"]);
+    let server = s
+        .start(schedule_config(
+            "[schedule]\ntargets = [\"175.45.176.0/24\"]\ninterval = \"60s\"\n\
+             [schedule.agents.vp-sgp]\ntargets = [\"175.45.178.0/24\"]\npps = 20\n",
+        ))
+        .await;
+    let c = reqwest::Client::new();
+    let get = |token: Option<&str>, etag: Option<&str>| {
+        let mut r = c.get(server.url("/api/v1/schedule"));
+        if let Some(t) = token {
+            r = r.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(e) = etag {
+            r = r.header("if-none-match", e);
+        }
+        r.send()
+    };
+    assert_eq!(get(None, None).await.expect("get").status(), 401);
+    assert_eq!(get(Some("nope"), None).await.expect("get").status(), 401);
+    let r = get(Some(s.token("vp-fra")), None).await.expect("get");
+    assert_eq!(r.status(), 200);
+    let etag = r.headers()["etag"].to_str().expect("etag").to_string();
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(
+        body,
+        json!({"targets": ["175.45.176.0/24"], "interval_s": 60})
+    );
+    let r = get(Some(s.token("vp-fra")), Some(&etag))
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 304, "unchanged schedule: not modified");
+    let r = get(Some(s.token("vp-sgp")), Some(&etag))
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200, "another agent, another schedule");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(
+        body,
+        json!({"targets": ["175.45.178.0/24"], "interval_s": 60, "pps": 20})
+    );
+    // A refusal report, then a malformed one.
+    let post = |body: &str| {
+        c.post(server.url("/api/v1/refusals"))
+            .header("authorization", format!("Bearer {}", s.token("vp-fra")))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    let r = post(&format!(
+        r#"{{"schedule": {etag:?}, "refused": [{{"item": "target 8.8.8.0/24", "why": "outside the allow-list"}}]}}"#
+    ))
+    .await
+    .expect("post");
+    assert_eq!(r.status(), 200);
+    let r = post(r#"{"refused": "all of it"}"#).await.expect("post");
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error"], "malformed_report");
+    let m = server.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "tumen_collector_schedule_refused_items{agent=\"vp-fra\"}"
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "tumen_collector_schedule_requests_total{result=\"not_modified\"}"
+        ),
+        Some(1.0)
+    );
+    server.stop().await;
+    // Without [schedule], agents are told to keep their own.
+    let server = s.start(RawConfig::default()).await;
+    let r = reqwest::Client::new()
+        .get(server.url("/api/v1/schedule"))
+        .header("authorization", format!("Bearer {}", s.token("vp-fra")))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error"], "no_schedule");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_token_works_without_restart_and_the_old_one_until_removed() {
+    let s = setup(&["vp-fra"]);
+    let server = s.start(RawConfig::default()).await;
+    let old = s.token("vp-fra").to_string();
+    let new = auth::new_token().expect("token");
+    let file = s.dir.path().join("tokens");
+    let body = |n: u64| trace("vp-fra", &id(n), "175.45.176.15", 1_000 + n, CU, false).into_bytes();
+    // Add the new token next to the old one.
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n{}\n",
+            auth::file_line("vp-fra", &old),
+            auth::file_line("vp-fra", &new)
+        ),
+    )
+    .expect("write");
+    let until = |want: u16, token: String, n: u64| {
+        let server = &server;
+        async move {
+            for i in 0..100 {
+                let (st, _) = server.post(Some(&token), body(n * 1000 + i), None).await;
+                if st == want {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("token never got {want}");
+        }
+    };
+    until(200, new.clone(), 1).await;
+    let (st, _) = server.post(Some(&old), body(5000), None).await;
+    assert_eq!(st, 200, "the old token stays valid during the rotation");
+    // Remove the old line: the old token stops working, the new one goes on.
+    std::fs::write(&file, format!("{}\n", auth::file_line("vp-fra", &new))).expect("write");
+    until(401, old.clone(), 2).await;
+    let (st, _) = server.post(Some(&new), body(6000), None).await;
+    assert_eq!(st, 200);
+    // A broken file is not loaded: the tokens in force stay.
+    std::fs::write(&file, "vp-fra plaintext\n").expect("write");
+    let m = {
+        let mut m = String::new();
+        for _ in 0..100 {
+            m = server.metrics().await;
+            if metric(&m, "tumen_collector_token_reloads_total{result=\"error\"}") == Some(1.0) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        m
+    };
+    assert_eq!(
+        metric(&m, "tumen_collector_token_reloads_total{result=\"error\"}"),
+        Some(1.0),
+        "{m}"
+    );
+    let (st, _) = server.post(Some(&new), body(7000), None).await;
+    assert_eq!(st, 200, "the last good tokens are kept");
+    server.stop().await;
+}
+
+/// A test CA and a certificate for 127.0.0.1 it signed, made with the
+/// openssl CLI: (CA certificate, server certificate, server key).
+fn test_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let p = |n: &str| dir.join(n);
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (apt install openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut a = vec!["req", "-x509"];
+    a.extend(ec);
+    a.extend([
+        "-days",
+        "2",
+        "-subj",
+        "/CN=tumen test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&a);
+    let mut a = vec!["req"];
+    a.extend(ec);
+    a.extend([
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+    ]);
+    run(&a);
+    std::fs::write(
+        p("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    (p("ca.pem"), p("cert.pem"), p("key.pem"))
+}
+
+fn tls_client(ca: Option<&Path>) -> reqwest::Client {
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(ca) = ca {
+        use rustls_pki_types::pem::PemObject;
+        let pem = std::fs::read(ca).expect("ca");
+        for c in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+            roots.add(c.expect("pem")).expect("add");
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .expect("client")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_serves_with_the_given_certificate_and_nothing_in_clear() {
+    let s = setup(&["vp-fra"]);
+    let (ca, cert, key) = test_pki(s.dir.path());
+    let config = s
+        .raw(RawConfig {
+            tls_cert: Some(cert),
+            tls_key: Some(key),
+            ..Default::default()
+        })
+        .validate()
+        .expect("config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(serve::run(
+        config,
+        listener,
+        async move {
+            let _ = rx.await;
+        },
+        Duration::from_secs(5),
+    ));
+    let trusted = tls_client(Some(&ca));
+    let mut last = String::new();
+    for _ in 0..100 {
+        match trusted.get(format!("https://{addr}/readyz")).send().await {
+            Ok(r) if r.status() == 200 => {
+                last.clear();
+                break;
+            }
+            Ok(r) => last = format!("status {}", r.status()),
+            Err(e) => last = format!("{e:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(last.is_empty(), "HTTPS /readyz: {last}");
+    let r = trusted
+        .post(format!("https://{addr}/api/v1/results"))
+        .header("authorization", format!("Bearer {}", s.token("vp-fra")))
+        .header("content-type", "application/x-ndjson")
+        .body(trace("vp-fra", &id(1), "175.45.176.15", 1_000, CU, false))
+        .send()
+        .await
+        .expect("post over TLS");
+    assert_eq!(r.status(), 200);
+    // A client that does not trust the certificate gets no answer...
+    let untrusted = tls_client(None);
+    let e = untrusted
+        .get(format!("https://{addr}/readyz"))
+        .send()
+        .await
+        .expect_err("unknown issuer");
+    assert!(format!("{e:?}").contains("UnknownIssuer"), "{e:?}");
+    // ... and neither does plain HTTP on the TLS port.
+    assert!(reqwest::get(format!("http://{addr}/readyz")).await.is_err());
+    let _ = tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+}
+
+#[test]
+fn tls_settings_are_checked_and_clear_text_off_loopback_needs_an_opt_in() {
+    let s = setup(&["vp"]);
+    let bad = |extra: RawConfig| match s.raw(extra).validate() {
+        Ok(_) => panic!("accepted"),
+        Err(e) => e.to_string(),
+    };
+    let e = bad(RawConfig {
+        listen: Some("0.0.0.0:9640".into()),
+        ..Default::default()
+    });
+    assert!(
+        e.contains("in clear") && e.contains("--insecure-http"),
+        "{e}"
+    );
+    assert!(s
+        .raw(RawConfig {
+            listen: Some("0.0.0.0:9640".into()),
+            insecure_http: Some(true),
+            ..Default::default()
+        })
+        .validate()
+        .is_ok());
+    let e = bad(RawConfig {
+        tls_cert: Some("c.pem".into()),
+        ..Default::default()
+    });
+    assert!(e.contains("tls_cert is set without tls_key"), "{e}");
+    // Files that are not PEM: the binary says which and exits nonzero.
+    let junk = s.dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tumen-collector"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg("--db")
+        .arg(s.dir.path().join("c.db"))
+        .arg("--token-file")
+        .arg(s.dir.path().join("tokens"))
+        .arg("--tls-cert")
+        .arg(&junk)
+        .arg("--tls-key")
+        .arg(&junk)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tls_cert") && err.contains("junk.pem"),
+        "{err}"
+    );
 }

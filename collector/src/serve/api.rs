@@ -31,6 +31,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/shares", get(shares_api))
         .route("/api/v1/events", get(events_api))
         .route("/api/v1/agents", get(agents_api))
+        .route("/api/v1/schedule", get(schedule_api))
+        .route("/api/v1/refusals", post(refusals_api))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(app)
@@ -89,12 +91,8 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<&s
 /// Uploads slower than this are logged (debug) with where the time went.
 const SLOW_INGEST: std::time::Duration = std::time::Duration::from_millis(100);
 
-async fn ingest_request(
-    app: &Arc<App>,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Response, Reject> {
-    // Authenticate before reading a byte of the body.
+/// The agent a request's bearer token belongs to.
+fn authenticate(app: &App, headers: &HeaderMap) -> Result<String, Reject> {
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -110,11 +108,112 @@ async fn ingest_request(
         .or_else(|| auth.strip_prefix("bearer "))
         .map(str::trim)
         .ok_or_else(|| Reject::new(401, "missing_token", "Authorization is not `Bearer TOKEN`"))?;
-    let agent = app
-        .tokens
+    app.tokens
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
         .agent_for(token)
-        .ok_or_else(|| Reject::new(401, "bad_token", "token not known to this collector"))?
-        .to_string();
+        .map(str::to_string)
+        .ok_or_else(|| Reject::new(401, "bad_token", "token not known to this collector"))
+}
+
+/// `GET /api/v1/schedule`: the calling agent's schedule, with an ETag;
+/// 304 when the agent's `If-None-Match` still matches; 404 when the
+/// collector has no `[schedule]` (agents keep their own configuration).
+async fn schedule_api(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let agent = match authenticate(&app, &headers) {
+        Ok(a) => a,
+        Err(r) => return reject(&app, &r),
+    };
+    let Some(s) = &app.config.schedule else {
+        app.metrics
+            .schedule_requests
+            .with_label_values(&["none"])
+            .inc();
+        return error(
+            StatusCode::NOT_FOUND,
+            "no_schedule",
+            "this collector hands out no schedule: agents use their own configuration",
+        );
+    };
+    let (body, etag) = s.for_agent(&agent);
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let result = if matches { "not_modified" } else { "sent" };
+    app.metrics
+        .schedule_requests
+        .with_label_values(&[result])
+        .inc();
+    let mut resp = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    };
+    if let Ok(v) = header::HeaderValue::from_str(&etag) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    resp
+}
+
+/// `POST /api/v1/refusals`: an agent says which schedule items it did not
+/// apply (outside its allow-list, over its rate cap); kept per agent,
+/// logged, exported as `tumen_collector_schedule_refused_items`.
+async fn refusals_api(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let agent = match authenticate(&app, &headers) {
+        Ok(a) => a,
+        Err(r) => return reject(&app, &r),
+    };
+    let bytes = match axum::body::to_bytes(body, 64 << 10).await {
+        Ok(b) => b,
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "a refusal report is at most 64 KiB",
+            )
+        }
+    };
+    let report: super::schedule::Refusals =
+        match serde_json::from_slice(&bytes) {
+            Ok(r) => r,
+            Err(e) => return error(
+                StatusCode::BAD_REQUEST,
+                "malformed_report",
+                &format!(
+                    "expected {{\"schedule\": ETAG, \"refused\": [{{\"item\", \"why\"}}]}}: {e}"
+                ),
+            ),
+        };
+    if report.refused.len() > 1000 {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            "at most 1000 refusals per report",
+        );
+    }
+    for r in &report.refused {
+        tracing::warn!(%agent, item = %r.item, why = %r.why, "agent refused a schedule item");
+    }
+    app.metrics
+        .schedule_refused
+        .with_label_values(&[agent.as_str()])
+        .set(report.refused.len() as i64);
+    let n = report.refused.len();
+    app.refusals
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(agent, report);
+    Json(json!({ "recorded": n })).into_response()
+}
+
+async fn ingest_request(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, Reject> {
+    // Authenticate before reading a byte of the body.
+    let agent = authenticate(app, headers)?;
     ingest::check_content_type(header_str(headers, header::CONTENT_TYPE)?)?;
     let encoding = ingest::encoding_of(header_str(headers, header::CONTENT_ENCODING)?)?;
     let max_body = app.config.max_body_bytes;
@@ -471,6 +570,7 @@ async fn events_api(
 
 async fn agents_api(State(app): State<Arc<App>>) -> Response {
     let live = app.live.read().unwrap_or_else(|p| p.into_inner());
+    let refusals = app.refusals.lock().unwrap_or_else(|p| p.into_inner());
     let now = super::metrics::now_ms();
     let out: Vec<serde_json::Value> = live
         .agents
@@ -484,6 +584,7 @@ async fn agents_api(State(app): State<Arc<App>>) -> Response {
                 "pings": a.pings,
                 "live": is_live(&app, &live, &a.name, now),
                 "paths": live.paths.keys().filter(|k| k.0 == a.name).count(),
+                "refused": refusals.get(&a.name).map_or(&[][..], |r| &r.refused[..]),
             })
         })
         .collect();

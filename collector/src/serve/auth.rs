@@ -89,8 +89,15 @@ impl Tokens {
             if hex::decode_to_slice(hexpart, &mut digest).is_err() {
                 return Err(err("the sha256 value must be 64 hex digits".into()));
             }
-            if entries.iter().any(|e| e.0 == name) {
-                return Err(err(format!("agent {name:?} appears twice")));
+            // An agent may hold several tokens (rotation: the new one is
+            // added, handed out, then the old line deleted); one token
+            // may not be shared.
+            if let Some(other) = entries.iter().find(|e| e.1 == digest) {
+                return Err(err(if other.0 == name {
+                    format!("agent {name:?} has this token twice")
+                } else {
+                    format!("agents {:?} and {name:?} share one token", other.0)
+                }));
             }
             entries.push((name.to_string(), digest));
         }
@@ -170,8 +177,19 @@ mod tests {
         let line = file_line("vp", "x");
         let e = Tokens::parse(&format!("{line}\n{line}"), "tok").expect_err("dup");
         assert!(e.what.contains("twice"), "{e}");
+        let e =
+            Tokens::parse(&format!("{line}\n{}", file_line("vq", "x")), "tok").expect_err("shared");
+        assert!(e.what.contains("share one token"), "{e}");
         let e = Tokens::parse("vp", "tok").expect_err("alone");
         assert!(e.what.contains("NAME sha256:HEX"), "{e}");
+    }
+
+    #[test]
+    fn an_agent_may_hold_two_tokens_while_rotating() {
+        let text = format!("{}\n{}\n", file_line("vp", "old"), file_line("vp", "new"));
+        let t = Tokens::parse(&text, "f").expect("parse");
+        assert_eq!(t.agent_for("old"), Some("vp"));
+        assert_eq!(t.agent_for("new"), Some("vp"));
     }
 
     #[test]

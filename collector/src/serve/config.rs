@@ -36,6 +36,13 @@ pub struct RawConfig {
     pub max_batch: Option<usize>,
     /// Optional Team Cymru / PTR lookups.
     pub dns: Option<RawDns>,
+    /// HTTPS: certificate chain and private key (PEM).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address (behind a TLS proxy).
+    pub insecure_http: Option<bool>,
+    /// What agents are asked to probe (`GET /api/v1/schedule`).
+    pub schedule: Option<super::schedule::RawSchedule>,
 }
 
 /// `[dns]` table.
@@ -67,6 +74,9 @@ pub struct Config {
     pub max_decoded_bytes: usize,
     pub max_batch: usize,
     pub dns: Option<crate::dns::DnsConfig>,
+    /// Certificate and key files: HTTPS when set.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub schedule: Option<super::schedule::Schedules>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9640";
@@ -129,7 +139,11 @@ impl RawConfig {
             max_body_bytes,
             max_decoded_bytes,
             max_batch,
-            dns
+            dns,
+            tls_cert,
+            tls_key,
+            insecure_http,
+            schedule
         );
         if !over.asn_tables.is_empty() {
             self.asn_tables = over.asn_tables;
@@ -259,6 +273,34 @@ impl RawConfig {
             }
             Some(c)
         });
+        let tls = match (self.tls_cert.clone(), self.tls_key.clone()) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            (Some(_), None) => {
+                errs.push("tls_cert is set without tls_key (--tls-key)".to_string());
+                None
+            }
+            (None, Some(_)) => {
+                errs.push("tls_key is set without tls_cert (--tls-cert)".to_string());
+                None
+            }
+        };
+        if tls.is_none()
+            && self.tls_cert.is_none()
+            && self.tls_key.is_none()
+            && !listen.ip().is_loopback()
+            && self.insecure_http != Some(true)
+        {
+            errs.push(format!(
+                "listen {listen} is reachable from the network but no tls_cert/tls_key is set: \
+                 agents' tokens and results would cross it in clear. Give --tls-cert and \
+                 --tls-key, or set insecure_http = true (--insecure-http) behind a TLS proxy"
+            ));
+        }
+        let schedule = self
+            .schedule
+            .as_ref()
+            .map(|s| super::schedule::Schedules::validate(s, &mut errs));
         if !errs.is_empty() {
             return Err(ConfigErrors(errs));
         }
@@ -276,6 +318,8 @@ impl RawConfig {
             max_decoded_bytes,
             max_batch,
             dns,
+            tls,
+            schedule,
         })
     }
 }

@@ -34,6 +34,10 @@ pub struct Metrics {
     pub last_write: Gauge,
     pub write_errors: IntCounter,
     pub dns: IntGaugeVec,
+    /// Schedule fetches by result; items agents refused, per agent.
+    pub schedule_requests: IntCounterVec,
+    pub schedule_refused: IntGaugeVec,
+    pub token_reloads: IntCounterVec,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -94,6 +98,33 @@ impl Metrics {
             ),
             &["what"],
         ));
+        let schedule_requests = must(IntCounterVec::new(
+            Opts::new(
+                "tumen_collector_schedule_requests_total",
+                "Agents' schedule fetches, by answer (sent, not_modified, none).",
+            ),
+            &["result"],
+        ));
+        for r in ["sent", "not_modified", "none"] {
+            schedule_requests.with_label_values(&[r]);
+        }
+        let schedule_refused = must(IntGaugeVec::new(
+            Opts::new(
+                "tumen_collector_schedule_refused_items",
+                "Items of its schedule an agent reported refusing (outside its allow-list, over its cap).",
+            ),
+            &["agent"],
+        ));
+        let token_reloads = must(IntCounterVec::new(
+            Opts::new(
+                "tumen_collector_token_reloads_total",
+                "Reloads of the token file after it changed, by result (ok, error: old tokens kept).",
+            ),
+            &["result"],
+        ));
+        for r in ["ok", "error"] {
+            token_reloads.with_label_values(&[r]);
+        }
         let build = must(GaugeVec::new(
             Opts::new("tumen_collector_build_info", "Build of this collector."),
             &["version", "wire_schema", "store_schema"],
@@ -123,6 +154,9 @@ impl Metrics {
             Box::new(last_write.clone()),
             Box::new(write_errors.clone()),
             Box::new(dns.clone()),
+            Box::new(schedule_requests.clone()),
+            Box::new(schedule_refused.clone()),
+            Box::new(token_reloads.clone()),
             Box::new(build),
             Box::new(state),
         ] {
@@ -138,6 +172,9 @@ impl Metrics {
             last_write,
             write_errors,
             dns,
+            schedule_requests,
+            schedule_refused,
+            token_reloads,
         }
     }
 

@@ -13,6 +13,8 @@ pub mod auth;
 pub mod config;
 pub mod ingest;
 pub mod metrics;
+pub mod schedule;
+pub mod tls;
 pub mod writer;
 
 use std::net::IpAddr;
@@ -33,7 +35,10 @@ pub use config::{Config, ConfigErrors, RawConfig};
 #[derive(Debug)]
 pub struct App {
     pub config: Config,
-    pub tokens: auth::Tokens,
+    /// Reloaded when the token file changes (rotation).
+    pub tokens: RwLock<auth::Tokens>,
+    /// Refusals agents reported about their schedule, by agent.
+    pub refusals: Mutex<std::collections::BTreeMap<String, schedule::Refusals>>,
     pub table: PrefixTable,
     pub orgs: Orgs,
     pub target: Target,
@@ -169,7 +174,8 @@ pub async fn run(
     let app = Arc::new(App {
         target: target_of(&config),
         config,
-        tokens,
+        tokens: RwLock::new(tokens),
+        refusals: Mutex::default(),
         table,
         orgs,
         live,
@@ -188,6 +194,10 @@ pub async fn run(
         retention_task(app.clone()),
         tracing::info_span!("retention"),
     ));
+    let token_watch = tokio::spawn(tracing::Instrument::instrument(
+        token_watch(app.clone()),
+        tracing::info_span!("tokens"),
+    ));
     let router = api::router(app.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let graceful = async move {
@@ -195,7 +205,20 @@ pub async fn run(
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stop_tx.send(true);
     };
-    let server = axum::serve(listener, router).with_graceful_shutdown(graceful);
+    type Served = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>>;
+    let server: Served = match &app.config.tls {
+        Some((cert, key)) => {
+            let acceptor = tls::acceptor(cert, key).map_err(StartError::Input)?;
+            let listener = tls::TlsListener::new(listener, acceptor)?;
+            tracing::info!(cert = %cert.display(), "serving HTTPS");
+            Box::pin(std::future::IntoFuture::into_future(
+                axum::serve(listener, router).with_graceful_shutdown(graceful),
+            ))
+        }
+        None => Box::pin(std::future::IntoFuture::into_future(
+            axum::serve(listener, router).with_graceful_shutdown(graceful),
+        )),
+    };
     let mut stop_rx2 = stop_rx.clone();
     tokio::select! {
         r = server => r?,
@@ -206,6 +229,7 @@ pub async fn run(
         } => tracing::warn!("grace period over: closing with requests still open"),
     }
     retention.abort();
+    token_watch.abort();
     drop(app);
     drop(writer_tx);
     // The writer drains its queue and stops once every sender is gone.
@@ -214,6 +238,41 @@ pub async fn run(
     let _ = tokio::task::spawn_blocking(move || checkpointer.join()).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reloads the token file when it changes (checked every 2 s): adding a
+/// token, rotating one or revoking one needs no restart. A file that does
+/// not parse is logged and the tokens in force are kept.
+async fn token_watch(app: Arc<App>) {
+    let path = app.config.token_file.clone();
+    let stamp = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
+    let mut seen = stamp(&path);
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = stamp(&path);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        match auth::Tokens::load(&path) {
+            Ok(t) => {
+                tracing::info!(tokens = t.len(), "token file reloaded");
+                *app.tokens.write().unwrap_or_else(|p| p.into_inner()) = t;
+                app.metrics.token_reloads.with_label_values(&["ok"]).inc();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "token file not reloaded; the tokens in force stay");
+                app.metrics
+                    .token_reloads
+                    .with_label_values(&["error"])
+                    .inc();
+            }
+        }
+    }
 }
 
 /// Deletes raw records and events older than the retention, hourly (and
