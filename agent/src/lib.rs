@@ -13,6 +13,7 @@ pub mod net;
 pub mod packet;
 pub mod ping;
 pub mod round;
+pub mod schedule;
 pub mod spool;
 pub mod status;
 pub mod sys;

@@ -22,6 +22,7 @@ use tumen_agent::engine::{Gate, Ident};
 use tumen_agent::net::RawNetwork;
 use tumen_agent::ping::Pingers;
 use tumen_agent::round::{destinations, Destination, Prober};
+use tumen_agent::schedule::{self, Fetched, Plan};
 use tumen_agent::spool::{Spool, SpoolConfig};
 use tumen_agent::status::{self, ProbeCounters, Status};
 use tumen_agent::sys::{self, SocketError};
@@ -333,6 +334,7 @@ impl Sink {
 /// The spool, uploader and metrics listener of a running agent.
 struct Delivering {
     spool: Arc<Mutex<Spool>>,
+    spool_dir: std::path::PathBuf,
     uploader: Uploader,
     grace: Duration,
 }
@@ -368,8 +370,146 @@ fn prepare_delivery(d: &Delivery) -> Result<Delivering, String> {
             stats: Arc::default(),
         },
         spool,
+        spool_dir: d.spool.clone(),
         grace: d.shutdown_grace,
     })
+}
+
+/// Schedule fetching (with a collector).
+struct Control {
+    client: reqwest::Client,
+    collector: String,
+    token_file: std::path::PathBuf,
+    cache: std::path::PathBuf,
+    etag: Option<String>,
+    last_error: Option<String>,
+}
+
+impl Control {
+    /// Fetches the schedule; a new plan when it changed.
+    async fn refresh(
+        &mut self,
+        config: &Config,
+        status: &Status,
+        v4: bool,
+        v6: bool,
+    ) -> Option<Plan> {
+        let token = match upload::read_token(&self.token_file) {
+            Ok(t) => t,
+            Err(e) => {
+                self.error(e);
+                return None;
+            }
+        };
+        match schedule::fetch(&self.client, &self.collector, &token, self.etag.as_deref()).await {
+            Fetched::NotModified => None,
+            Fetched::New(cached) => {
+                self.last_error = None;
+                if let Err(e) = schedule::save_cache(&self.cache, &cached) {
+                    eprintln!("tumen-agent: {e}");
+                }
+                let (plan, refused) = schedule::apply(config, &cached.schedule, v4, v6);
+                eprintln!(
+                    "tumen-agent: schedule {} from the collector: {} target(s), every {} s, \
+                     {} pps; {} item(s) refused",
+                    cached.etag,
+                    plan.targets.len(),
+                    plan.interval.as_secs(),
+                    plan.pps,
+                    refused.len()
+                );
+                note_refusals(status, &refused);
+                status.schedule_fetched.store(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                if let Err(e) = schedule::report(
+                    &self.client,
+                    &self.collector,
+                    &token,
+                    &cached.etag,
+                    &refused,
+                )
+                .await
+                {
+                    eprintln!("tumen-agent: reporting schedule refusals: {e}");
+                }
+                self.etag = Some(cached.etag);
+                Some(plan)
+            }
+            Fetched::NoSchedule => {
+                self.last_error = None;
+                if self.etag.take().is_some() {
+                    eprintln!(
+                        "tumen-agent: the collector withdrew the schedule: local configuration"
+                    );
+                    let _ = std::fs::remove_file(&self.cache);
+                    note_refusals(status, &[]);
+                    return Some(Plan::local(config));
+                }
+                None
+            }
+            Fetched::Failed(e) => {
+                self.error(format!("schedule: {e}; keeping the one in force"));
+                None
+            }
+        }
+    }
+
+    /// Logs an error once until it changes.
+    fn error(&mut self, e: String) {
+        if self.last_error.as_ref() != Some(&e) {
+            eprintln!("tumen-agent: {e}");
+            self.last_error = Some(e);
+        }
+    }
+}
+
+fn note_refusals(status: &Status, refused: &[schedule::Refusal]) {
+    use std::sync::atomic::Ordering;
+    for r in refused {
+        eprintln!("tumen-agent: schedule: refused {}: {}", r.item, r.why);
+    }
+    status
+        .schedule_refusals_total
+        .fetch_add(refused.len() as u64, Ordering::Relaxed);
+    status
+        .schedule_refused_now
+        .store(refused.len() as u64, Ordering::Relaxed);
+}
+
+/// Puts a plan in force: targets, protocol, attempts, rate.
+fn replan(
+    config: &Config,
+    prober: &mut Prober<RawNetwork>,
+    dsts: &mut Vec<Destination>,
+    plan: &mut Plan,
+    mut next: Plan,
+    can_ping: bool,
+) {
+    if next.ping_count > 0 && !can_ping {
+        eprintln!(
+            "tumen-agent: schedule: refused ping_count {}: no ping sockets",
+            next.ping_count
+        );
+        next.ping_count = 0;
+    }
+    match destinations(&next.targets, config.probe.hosts) {
+        Ok(d) => *dsts = d,
+        Err(e) => {
+            eprintln!("tumen-agent: schedule: {e}; plan not changed");
+            return;
+        }
+    }
+    prober.cfg.trace.protocol = next.protocol;
+    prober.cfg.trace.port = next.port;
+    prober.cfg.trace.probes = next.probes;
+    prober.cfg.ping_count = next.ping_count;
+    prober.gate = Gate::new(config.allow.clone(), next.pps);
+    prober.target = next.targets.clone();
+    *plan = next;
 }
 
 /// A 16-bit identifier for this agent's probes: the pid mixed with
@@ -386,12 +526,27 @@ async fn probe(
     once: bool,
     delivering: Option<Delivering>,
 ) -> ExitCode {
-    let v4 = dsts.iter().any(|d| d.addr.is_ipv4());
-    let v6 = dsts.iter().any(|d| d.addr.is_ipv6());
+    // With a collector, a schedule may name any target inside the
+    // allow-list: open the families the allow-list has.
+    let scheduled = delivering.is_some();
+    let allow_has = |v6: bool| {
+        scheduled
+            && config
+                .allow
+                .prefixes()
+                .iter()
+                .any(|p| matches!(p, ipnet::IpNet::V6(_)) == v6)
+    };
+    let v4 = dsts.iter().any(|d| d.addr.is_ipv4()) || allow_has(false);
+    let v6 = dsts.iter().any(|d| d.addr.is_ipv6()) || allow_has(true);
     let opened = RawNetwork::open(config.allow.clone(), v4, v6).and_then(|net| {
         let seed = ident_seed();
         let pingers = if config.probe.ping_count > 0 {
             Some(Pingers::open(v4, v6, seed ^ 0x8000)?)
+        } else if scheduled {
+            // A schedule may ask for echo requests; without the sockets
+            // that part is refused, nothing else.
+            Pingers::open(v4, v6, seed ^ 0x8000).ok()
         } else {
             None
         };
@@ -472,6 +627,14 @@ async fn probe(
     }
     let wake = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let control = delivering.as_ref().map(|d| Control {
+        client: d.uploader.client.clone(),
+        collector: d.uploader.cfg.collector.clone(),
+        token_file: d.uploader.cfg.token_file.clone(),
+        cache: schedule::cache_path(&d.spool_dir),
+        etag: None,
+        last_error: None,
+    });
     let (upload_task, grace) = match delivering {
         Some(d) => {
             let w = wake.clone();
@@ -500,7 +663,30 @@ async fn probe(
             return ExitCode::from(EXIT_OSERR);
         }
     };
-    let mut tick = tokio::time::interval(config.interval);
+    let mut plan = Plan::local(&config);
+    let mut dsts = dsts;
+    let mut control = control;
+    if let Some(c) = &mut control {
+        match schedule::load_cache(&c.cache) {
+            Ok(Some(cached)) => {
+                eprintln!("tumen-agent: applying the cached schedule {}", cached.etag);
+                c.etag = Some(cached.etag.clone());
+                let (p, refused) = schedule::apply(&config, &cached.schedule, v4, v6);
+                note_refusals(&status, &refused);
+                replan(
+                    &config,
+                    &mut prober,
+                    &mut dsts,
+                    &mut plan,
+                    p,
+                    pingers.is_some(),
+                );
+            }
+            Ok(None) => {}
+            Err(e) => eprintln!("tumen-agent: {e}"),
+        }
+    }
+    let mut tick = tokio::time::interval(plan.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -508,9 +694,28 @@ async fn probe(
             _ = int.recv() => break,
             _ = tick.tick() => {}
         }
+        if let Some(c) = &mut control {
+            if let Some(p) = c.refresh(&config, &status, v4, v6).await {
+                let interval = p.interval;
+                let changed = interval != plan.interval;
+                replan(
+                    &config,
+                    &mut prober,
+                    &mut dsts,
+                    &mut plan,
+                    p,
+                    pingers.is_some(),
+                );
+                if changed {
+                    tick =
+                        tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                }
+            }
+        }
         let work = async {
             prober.round(&dsts, &mut |r| sink.put(&r)).await;
-            if let Some(p) = &pingers {
+            if let Some(p) = pingers.as_ref().filter(|_| prober.cfg.ping_count > 0) {
                 prober.ping(p, &dsts, &mut |r| sink.put(&r)).await;
             }
         };

@@ -167,6 +167,12 @@ impl Collector {
     }
 
     fn start(&self) -> Proc {
+        self.start_with(&[], false)
+    }
+
+    /// Starts with extra arguments; `tls`: readiness is a TCP connect
+    /// (this file speaks no TLS itself).
+    fn start_with(&self, extra: &[&str], tls: bool) -> Proc {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -179,6 +185,7 @@ impl Collector {
             .arg("--token-file")
             .arg(&self.tokens)
             .args(["--target", "127.0.0.0/8"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -189,7 +196,14 @@ impl Collector {
             what: "tumen-collector".into(),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while http_get(self.port, "/readyz").is_none() {
+        let ready = || {
+            if tls {
+                TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            } else {
+                http_get(self.port, "/readyz").is_some()
+            }
+        };
+        while !ready() {
             assert!(
                 Instant::now() < deadline,
                 "collector not ready: {}",
@@ -276,6 +290,12 @@ struct Agent {
 
 impl Agent {
     fn start(&self, collector_port: u16, extra: &[&str]) -> Proc {
+        let mut args = vec!["--insecure-http"];
+        args.extend_from_slice(extra);
+        self.start_url(&format!("http://127.0.0.1:{collector_port}"), &args)
+    }
+
+    fn start_url(&self, url: &str, extra: &[&str]) -> Proc {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -294,13 +314,12 @@ impl Agent {
                 "1s",
                 "--pps",
                 "2000",
-                "--insecure-http",
                 "--retry-max",
                 "1s",
                 "--shutdown-grace",
                 "30s",
                 "--collector",
-                &format!("http://127.0.0.1:{collector_port}"),
+                url,
                 "--metrics-listen",
                 &format!("127.0.0.1:{}", self.metrics_port),
             ])
@@ -746,4 +765,252 @@ fn a_bad_token_holds_results_until_the_token_is_rotated_and_loses_nothing() {
     assert_eq!(acc.quarantined, 0);
     let q = dir.0.join("spool/quarantine");
     assert!(!q.exists() || std::fs::read_dir(&q).expect("q").next().is_none());
+}
+
+/// nftables counters on this host's output path for loopback prefixes,
+/// in a table of its own (removed on drop): the wire's word on what was
+/// sent where.
+struct NftCounters {
+    table: String,
+}
+
+impl NftCounters {
+    fn new(prefixes: &[&str]) -> Self {
+        let mut b = [0u8; 4];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut b))
+            .expect("urandom");
+        let table = format!(
+            "tumen_t{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        );
+        let mut script = format!(
+            "add table ip {table}\nadd chain ip {table} out {{ type filter hook output priority 0; }}\n"
+        );
+        for p in prefixes {
+            script.push_str(&format!("add rule ip {table} out ip daddr {p} counter\n"));
+        }
+        let mut child = Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("nft");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(script.as_bytes())
+            .expect("nft script");
+        assert!(child.wait().expect("nft").success(), "nft table");
+        Self { table }
+    }
+
+    /// Packets counted toward `prefix`.
+    fn packets(&self, prefix: &str) -> u64 {
+        let out = Command::new("nft")
+            .args(["list", "chain", "ip", &self.table, "out"])
+            .output()
+            .expect("nft list");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find(|l| l.contains(&format!("daddr {prefix} ")))
+            .and_then(|l| l.split("packets ").nth(1))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no counter for {prefix}:\n{text}"))
+    }
+}
+
+impl Drop for NftCounters {
+    fn drop(&mut self) {
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &self.table])
+            .status();
+    }
+}
+
+#[test]
+fn a_scheduled_target_outside_the_allow_list_is_refused_reported_and_never_probed() {
+    let (dir, c, agent) = setup("schedule");
+    // The collector asks for one allowed and one forbidden prefix, and a
+    // rate above the agent's cap.
+    let conf = dir.0.join("collector.toml");
+    std::fs::write(
+        &conf,
+        "[schedule]\ntargets = [\"127.0.0.32/28\", \"127.0.1.0/28\"]\npps = 100000\n",
+    )
+    .expect("config");
+    let nft = NftCounters::new(&["127.0.0.32/28", "127.0.1.0/28"]);
+    let mut cp = c.start_with(&["--config", conf.to_str().expect("utf-8")], false);
+    let mut a = agent.start(c.port, &["--allow", "127.0.0.0/26"]);
+    agent.wait_metric(
+        "tumen_agent_schedule_refused_items",
+        2.0,
+        Duration::from_secs(30),
+    );
+    let rounds = agent
+        .metrics()
+        .and_then(|m| metric(&m, "tumen_agent_rounds_total"))
+        .unwrap_or(0.0);
+    agent.wait_metric(
+        "tumen_agent_rounds_total",
+        rounds + 2.0,
+        Duration::from_secs(30),
+    );
+    // The collector has the report.
+    let m = c.metrics();
+    assert_eq!(
+        metric(
+            &m,
+            "tumen_collector_schedule_refused_items{agent=\"vp-lo\"}"
+        ),
+        Some(2.0),
+        "{m}"
+    );
+    let agents = http_get(c.port, "/api/v1/agents").expect("agents");
+    assert!(
+        agents.contains("127.0.1.0/28") && agents.contains("allow-list"),
+        "{agents}"
+    );
+    // The wire: the allowed scheduled prefix was probed, the other never.
+    assert!(nft.packets("127.0.0.32/28") > 0, "the schedule was applied");
+    assert_eq!(
+        nft.packets("127.0.1.0/28"),
+        0,
+        "nothing sent outside the allow-list"
+    );
+    let log = agent.stderr();
+    assert!(log.contains("refused target 127.0.1.0/28"), "{log}");
+    assert!(log.contains("refused pps 100000"), "{log}");
+    // The schedule is cached for the next start.
+    assert!(dir.0.join("spool/schedule.json").is_file());
+    assert!(a.term(Duration::from_secs(60)));
+    assert!(cp.term(Duration::from_secs(30)));
+}
+
+/// A test CA and a certificate for 127.0.0.1 it signed (openssl CLI):
+/// (CA certificate, server certificate, server key).
+fn test_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut a = vec!["req", "-x509"];
+    a.extend(ec);
+    a.extend([
+        "-days",
+        "2",
+        "-subj",
+        "/CN=tumen test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&a);
+    let mut a = vec!["req"];
+    a.extend(ec);
+    a.extend([
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+    ]);
+    run(&a);
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    )
+}
+
+#[test]
+fn over_https_with_the_collectors_ca_everything_arrives_and_without_it_nothing_leaks() {
+    let (dir, c, agent) = setup("tls");
+    let (ca, cert, key) = test_pki(&dir.0);
+    let tls_args = [
+        "--tls-cert",
+        cert.to_str().expect("utf-8"),
+        "--tls-key",
+        key.to_str().expect("utf-8"),
+    ];
+    let cp = c.start_with(&tls_args, true);
+    // Without the CA (system roots only) the agent refuses the
+    // certificate: nothing is uploaded, everything waits in the spool.
+    let https = format!("https://127.0.0.1:{}", c.port);
+    let mut a = agent.start_url(&https, &[]);
+    agent.wait_metric(
+        "tumen_agent_upload_requests_total{outcome=\"retried\"}",
+        2.0,
+        Duration::from_secs(30),
+    );
+    let m = agent.metrics().expect("metrics");
+    assert_eq!(
+        metric(&m, "tumen_agent_spool_committed_total"),
+        Some(0.0),
+        "{m}"
+    );
+    assert!(a.term(Duration::from_secs(60)));
+    assert!(agent.stderr().contains("certificate"), "{}", agent.stderr());
+    // With --ca-file the same spool drains over TLS.
+    let a = agent.start_url(&https, &["--ca-file", ca.to_str().expect("utf-8")]);
+    agent.wait_metric(
+        "tumen_agent_spool_committed_total",
+        1.0,
+        Duration::from_secs(30),
+    );
+    let acc = {
+        let mut a = a;
+        assert!(a.term(Duration::from_secs(60)));
+        account(&agent.stderr())
+    };
+    let mut cp = cp;
+    assert!(cp.term(Duration::from_secs(30)));
+    let (stored, distinct) = c.stored();
+    assert_eq!(acc.pending, 0, "{acc:?}");
+    assert_eq!(distinct, stored);
+    // Both runs' results: the first run's waited in the spool.
+    assert!(
+        stored >= acc.committed && acc.committed > 0,
+        "{stored} {acc:?}"
+    );
 }
