@@ -174,17 +174,18 @@ async fn refusals_api(State(app): State<Arc<App>>, headers: HeaderMap, body: Bod
             )
         }
     };
-    let report: super::schedule::Refusals =
-        match serde_json::from_slice(&bytes) {
-            Ok(r) => r,
-            Err(e) => return error(
+    let report: super::schedule::Refusals = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
                 StatusCode::BAD_REQUEST,
                 "malformed_report",
                 &format!(
                     "expected {{\"schedule\": ETAG, \"refused\": [{{\"item\", \"why\"}}]}}: {e}"
                 ),
-            ),
-        };
+            )
+        }
+    };
     if report.refused.len() > 1000 {
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,
