@@ -316,8 +316,6 @@ impl Agent {
                 "2000",
                 "--retry-max",
                 "1s",
-                "--shutdown-grace",
-                "30s",
                 "--collector",
                 url,
                 "--metrics-listen",
@@ -328,6 +326,11 @@ impl Agent {
             .arg("--spool")
             .arg(&self.spool)
             .args(extra)
+            .args(if extra.contains(&"--shutdown-grace") {
+                &[][..]
+            } else {
+                &["--shutdown-grace", "30s"][..]
+            })
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -1013,4 +1016,59 @@ fn over_https_with_the_collectors_ca_everything_arrives_and_without_it_nothing_l
         stored >= acc.committed && acc.committed > 0,
         "{stored} {acc:?}"
     );
+}
+
+#[test]
+fn sigterm_with_the_collector_down_stops_probing_within_the_grace_and_keeps_the_rest() {
+    let (_dir, c, agent) = setup("sigterm");
+    // No collector yet: everything stays spooled.
+    let mut a = agent.start(c.port, &["--shutdown-grace", "2s"]);
+    agent.wait_metric("tumen_agent_rounds_total", 3.0, Duration::from_secs(30));
+    let t0 = Instant::now();
+    assert!(a.term(Duration::from_secs(30)), "clean exit");
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "SIGTERM to exit took {took:?} (grace 2 s)"
+    );
+    let first = account(&agent.stderr());
+    assert!(first.pending > 0 && first.committed == 0, "{first:?}");
+    assert!(
+        agent.stderr().contains("stay in the spool"),
+        "{}",
+        agent.stderr()
+    );
+    // Next start, collector up: the leftovers go first, nothing is lost.
+    let cp = c.start();
+    let a = agent.start(c.port, &[]);
+    agent.wait_metric(
+        "tumen_agent_spool_committed_total",
+        first.pending as f64,
+        Duration::from_secs(30),
+    );
+    let (second, _) = settle_total(&agent, a, &c, cp, first.appended);
+    eprintln!("sigterm: first run {first:?}, second run {second:?}");
+}
+
+/// Like [`settle`], for results spread over several runs of the agent:
+/// `earlier` results were appended by runs before the last.
+fn settle_total(
+    agent: &Agent,
+    mut a: Proc,
+    c: &Collector,
+    mut cp: Proc,
+    earlier: u64,
+) -> (Account, u64) {
+    assert!(a.term(Duration::from_secs(60)), "agent exit status");
+    let acc = account(&agent.stderr());
+    assert!(cp.term(Duration::from_secs(30)), "collector exit status");
+    let (stored, distinct) = c.stored();
+    assert_eq!(
+        (acc.pending, acc.dropped, acc.quarantined),
+        (0, 0, 0),
+        "{acc:?}"
+    );
+    assert_eq!(stored, earlier + acc.appended, "{acc:?}");
+    assert_eq!(distinct, stored);
+    (acc, stored)
 }
