@@ -561,29 +561,33 @@ impl Spool {
         Ok((out, pos))
     }
 
-    /// The collector has committed everything before `to`: move the cursor
-    /// (durably) and delete segments wholly behind it.
-    pub fn ack(&mut self, to: Pos, records: u64) -> Result<(), SpoolError> {
+    /// The collector has committed `batch` (read with [`Spool::read_batch`],
+    /// ending at `to`): move the cursor (durably) and delete segments
+    /// wholly behind it. Records of segments dropped meanwhile (the bound)
+    /// are not counted twice.
+    pub fn ack(&mut self, to: Pos, batch: &[Entry]) -> Result<(), SpoolError> {
         if to <= self.cursor {
             return Ok(());
         }
-        self.cursor = to;
-        self.stats.acked += records;
-        self.write_cursor()?;
-        let mut left = records;
-        let active = self.segments.last().map(|s| s.seq);
-        let dir = self.config.dir.clone();
-        let mut removed = Vec::new();
-        for seg in &mut self.segments {
-            let take = left.min(seg.records);
-            if seg.seq <= to.seq {
-                seg.records -= take;
-                left -= take;
-            }
-            if seg.seq < to.seq && Some(seg.seq) != active {
-                removed.push(seg.seq);
+        let from = self.cursor;
+        let mut done = 0;
+        for e in batch.iter().filter(|e| e.pos >= from && e.pos < to) {
+            if let Some(seg) = self.segments.iter_mut().find(|s| s.seq == e.pos.seq) {
+                seg.records = seg.records.saturating_sub(1);
+                done += 1;
             }
         }
+        self.cursor = to;
+        self.stats.acked += done;
+        self.write_cursor()?;
+        let active = self.segments.last().map(|s| s.seq);
+        let dir = self.config.dir.clone();
+        let removed: Vec<u64> = self
+            .segments
+            .iter()
+            .filter(|s| s.seq < to.seq && Some(s.seq) != active)
+            .map(|s| s.seq)
+            .collect();
         for seq in &removed {
             let path = seg_path(&dir, *seq);
             fs::remove_file(&path).map_err(io_err(&path))?;
@@ -629,9 +633,10 @@ impl Spool {
         f.write_all(&body).map_err(io_err(&path))?;
         f.sync_all().map_err(io_err(&path))?;
         sync_dir(&qdir)?;
-        self.stats.quarantined += batch.len() as u64;
-        self.ack(to, batch.len() as u64)?;
-        self.stats.acked -= batch.len() as u64;
+        let before = self.stats.acked;
+        self.ack(to, batch)?;
+        self.stats.quarantined += self.stats.acked - before;
+        self.stats.acked = before;
         Ok(path)
     }
 

@@ -30,9 +30,8 @@ fn drain_all(s: &mut Spool) -> Vec<Vec<u8>> {
         if batch.is_empty() {
             return got;
         }
-        let n = batch.len() as u64;
+        s.ack(end, &batch).expect("ack");
         got.extend(batch.into_iter().map(|e| e.payload));
-        s.ack(end, n).expect("ack");
     }
 }
 
@@ -88,7 +87,7 @@ fn records_come_back_in_order_across_segments_and_restarts() {
     // Take a first batch and acknowledge it, then restart.
     let (batch, end) = s.read_batch(30, 1 << 20).expect("read");
     assert_eq!(batch.len(), 30);
-    s.ack(end, 30).expect("ack");
+    s.ack(end, &batch).expect("ack");
     s.sync().expect("sync");
     drop(s);
     let mut s = Spool::open(small(&d.0)).expect("reopen");
@@ -205,6 +204,39 @@ fn at_the_bound_the_oldest_segment_goes_and_is_counted() {
     let first = got.len();
     let want: Vec<_> = (200 - first..200).map(line).collect();
     assert_eq!(got, want);
+}
+
+#[test]
+fn a_batch_whose_segment_was_dropped_meanwhile_is_not_counted_twice() {
+    let d = Dir(tmp("race"));
+    let cfg = SpoolConfig {
+        dir: d.0.clone(),
+        max_bytes: 4096,
+        segment_bytes: 1024,
+    };
+    let mut s = Spool::open(cfg).expect("open");
+    for i in 0..30 {
+        s.append(&line(i)).expect("append");
+    }
+    // The uploader reads the oldest records ...
+    let (batch, end) = s.read_batch(5, 1 << 20).expect("read");
+    // ... while new results push the oldest segment out.
+    for i in 30..80 {
+        s.append(&line(i)).expect("append");
+    }
+    let dropped = s.stats.dropped_full;
+    assert!(dropped > 0);
+    s.ack(end, &batch).expect("late ack");
+    let st = s.stats;
+    let pending = s.pending_records();
+    assert_eq!(
+        st.acked + st.dropped_full + pending,
+        80,
+        "every record counted once: {st:?}, {pending} pending"
+    );
+    let got = drain_all(&mut s);
+    assert_eq!(got.len() as u64, pending);
+    assert_eq!(got.last(), Some(&line(79)));
 }
 
 #[test]

@@ -334,7 +334,7 @@ impl Uploader {
                         accepted: n,
                         duplicates: 0,
                     });
-                    if let Err(e) = lock(&self.spool).ack(end, n) {
+                    if let Err(e) = lock(&self.spool).ack(end, &batch) {
                         eprintln!("tumen-agent: upload: {e}");
                     }
                     self.stats.committed.fetch_add(1, Ordering::Relaxed);
