@@ -274,6 +274,8 @@ struct Sink {
     wake: Arc<Notify>,
     last_sync: std::time::Instant,
     last_error: Option<std::time::Instant>,
+    last_drop_log: Option<std::time::Instant>,
+    dropped_unlogged: u64,
     stdout_ok: bool,
 }
 
@@ -294,7 +296,27 @@ impl Sink {
         let mut s = spool
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Err(e) = s.append(&line) {
+        let dropped_before = s.stats.dropped_full;
+        let appended = s.append(&line);
+        let made_room = s.stats.dropped_full - dropped_before;
+        if made_room > 0 && appended.is_ok() {
+            self.dropped_unlogged += made_room;
+            if self
+                .last_drop_log
+                .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
+            {
+                eprintln!(
+                    "tumen-agent: spool full (bound {} MiB or disk): dropped the {} oldest \
+                     result(s) to make room ({} in all); probing continues",
+                    s.max_bytes() >> 20,
+                    self.dropped_unlogged,
+                    s.stats.dropped_full
+                );
+                self.dropped_unlogged = 0;
+                self.last_drop_log = Some(std::time::Instant::now());
+            }
+        }
+        if let Err(e) = appended {
             // Logged at most every 10 s; every loss is counted in the
             // spool's statistics (and /metrics).
             if self
@@ -651,6 +673,8 @@ async fn probe(
         wake: wake.clone(),
         last_sync: std::time::Instant::now(),
         last_error: None,
+        last_drop_log: None,
+        dropped_unlogged: 0,
         stdout_ok: true,
     };
     let (mut term, mut int) = match (

@@ -391,7 +391,8 @@ impl Spool {
         let buf = frame(payload, time_ms);
         let need = buf.len() as u64;
         if self.active_len() > 0 && self.active_len() + need > self.config.segment_bytes {
-            self.roll()?;
+            // A segment that cannot be started (disk full) just grows.
+            let _ = self.roll();
         }
         while self.pending_bytes() + need > self.config.max_bytes {
             if !self.drop_oldest(false) {
@@ -399,19 +400,25 @@ impl Spool {
                 return Err(SpoolError::Full(self.pending_bytes()));
             }
         }
-        match self.write_active(&buf) {
-            Ok(()) => {}
-            Err(e) if is_disk_full(&e) && self.drop_oldest(false) => {
-                // Space freed by dropping older data: one more try.
-                if let Err(e) = self.write_active(&buf) {
-                    self.stats.dropped_write_error += 1;
-                    return Err(e);
-                }
+        let mut written = self.write_active(&buf);
+        if written.as_ref().is_err_and(is_disk_full) {
+            // The filesystem is smaller than the bound: segments shrink
+            // to an eighth of what fits, so that making room costs an
+            // eighth of the backlog, not all of it.
+            let fits = self.pending_bytes().max(need);
+            self.config.segment_bytes = self.config.segment_bytes.min((fits / 8).max(4096));
+            // First free what the collector already has (a fully
+            // acknowledged active segment), then the oldest data.
+            if self.reclaim_acked() {
+                written = self.write_active(&buf);
             }
-            Err(e) => {
-                self.stats.dropped_write_error += 1;
-                return Err(e);
+            while written.as_ref().is_err_and(is_disk_full) && self.drop_oldest(false) {
+                written = self.write_active(&buf);
             }
+        }
+        if let Err(e) = written {
+            self.stats.dropped_write_error += 1;
+            return Err(e);
         }
         let seg = self.segments.last_mut().expect("an active segment exists");
         seg.len += need;
@@ -420,6 +427,36 @@ impl Spool {
         self.stats.appended += 1;
         self.dirty = true;
         Ok(())
+    }
+
+    /// When everything written has been acknowledged, starts a new
+    /// segment and deletes the old one (frees the disk without loss).
+    fn reclaim_acked(&mut self) -> bool {
+        let Some(last) = self.segments.last() else {
+            return false;
+        };
+        if self.segments.len() != 1
+            || last.len == 0
+            || self.cursor
+                != (Pos {
+                    seq: last.seq,
+                    offset: last.len,
+                })
+        {
+            return false;
+        }
+        let old = last.seq;
+        if self.new_segment(old + 1).is_err() {
+            return false;
+        }
+        self.cursor = Pos {
+            seq: old + 1,
+            offset: 0,
+        };
+        self.segments.retain(|s| s.seq != old);
+        let _ = fs::remove_file(seg_path(&self.config.dir, old));
+        let _ = self.write_cursor();
+        true
     }
 
     fn active_len(&self) -> u64 {
@@ -431,7 +468,14 @@ impl Spool {
         let seq = self.segments.last().map_or(0, |s| s.seq);
         let before = self.active_len();
         let path = seg_path(&self.config.dir, seq);
-        let f = self.active.as_mut().expect("an active segment is open");
+        if self.active.is_none() {
+            // An earlier failure left no open segment: start one.
+            self.new_segment(seq + 1)?;
+            return self.write_active(buf);
+        }
+        let Some(f) = self.active.as_mut() else {
+            return Err(io_err(&path)(io::Error::other("no open segment")));
+        };
         match f.write_all(buf) {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -666,6 +710,11 @@ impl Spool {
         } else {
             self.oldest_ms
         }
+    }
+
+    /// The bound on pending bytes.
+    pub fn max_bytes(&self) -> u64 {
+        self.config.max_bytes
     }
 
     pub fn dir(&self) -> &Path {
