@@ -9,9 +9,20 @@
 //! fixed schedule, like agents on timers; latency is measured from the
 //! scheduled send time, so a slow server cannot hide its queueing).
 //!
+//! With `--connections per-uploader` every uploader has its own HTTP
+//! client, hence its own keep-alive connection, like real agents (the
+//! delivery load benchmark, `tests/bench-delivery-load.sh`); the default,
+//! `shared`, is one client whose connection pool all uploaders share.
+//!
+//! Printed (one JSON object): `traces` are those of batches the collector
+//! answered 200 (committed), `accepted`/`duplicates` what those answers
+//! said, `offered_traces` the traces of every batch scheduled in the
+//! window (open loop: sent or late).
+//!
 //! ```text
 //! cargo run --release --example ingest_load -- --url http://127.0.0.1:9640 \
-//!     --tokens tokens.plain --uploaders 200 --batch 100 --seconds 10 [--rate 20000]
+//!     --tokens tokens.plain --uploaders 200 --batch 100 --seconds 10 [--rate 20000] \
+//!     [--encoding gzip|zstd|none] [--connections shared|per-uploader]
 //! ```
 
 use std::io::Write;
@@ -28,6 +39,8 @@ struct Args {
     seconds: f64,
     rate: f64,
     encoding: String,
+    /// One HTTP client per uploader (true) or one for all.
+    per_uploader: bool,
 }
 
 fn args() -> Result<Args, String> {
@@ -39,6 +52,7 @@ fn args() -> Result<Args, String> {
         seconds: 10.0,
         rate: 0.0,
         encoding: "gzip".into(),
+        per_uploader: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -55,6 +69,13 @@ fn args() -> Result<Args, String> {
             "--seconds" => a.seconds = num(&v)?,
             "--rate" => a.rate = num(&v)?,
             "--encoding" => a.encoding = v,
+            "--connections" => {
+                a.per_uploader = match v.as_str() {
+                    "shared" => false,
+                    "per-uploader" => true,
+                    _ => return Err(format!("--connections {v:?}: shared or per-uploader")),
+                }
+            }
             _ => return Err(format!("unknown option {k}")),
         }
     }
@@ -118,10 +139,23 @@ struct Tally {
     /// answers happened.
     timeline: Vec<(f64, f64)>,
     traces: u64,
+    /// Sums of the 200 answers' `accepted` and `duplicates`.
+    accepted: u64,
+    duplicates: u64,
+    /// Batches scheduled in the window (sent or late); closed loop: sent.
+    scheduled: u64,
     /// Open loop: batches not sent because the uploader was still waiting
     /// for an earlier answer when the run ended (a server falling behind).
     late: u64,
     errors: std::collections::BTreeMap<String, u64>,
+}
+
+/// How an upload ended.
+enum Answer {
+    /// 200: the collector's `accepted` and `duplicates`.
+    Committed(u64, u64),
+    Status(reqwest::StatusCode),
+    Failed(reqwest::Error),
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -191,14 +225,20 @@ async fn main() {
         }
         bodies.push(list);
     }
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(a.uploaders)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap_or_else(|e| {
-            eprintln!("ingest_load: client: {e}");
-            std::process::exit(71);
-        });
+    // reqwest is built without a default TLS provider (`rustls-no-provider`,
+    // as the collector uses ring): install ring before any client is built.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let build = |idle: usize| {
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(idle)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_else(|e| {
+                eprintln!("ingest_load: client: {e}");
+                std::process::exit(71);
+            })
+    };
+    let shared = build(a.uploaders);
     let url = format!("{}/api/v1/results", a.url.trim_end_matches('/'));
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(a.seconds);
@@ -211,7 +251,11 @@ async fn main() {
     let mut tasks = Vec::new();
     for (u, list) in bodies.into_iter().enumerate() {
         let token = agents[u].1.clone();
-        let client = client.clone();
+        let client = if a.per_uploader {
+            build(1)
+        } else {
+            shared.clone()
+        };
         let url = url.clone();
         let tally = tally.clone();
         let enc = a.encoding.clone();
@@ -223,6 +267,10 @@ async fn main() {
             let mut due = start + offset;
             for body in list {
                 if let Some(i) = interval {
+                    if due >= end {
+                        // No slot of this uploader is left in the window.
+                        break;
+                    }
                     tokio::time::sleep_until(due.into()).await;
                     due += i;
                 }
@@ -242,6 +290,7 @@ async fn main() {
                     }
                     break;
                 }
+                tally.lock().unwrap_or_else(|p| p.into_inner()).scheduled += 1;
                 let mut req = client
                     .post(&url)
                     .header("authorization", format!("Bearer {token}"))
@@ -252,15 +301,33 @@ async fn main() {
                 }
                 let r = req.send().await;
                 let lat = sent.elapsed().as_secs_f64();
-                let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
-                match r {
+                let answer = match r {
                     Ok(resp) if resp.status().is_success() => {
+                        // The answer's counts (a 200 whose body is lost
+                        // still counts as committed, as for an agent).
+                        let c = resp.json::<serde_json::Value>().await.ok();
+                        let n = |k: &str| {
+                            c.as_ref()
+                                .and_then(|v| v.get(k))
+                                .and_then(serde_json::Value::as_u64)
+                                .unwrap_or(0)
+                        };
+                        Answer::Committed(n("accepted"), n("duplicates"))
+                    }
+                    Ok(resp) => Answer::Status(resp.status()),
+                    Err(e) => Answer::Failed(e),
+                };
+                let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
+                match answer {
+                    Answer::Committed(acc, dup) => {
+                        t.accepted += acc;
+                        t.duplicates += dup;
                         t.traces += batch;
                         t.latencies.push(lat);
                         t.timeline.push(((sent - start).as_secs_f64(), lat));
                     }
-                    Ok(resp) => *t.errors.entry(resp.status().to_string()).or_default() += 1,
-                    Err(e) => {
+                    Answer::Status(status) => *t.errors.entry(status.to_string()).or_default() += 1,
+                    Answer::Failed(e) => {
                         let kind = if e.is_timeout() {
                             "timeout"
                         } else {
@@ -297,6 +364,10 @@ async fn main() {
             "wall_s": wall,
             "requests": lat.len(),
             "traces": t.traces,
+            "accepted": t.accepted,
+            "duplicates": t.duplicates,
+            "offered_traces": (t.scheduled + t.late) * a.batch as u64,
+            "connections": if a.per_uploader { "per-uploader" } else { "shared" },
             // Open loop: over the schedule's window (the answers to the
             // last batches arrive after it); closed loop: over the run.
             "traces_per_s": t.traces as f64 / if a.rate > 0.0 { a.seconds } else { wall },
