@@ -557,8 +557,8 @@ fn read_request(s: &mut TcpStream) -> Option<Vec<u8>> {
 
 /// A proxy in front of the collector that misbehaves on purpose, driven
 /// by a fixed-seed generator so a failure can be replayed.
-/// With `refuse_first`, the first request gets a 400 and every later one
-/// is forwarded untouched.
+/// With `refuse_first`, the first upload gets a 400 and every other
+/// request is forwarded untouched.
 fn fault_proxy(
     upstream: u16,
     faults: Arc<Faults>,
@@ -570,7 +570,7 @@ fn fault_proxy(
     l.set_nonblocking(true).expect("nonblocking");
     std::thread::spawn(move || {
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut n = 0u64;
+        let refused = Arc::new(AtomicBool::new(false));
         while !stop.load(Ordering::Relaxed) {
             let (mut s, _) = match l.accept() {
                 Ok(c) => c,
@@ -583,16 +583,22 @@ fn fault_proxy(
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            n += 1;
-            let roll = match (refuse_first, n) {
-                (true, 1) => 100,
-                (true, _) => 99,
-                _ => x % 100,
-            };
+            let roll = if refuse_first { 99 } else { x % 100 };
             let faults = faults.clone();
+            let refused = refused.clone();
             std::thread::spawn(move || {
                 let Some(req) = read_request(&mut s) else {
                     return;
+                };
+                // With `refuse_first`: the first upload (not the schedule
+                // fetch) gets the 400.
+                let roll = if refuse_first
+                    && req.starts_with(b"POST /api/v1/results")
+                    && !refused.swap(true, Ordering::SeqCst)
+                {
+                    100
+                } else {
+                    roll
                 };
                 let answer = |s: &mut TcpStream, status: &str, extra: &str| {
                     let body = "{\"error\":\"injected\"}";
