@@ -83,6 +83,9 @@ pub struct PathState {
     pub candidate_count: u32,
     /// Changes of the current upstream so far.
     pub changes: u64,
+    /// The upstream before the latest change (`since_ms` is its time).
+    #[serde(default)]
+    pub previous: Option<Upstream>,
     pub last_trace_ms: Option<u64>,
     /// Did the latest trace enter the target?
     pub trace_entered: bool,
@@ -130,6 +133,7 @@ impl PathState {
             return None;
         }
         let from = self.current.replace(seen.clone());
+        self.previous.clone_from(&from);
         self.since_ms = Some(obs.at_ms);
         self.evidence = Some(i.evidence.clone());
         self.confidence = i.confidence;

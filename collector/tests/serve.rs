@@ -545,6 +545,15 @@ async fn an_upstream_changes_after_k_agreeing_traces_with_one_event_in_the_api_a
         ),
         Some(1.0)
     );
+    // The latest change, with where it came from (for alerts' labels);
+    // its time is that of the trace that completed the streak.
+    let at = metric(
+        &m,
+        "tumen_upstream_last_change_timestamp_seconds{agent=\"vp-fra\",from=\"china-unicom\",\
+         prefix=\"175.45.177.0/24\",to=\"transtelecom\"}",
+    )
+    .unwrap_or_else(|| panic!("no last-change series:\n{m}"));
+    assert!((1_000.0..=1_000.0 + 60.0 * 20.0).contains(&at), "{at}");
     assert_eq!(
         metric(
             &m,

@@ -210,6 +210,7 @@ struct StateCollector {
     share: GaugeVec,
     reachable: GaugeVec,
     changes: IntCounterVec,
+    last_change: GaugeVec,
     last_seen: GaugeVec,
     agents_live: GaugeVec,
     descs: Vec<Desc>,
@@ -247,6 +248,13 @@ impl StateCollector {
             ),
             &["agent", "prefix"],
         ));
+        let last_change = must(GaugeVec::new(
+            Opts::new(
+                "tumen_upstream_last_change_timestamp_seconds",
+                "Unix time of the latest upstream change of a path, labelled with the upstreams before and after it.",
+            ),
+            &["agent", "prefix", "from", "to"],
+        ));
         let last_seen = must(GaugeVec::new(
             Opts::new(
                 "tumen_agent_last_seen_timestamp_seconds",
@@ -267,6 +275,7 @@ impl StateCollector {
             &share,
             &reachable,
             &changes,
+            &last_change,
             &last_seen,
             &agents_live,
         ] {
@@ -279,6 +288,7 @@ impl StateCollector {
             share,
             reachable,
             changes,
+            last_change,
             last_seen,
             agents_live,
             descs,
@@ -305,6 +315,7 @@ impl Collector for StateCollector {
         self.share.reset();
         self.reachable.reset();
         self.changes.reset();
+        self.last_change.reset();
         self.last_seen.reset();
         self.agents_live.reset();
         let (mut up, mut silent) = (0.0, 0.0);
@@ -328,6 +339,16 @@ impl Collector for StateCollector {
             self.changes
                 .with_label_values(&[agent.as_str(), prefix.as_str()])
                 .inc_by(s.changes);
+            if let (Some(from), Some(to), Some(at)) = (&s.previous, &s.current, s.since_ms) {
+                self.last_change
+                    .with_label_values(&[
+                        agent.as_str(),
+                        prefix.as_str(),
+                        from.name.as_str(),
+                        to.name.as_str(),
+                    ])
+                    .set(at as f64 / 1000.0);
+            }
             if let Some(u) = &s.current {
                 let asn = u.asn.map(|a| a.to_string()).unwrap_or_default();
                 self.path_info
@@ -360,6 +381,7 @@ impl Collector for StateCollector {
             &self.share,
             &self.reachable,
             &self.changes,
+            &self.last_change,
             &self.last_seen,
             &self.agents_live,
         ] {
