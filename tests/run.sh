@@ -3,11 +3,13 @@
 #
 # On a fresh Debian machine it first installs what the suite needs (the lab's
 # iproute2, nftables, procps and util-linux; traceroute, scamper and ping as
-# independent oracles; cargo-audit), then runs, and fails on the first
-# failure of:
+# independent oracles; python3 and openssl for the delivery tests;
+# prometheus and prometheus-alertmanager for the end-to-end alert test;
+# cargo-audit), then runs, and fails on the first failure of:
 #   cargo fmt --check
 #   cargo clippy --all-targets -- -D warnings
 #   cargo test --workspace          (unit tests and the lab tests: needs root)
+#   tests/check-deploy.sh           (promtool, amtool, systemd-analyze, cloud-init)
 #   cargo audit against ../shared/advisory-db (offline copy of RustSec)
 #   no lab namespace left behind
 set -euo pipefail
@@ -23,7 +25,8 @@ fi
 say "system packages"
 need=()
 for pair in ip:iproute2 nft:nftables traceroute:traceroute scamper:scamper ping:iputils-ping \
-            sysctl:procps setpriv:util-linux setcap:libcap2-bin python3:python3 openssl:openssl; do
+            sysctl:procps setpriv:util-linux setcap:libcap2-bin python3:python3 openssl:openssl \
+            prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager; do
   tool=${pair%%:*}; pkg=${pair#*:}
   command -v "$tool" >/dev/null 2>&1 || need+=("$pkg")
 done
@@ -33,7 +36,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-echo "ok: ip nft traceroute scamper ping sysctl setpriv"
+echo "ok: ip nft traceroute scamper ping sysctl setpriv python3 openssl prometheus alertmanager"
 
 say "cargo tools"
 if ! cargo audit --version >/dev/null 2>&1; then
@@ -62,6 +65,9 @@ if [ "$passed" -eq 0 ]; then
   echo "cargo test ran no test: a suite that runs nothing is a defect" >&2
   exit 1
 fi
+
+say "deploy/ checks (promtool, amtool, systemd-analyze, cloud-init)"
+bash tests/check-deploy.sh
 
 say "cargo audit (offline, ../shared/advisory-db)"
 if [ ! -d ../shared/advisory-db ]; then
