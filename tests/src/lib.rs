@@ -14,6 +14,7 @@ pub mod lab;
 pub mod oracle;
 pub mod plan;
 pub mod scenario;
+pub mod stack;
 
 pub use expect::{Hop, Mark, Model};
 pub use lab::{Lab, LabError};

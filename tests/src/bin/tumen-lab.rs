@@ -75,6 +75,29 @@ enum Cmd {
     },
     /// Print a scenario's lab ASN table in pyasn `dat` format.
     AsnTable { scenario: String },
+    /// Replay the 2017 TransTeleCom activation with the whole stack (agents,
+    /// collector, Prometheus, Alertmanager) and a live view of the shares;
+    /// Ctrl-C stops and tears everything down.
+    Demo {
+        /// Seconds before `ttk-activation` is applied.
+        #[arg(long, default_value_t = 30)]
+        event_after: u64,
+        /// The shipped settings (agent and collector defaults, Prometheus
+        /// every 15 s, Alertmanager group_wait 30 s) instead of the demo's
+        /// tightened ones (agents every 2 s, hysteresis 2, 1 s).
+        #[arg(long)]
+        defaults: bool,
+        /// No live view: print the measured delays as JSON once the alert
+        /// has arrived, and exit.
+        #[arg(long)]
+        bench: bool,
+        /// Directory holding tumen-agent and tumen-collector [default: this binary's].
+        #[arg(long, value_name = "DIR")]
+        bin_dir: Option<std::path::PathBuf>,
+        /// deploy/prometheus of this repository [default: found from the binary].
+        #[arg(long, value_name = "DIR")]
+        rules: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -321,6 +344,293 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         Cmd::AsnTable { scenario } => {
             print!("{}", Scenario::load(&scenario)?.asn_table_dat());
         }
+        Cmd::Demo {
+            event_after,
+            defaults,
+            bench,
+            bin_dir,
+            rules,
+        } => return demo::run(event_after, defaults, bench, bin_dir, rules),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+mod demo {
+    //! `tumen-lab demo`: the dprk-2017 replay with a live terminal view.
+
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+    use std::process::ExitCode;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use anyhow::{bail, Context};
+    use tumen_lab::stack::{metric, Stack, StackConfig};
+
+    /// `series{labels} value` lines of one metric, as label maps.
+    fn samples(text: &str, name: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix(name) else {
+                continue;
+            };
+            let Some(rest) = rest.strip_prefix('{') else {
+                continue;
+            };
+            let Some((labels, value)) = rest.rsplit_once("} ") else {
+                continue;
+            };
+            let Ok(v) = value.trim().parse::<f64>() else {
+                continue;
+            };
+            let mut m = BTreeMap::new();
+            for pair in labels.split("\",") {
+                if let Some((k, v)) = pair.split_once("=\"") {
+                    m.insert(k.to_string(), v.trim_end_matches('"').to_string());
+                }
+            }
+            out.push((m, v));
+        }
+        out
+    }
+
+    fn found_rules() -> Option<PathBuf> {
+        let exe = std::env::current_exe().ok()?;
+        exe.ancestors()
+            .map(|a| a.join("deploy/prometheus"))
+            .find(|p| p.join("alert_rules.yml").is_file())
+    }
+
+    pub fn run(
+        event_after: u64,
+        defaults: bool,
+        bench: bool,
+        bin_dir: Option<PathBuf>,
+        rules: Option<PathBuf>,
+    ) -> anyhow::Result<ExitCode> {
+        let stop = Arc::new(AtomicBool::new(false));
+        for sig in [
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ] {
+            signal_hook::flag::register(sig, Arc::clone(&stop))?;
+        }
+        let bin_dir = match bin_dir {
+            Some(d) => d,
+            None => std::env::current_exe()?
+                .parent()
+                .context("binary directory")?
+                .to_path_buf(),
+        };
+        let rules = rules
+            .or_else(found_rules)
+            .context("deploy/prometheus not found: give --rules DIR")?;
+        let cfg = if defaults {
+            StackConfig::defaults(bin_dir, rules)
+        } else {
+            StackConfig::tight(bin_dir, rules)
+        };
+        eprintln!("tumen-lab demo: bringing up the dprk-2017 lab, agents, collector, Prometheus, Alertmanager ...");
+        let started = Instant::now();
+        let mut stack = Stack::up(&cfg)?;
+        eprintln!(
+            "tumen-lab demo: up in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let t_up = Instant::now();
+        let mut t_event: Option<Instant> = None;
+        let mut t_metric: Option<Duration> = None;
+        let mut t_alert: Option<Duration> = None;
+        let mut before_ok = false;
+        let limit = Duration::from_secs(event_after + 600);
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                eprintln!("\ntumen-lab demo: stopping; tearing everything down");
+                break;
+            }
+            if t_up.elapsed() > limit {
+                bail!("no alert within {limit:?}; logs:\n{}", stack.logs());
+            }
+            let m = stack.collector_metrics().unwrap_or_default();
+            let shares = samples(&m, "tumen_upstream_share_ratio");
+            let paths = samples(&m, "tumen_path_upstream_info");
+            let live = metric(&m, "tumen_collector_agents{state=\"live\"}").unwrap_or(0.0);
+            let all_cu = live as usize == stack.vantage_points.len()
+                && (176..=179).all(|n| {
+                    shares.iter().any(|(l, v)| {
+                        l.get("prefix").map(String::as_str) == Some(&format!("198.18.{n}.0/24"))
+                            && l.get("upstream").map(String::as_str) == Some("china-unicom")
+                            && *v == 1.0
+                    })
+                });
+            before_ok |= all_cu;
+            // The event, once the "before" picture is complete and the
+            // wait is over.
+            if t_event.is_none() && before_ok && t_up.elapsed() >= Duration::from_secs(event_after)
+            {
+                stack.lab.event("ttk-activation")?;
+                t_event = Some(Instant::now());
+            }
+            if let Some(t0) = t_event {
+                let moved = shares.iter().any(|(l, v)| {
+                    l.get("upstream").map(String::as_str) == Some("transtelecom")
+                        && l.get("prefix").map(String::as_str) != Some("all")
+                        && *v > 0.0
+                });
+                if moved && t_metric.is_none() {
+                    t_metric = Some(t0.elapsed());
+                }
+                let alerts = stack.alerts();
+                if t_alert.is_none() {
+                    if let Some((t, _)) = alerts
+                        .iter()
+                        .find(|(_, a)| a["labels"]["alertname"] == "TumenUpstreamChanged")
+                    {
+                        t_alert = Some(t.duration_since(t0));
+                    }
+                }
+            }
+            if bench {
+                if let (Some(tm), Some(ta)) = (t_metric, t_alert) {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "settings": if defaults { "defaults" } else { "tight" },
+                            "metric_s": tm.as_secs_f64(),
+                            "alert_s": ta.as_secs_f64(),
+                        })
+                    );
+                    break;
+                }
+            } else {
+                draw(
+                    &stack,
+                    &shares,
+                    &paths,
+                    t_up,
+                    t_event,
+                    event_after,
+                    t_metric,
+                    t_alert,
+                );
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        drop(stack);
+        eprintln!("tumen-lab demo: torn down");
+        Ok(ExitCode::SUCCESS)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn draw(
+        stack: &Stack,
+        shares: &[(BTreeMap<String, String>, f64)],
+        paths: &[(BTreeMap<String, String>, f64)],
+        t_up: Instant,
+        t_event: Option<Instant>,
+        event_after: u64,
+        t_metric: Option<Duration>,
+        t_alert: Option<Duration>,
+    ) {
+        use std::fmt::Write as _;
+        let mut o = String::from("\x1b[2J\x1b[H");
+        let _ = writeln!(
+            o,
+            "Tumen demo: the dprk-2017 lab (TransTeleCom activation of 2017-10-01)"
+        );
+        let _ = writeln!(o, "collector http://127.0.0.1:{}/metrics  Prometheus http://127.0.0.1:{}  Alertmanager http://127.0.0.1:{}",
+            stack.collector_port, stack.prometheus_port, stack.alertmanager_port);
+        match t_event {
+            None => {
+                let left = event_after.saturating_sub(t_up.elapsed().as_secs());
+                let _ = writeln!(
+                    o,
+                    "ttk-activation: in {left} s (once every /24 has a China Unicom path)\n"
+                );
+            }
+            Some(t) => {
+                let _ = writeln!(o, "ttk-activation: applied {:.0} s ago (.177-.179 now announced to TransTeleCom)\n", t.elapsed().as_secs_f64());
+            }
+        }
+        let _ = writeln!(
+            o,
+            "{:<18} upstream shares (fraction of vantage points)",
+            "/24"
+        );
+        let mut by_prefix: BTreeMap<&str, Vec<(&str, f64)>> = BTreeMap::new();
+        for (l, v) in shares {
+            if let (Some(p), Some(u)) = (l.get("prefix"), l.get("upstream")) {
+                by_prefix
+                    .entry(p.as_str())
+                    .or_default()
+                    .push((u.as_str(), *v));
+            }
+        }
+        for (p, us) in &by_prefix {
+            let cells: Vec<String> = us
+                .iter()
+                .map(|(u, v)| {
+                    let bar = "#".repeat((v * 20.0).round() as usize);
+                    format!("{u} {:>3.0}% {bar:<20}", v * 100.0)
+                })
+                .collect();
+            let _ = writeln!(o, "{p:<18} {}", cells.join("  "));
+        }
+        let _ = writeln!(o, "\n{:<10} current upstream per /24", "agent");
+        let mut by_agent: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (l, _) in paths {
+            if let (Some(a), Some(p), Some(u)) =
+                (l.get("agent"), l.get("prefix"), l.get("upstream"))
+            {
+                by_agent
+                    .entry(a.as_str())
+                    .or_default()
+                    .push(format!("{p}={u}"));
+            }
+        }
+        for (a, ps) in &by_agent {
+            let _ = writeln!(o, "{a:<10} {}", ps.join("  "));
+        }
+        let _ = writeln!(
+            o,
+            "\nalerts at the webhook (via Prometheus and Alertmanager):"
+        );
+        let alerts = stack.alerts();
+        if alerts.is_empty() {
+            let _ = writeln!(o, "  none yet");
+        }
+        for (t, a) in alerts.iter().rev().take(8) {
+            let l = &a["labels"];
+            let since = t_event.map_or(String::new(), |e| {
+                format!(
+                    " ({:.1} s after the route change)",
+                    t.duration_since(e).as_secs_f64()
+                )
+            });
+            let _ = writeln!(
+                o,
+                "  {} {} {} -> {} [{}]{since}",
+                l["alertname"].as_str().unwrap_or(""),
+                l["prefix"].as_str().unwrap_or(""),
+                l["from"].as_str().unwrap_or(""),
+                l["to"].as_str().unwrap_or(""),
+                l["agent"].as_str().unwrap_or("")
+            );
+        }
+        if let Some(tm) = t_metric {
+            let _ = writeln!(o, "\nroute change -> metric: {:.1} s", tm.as_secs_f64());
+        }
+        if let Some(ta) = t_alert {
+            let _ = writeln!(
+                o,
+                "route change -> alert at the webhook: {:.1} s",
+                ta.as_secs_f64()
+            );
+        }
+        let _ = writeln!(o, "\nCtrl-C stops and tears everything down.");
+        print!("{o}");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+    }
 }
