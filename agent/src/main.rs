@@ -70,7 +70,7 @@ struct Args {
     /// Global cap on probes per second.
     #[arg(long, value_name = "N")]
     pps: Option<u32>,
-    /// Time between rounds, e.g. 60s.
+    /// Time between rounds, e.g. 60s (default 20s).
     #[arg(long, value_name = "DURATION")]
     interval: Option<String>,
     /// Directory of the on-disk spool.

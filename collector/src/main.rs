@@ -48,7 +48,7 @@ enum Command {
         /// File of agent token hashes (`NAME sha256:HEX` per line; see `token`).
         #[arg(long, value_name = "PATH")]
         token_file: Option<PathBuf>,
-        /// Consecutive agreeing traces before a path's upstream changes [default: 3].
+        /// Consecutive agreeing traces before a path's upstream changes [default: 2].
         #[arg(long, value_name = "K")]
         hysteresis: Option<u32>,
         /// How long raw records and events are kept [default: 30d].

@@ -81,7 +81,10 @@ pub struct Config {
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9640";
 pub const DEFAULT_DB: &str = "tumen-collector.db";
-pub const DEFAULT_HYSTERESIS: u32 = 3;
+/// Two agreeing traces: the agent confirms a changed path with a full
+/// trace in the same round, so one round of a real change gives two, and
+/// a single odd trace (a flap, a lost reply) gives one.
+pub const DEFAULT_HYSTERESIS: u32 = 2;
 pub const DEFAULT_RETENTION: &str = "30d";
 pub const DEFAULT_SILENCE: &str = "10m";
 pub const DEFAULT_MAX_BODY: usize = 8 << 20;
