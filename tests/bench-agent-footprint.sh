@@ -37,7 +37,7 @@ caps=$(awk '/^CapEff/ {print $2}' /proc/$pid/status)
 elapsed=$(( $(date +%s) - t0 ))
 lines=$(wc -l <"$out")
 median=$(printf '%s\n' "${rss[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-echo "tumen-agent, default configuration (100 pps cap, 60 s interval, 1 host per unit), ${elapsed} s:"
+echo "tumen-agent, default configuration (100 pps cap, 20 s interval, 1 host per unit), ${elapsed} s:"
 echo "  RSS median ${median} KiB, peak (VmHWM) ${hwm} KiB over ${#rss[@]} samples"
 awk -v u="$utime" -v s="$stime" -v hz="$hz" -v e="$elapsed" \
   'BEGIN {printf "  CPU %.2f s user + %.2f s system = %.3f%% of one core\n", u/hz, s/hz, 100*(u+s)/hz/e}'
