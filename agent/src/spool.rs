@@ -395,7 +395,7 @@ impl Spool {
             let _ = self.roll();
         }
         while self.pending_bytes() + need > self.config.max_bytes {
-            if !self.drop_oldest(false) {
+            if !self.drop_oldest() {
                 self.stats.dropped_full += 1;
                 return Err(SpoolError::Full(self.pending_bytes()));
             }
@@ -412,7 +412,7 @@ impl Spool {
             if self.reclaim_acked() {
                 written = self.write_active(&buf);
             }
-            while written.as_ref().is_err_and(is_disk_full) && self.drop_oldest(false) {
+            while written.as_ref().is_err_and(is_disk_full) && self.drop_oldest() {
                 written = self.write_active(&buf);
             }
         }
@@ -496,13 +496,13 @@ impl Spool {
         self.new_segment(next)
     }
 
-    /// Drops the oldest pending segment; false if only the active one is
-    /// left (or `allow_active` is false and nothing else exists).
-    fn drop_oldest(&mut self, allow_active: bool) -> bool {
-        if self.segments.len() < 2 && !allow_active {
+    /// Drops the oldest pending segment (closing the active one first when
+    /// it is the only one); false when there is nothing to drop.
+    fn drop_oldest(&mut self) -> bool {
+        if self.segments.len() < 2 {
             // Start a new segment so that the current one can go next time.
             if self.segments.len() == 1 && self.active_len() > 0 && self.roll().is_ok() {
-                return self.drop_oldest(false);
+                return self.drop_oldest();
             }
             return false;
         }
