@@ -16,361 +16,21 @@
 //! Needs root (the agent's raw sockets). The binaries are those of this
 //! build (`<target>/<profile>/tumen-agent`, `tumen-collector`).
 
+mod common;
+
+use common::loopback::{
+    account, free_port, http_get, metric, Account, Agent, Collector, Proc, Scratch,
+};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("<target>/<profile>/deps");
-    let b = dir.join(name);
-    assert!(
-        b.is_file(),
-        "{} is missing: cargo build -p {name} (same profile as the tests)",
-        b.display()
-    );
-    b
-}
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-impl Scratch {
-    fn new(tag: &str) -> Self {
-        let mut b = [0u8; 6];
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut b))
-            .expect("urandom");
-        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        let p = std::env::temp_dir().join(format!("tumen-delivery-{tag}-{hex}"));
-        std::fs::create_dir_all(&p).expect("scratch dir");
-        Self(p)
-    }
-}
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A child process killed (by its own pid) and reaped on drop.
-struct Proc {
-    child: Option<Child>,
-    what: String,
-}
-impl Proc {
-    fn pid(&self) -> i32 {
-        self.child.as_ref().map_or(0, |c| c.id() as i32)
-    }
-    fn signal(&self, sig: &str) {
-        let st = Command::new("kill")
-            .args([&format!("-{sig}"), &self.pid().to_string()])
-            .status()
-            .expect("kill");
-        assert!(st.success(), "kill -{sig} {}", self.what);
-    }
-    /// SIGKILL and reap.
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-    /// SIGTERM and wait (at most `limit`); true if it exited 0.
-    fn term(&mut self, limit: Duration) -> bool {
-        self.signal("TERM");
-        let mut c = self.child.take().expect("running");
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(st) = c.try_wait().expect("wait") {
-                return st.success();
-            }
-            if Instant::now() > deadline {
-                let _ = c.kill();
-                let _ = c.wait();
-                panic!("{} did not stop within {limit:?} of SIGTERM", self.what);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// A plain HTTP/1.0 GET on loopback; the body, or None if nobody answers.
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let (head, body) = out.split_once("\r\n\r\n")?;
-    (head.split(' ').nth(1) == Some("200")).then(|| body.to_string())
-}
-
-/// A metric's value (the first sample whose line starts with `series`).
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
-struct Collector {
-    port: u16,
-    db: PathBuf,
-    tokens: PathBuf,
-    log: PathBuf,
-}
-
-impl Collector {
-    fn new(dir: &Path) -> Self {
-        Self {
-            port: free_port(),
-            db: dir.join("collector.db"),
-            tokens: dir.join("tokens"),
-            log: dir.join("collector.log"),
-        }
-    }
-
-    /// Adds an agent; returns the path of its token file.
-    fn enrol(&self, dir: &Path, agent: &str) -> PathBuf {
-        let out = Command::new(bin("tumen-collector"))
-            .args(["token", agent, "--token-file"])
-            .arg(&self.tokens)
-            .output()
-            .expect("tumen-collector token");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let p = dir.join(format!("{agent}.token"));
-        std::fs::write(&p, &out.stdout).expect("token file");
-        p
-    }
-
-    fn start(&self) -> Proc {
-        self.start_with(&[], false)
-    }
-
-    /// Starts with extra arguments; `tls`: readiness is a TCP connect
-    /// (this file speaks no TLS itself).
-    fn start_with(&self, extra: &[&str], tls: bool) -> Proc {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log");
-        let child = Command::new(bin("tumen-collector"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
-            .arg("--db")
-            .arg(&self.db)
-            .arg("--token-file")
-            .arg(&self.tokens)
-            .args(["--target", "127.0.0.0/8"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start tumen-collector");
-        let p = Proc {
-            child: Some(child),
-            what: "tumen-collector".into(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let ready = || {
-            if tls {
-                TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-            } else {
-                http_get(self.port, "/readyz").is_some()
-            }
-        };
-        while !ready() {
-            assert!(
-                Instant::now() < deadline,
-                "collector not ready: {}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        p
-    }
-
-    fn metrics(&self) -> String {
-        http_get(self.port, "/metrics").expect("collector /metrics")
-    }
-
-    /// Results stored (the collector must be stopped): traces + pings, and
-    /// distinct ids among them.
-    fn stored(&self) -> (u64, u64) {
-        let out = Command::new("python3")
-            .arg("-c")
-            .arg(
-                "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
-                 n=c.execute('select (select count(*) from traces)+(select count(*) from pings)').fetchone()[0]; \
-                 d=c.execute('select count(*) from (select id from traces union select id from pings)').fetchone()[0]; \
-                 print(n, d)",
-            )
-            .arg(&self.db)
-            .output()
-            .expect("python3 sqlite3");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let s = String::from_utf8_lossy(&out.stdout);
-        let mut it = s
-            .split_whitespace()
-            .map(|x| x.parse::<u64>().expect("count"));
-        (it.next().expect("n"), it.next().expect("distinct"))
-    }
-}
-
-/// The agent's own account, from its last `spool:` line.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Account {
-    appended: u64,
-    committed: u64,
-    pending: u64,
-    dropped: u64,
-    quarantined: u64,
-    torn: u64,
-    corrupt: u64,
-}
-
-fn account(stderr: &str) -> Account {
-    let line = stderr
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("tumen-agent: spool: "))
-        .unwrap_or_else(|| panic!("no spool summary in the agent's stderr:\n{stderr}"));
-    let n: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().expect("number"))
-        .collect();
-    assert_eq!(n.len(), 8, "{line}");
-    Account {
-        appended: n[0],
-        committed: n[1],
-        pending: n[2],
-        dropped: n[3] + n[4],
-        quarantined: n[5],
-        torn: n[6],
-        corrupt: n[7],
-    }
-}
-
-struct Agent {
-    spool: PathBuf,
-    token: PathBuf,
-    log: PathBuf,
-    metrics_port: u16,
-    name: String,
-}
-
-impl Agent {
-    fn start(&self, collector_port: u16, extra: &[&str]) -> Proc {
-        let mut args = vec!["--insecure-http"];
-        args.extend_from_slice(extra);
-        self.start_url(&format!("http://127.0.0.1:{collector_port}"), &args)
-    }
-
-    fn start_url(&self, url: &str, extra: &[&str]) -> Proc {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log");
-        let child = Command::new(bin("tumen-agent"))
-            .args([
-                "--id",
-                &self.name,
-                "--allow-reserved",
-                "--target",
-                "127.0.0.0/27",
-                "--hosts",
-                "all",
-                "--interval",
-                "1s",
-                "--pps",
-                "2000",
-                "--retry-max",
-                "1s",
-                "--collector",
-                url,
-                "--metrics-listen",
-                &format!("127.0.0.1:{}", self.metrics_port),
-            ])
-            .arg("--token-file")
-            .arg(&self.token)
-            .arg("--spool")
-            .arg(&self.spool)
-            .args(extra)
-            .args(if extra.contains(&"--shutdown-grace") {
-                &[][..]
-            } else {
-                &["--shutdown-grace", "30s"][..]
-            })
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start tumen-agent");
-        Proc {
-            child: Some(child),
-            what: format!("tumen-agent {}", self.name),
-        }
-    }
-
-    fn metrics(&self) -> Option<String> {
-        http_get(self.metrics_port, "/metrics")
-    }
-
-    /// Waits until the agent's metric reaches `at_least`.
-    fn wait_metric(&self, series: &str, at_least: f64, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(v) = self.metrics().and_then(|m| metric(&m, series)) {
-                if v >= at_least {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{series} did not reach {at_least} within {limit:?}:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
 fn setup(tag: &str) -> (Scratch, Collector, Agent) {
-    let dir = Scratch::new(tag);
+    let dir = Scratch::new(&format!("delivery-{tag}"));
     let c = Collector::new(&dir.0);
     let token = c.enrol(&dir.0, "vp-lo");
     let a = Agent {
@@ -379,6 +39,7 @@ fn setup(tag: &str) -> (Scratch, Collector, Agent) {
         log: dir.0.join("agent.log"),
         metrics_port: free_port(),
         name: "vp-lo".into(),
+        interval: "1s".into(),
     };
     (dir, c, a)
 }
@@ -393,7 +54,7 @@ fn settle(agent: &Agent, mut a: Proc, c: &Collector, mut cp: Proc) -> (Account, 
     let (stored, distinct) = c.stored();
     assert!(acc.appended > 0, "{acc:?}");
     assert_eq!(
-        (acc.pending, acc.dropped, acc.quarantined),
+        (acc.pending, acc.dropped(), acc.quarantined),
         (0, 0, 0),
         "{acc:?}\n{}",
         agent.stderr()
@@ -494,7 +155,7 @@ fn agent_killed_mid_spool_writes_again_and_again_loses_at_most_the_record_in_fli
     assert_eq!(distinct, stored);
     let acc = account(&log);
     assert_eq!(
-        (acc.pending, acc.dropped, acc.quarantined),
+        (acc.pending, acc.dropped(), acc.quarantined),
         (0, 0, 0),
         "{acc:?}"
     );
@@ -1070,7 +731,7 @@ fn settle_total(
     assert!(cp.term(Duration::from_secs(30)), "collector exit status");
     let (stored, distinct) = c.stored();
     assert_eq!(
-        (acc.pending, acc.dropped, acc.quarantined),
+        (acc.pending, acc.dropped(), acc.quarantined),
         (0, 0, 0),
         "{acc:?}"
     );

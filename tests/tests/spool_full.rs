@@ -27,10 +27,12 @@
 //! are those of this build (`<target>/<profile>/tumen-agent`,
 //! `tumen-collector`).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod common;
+
+use common::loopback::{account, free_port, metric, random_hex, Agent, Collector, Scratch};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Size of the spool's filesystem.
@@ -38,44 +40,6 @@ const FS_BYTES: u64 = 256 << 10;
 /// Destinations per round (`--target 127.0.0.0/27 --hosts all`); one
 /// result each.
 const HOSTS: u64 = 32;
-
-fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("<target>/<profile>/deps");
-    let b = dir.join(name);
-    assert!(
-        b.is_file(),
-        "{} is missing: cargo build -p {name} (same profile as the tests)",
-        b.display()
-    );
-    b
-}
-
-fn random_hex() -> String {
-    let mut b = [0u8; 6];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .expect("urandom");
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-impl Scratch {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("tumen-spool-full-{tag}-{}", random_hex()));
-        std::fs::create_dir_all(&p).expect("scratch dir");
-        Self(p)
-    }
-}
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A tmpfs of `FS_BYTES` mounted on a fresh directory; unmounted and the
 /// directory removed on drop, also when the test fails.
@@ -155,217 +119,6 @@ fn fill(path: &Path) -> u64 {
     }
 }
 
-/// A child process killed (by its own pid) and reaped on drop.
-struct Proc {
-    child: Option<Child>,
-    what: String,
-}
-impl Proc {
-    fn pid(&self) -> i32 {
-        self.child.as_ref().map_or(0, |c| c.id() as i32)
-    }
-    fn signal(&self, sig: &str) {
-        let st = Command::new("kill")
-            .args([&format!("-{sig}"), &self.pid().to_string()])
-            .status()
-            .expect("kill");
-        assert!(st.success(), "kill -{sig} {}", self.what);
-    }
-    /// Still running (not exited)?
-    fn running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
-    }
-    /// SIGKILL and reap.
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-    /// SIGTERM and wait (at most `limit`); true if it exited 0.
-    fn term(&mut self, limit: Duration) -> bool {
-        self.signal("TERM");
-        let mut c = self.child.take().expect("running");
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(st) = c.try_wait().expect("wait") {
-                return st.success();
-            }
-            if Instant::now() > deadline {
-                let _ = c.kill();
-                let _ = c.wait();
-                panic!("{} did not stop within {limit:?} of SIGTERM", self.what);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// A plain HTTP/1.0 GET on loopback; the body, or None if nobody answers.
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let (head, body) = out.split_once("\r\n\r\n")?;
-    (head.split(' ').nth(1) == Some("200")).then(|| body.to_string())
-}
-
-/// A metric's value (the first sample whose line starts with `series`).
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
-struct Collector {
-    port: u16,
-    db: PathBuf,
-    tokens: PathBuf,
-    log: PathBuf,
-}
-
-impl Collector {
-    fn new(dir: &Path) -> Self {
-        Self {
-            port: free_port(),
-            db: dir.join("collector.db"),
-            tokens: dir.join("tokens"),
-            log: dir.join("collector.log"),
-        }
-    }
-
-    /// Adds an agent; returns the path of its token file.
-    fn enrol(&self, dir: &Path, agent: &str) -> PathBuf {
-        let out = Command::new(bin("tumen-collector"))
-            .args(["token", agent, "--token-file"])
-            .arg(&self.tokens)
-            .output()
-            .expect("tumen-collector token");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let p = dir.join(format!("{agent}.token"));
-        std::fs::write(&p, &out.stdout).expect("token file");
-        p
-    }
-
-    fn start(&self) -> Proc {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log");
-        let child = Command::new(bin("tumen-collector"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
-            .arg("--db")
-            .arg(&self.db)
-            .arg("--token-file")
-            .arg(&self.tokens)
-            .args(["--target", "127.0.0.0/8"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start tumen-collector");
-        let p = Proc {
-            child: Some(child),
-            what: "tumen-collector".into(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while http_get(self.port, "/readyz").is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "collector not ready: {}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        p
-    }
-
-    /// Results stored (the collector must be stopped): traces + pings, and
-    /// distinct ids among them.
-    fn stored(&self) -> (u64, u64) {
-        let out = Command::new("python3")
-            .arg("-c")
-            .arg(
-                "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
-                 n=c.execute('select (select count(*) from traces)+(select count(*) from pings)').fetchone()[0]; \
-                 d=c.execute('select count(*) from (select id from traces union select id from pings)').fetchone()[0]; \
-                 print(n, d)",
-            )
-            .arg(&self.db)
-            .output()
-            .expect("python3 sqlite3");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let s = String::from_utf8_lossy(&out.stdout);
-        let mut it = s
-            .split_whitespace()
-            .map(|x| x.parse::<u64>().expect("count"));
-        (it.next().expect("n"), it.next().expect("distinct"))
-    }
-}
-
-/// The agent's own account, from its last `spool:` line.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Account {
-    appended: u64,
-    committed: u64,
-    pending: u64,
-    dropped_full: u64,
-    dropped_write_error: u64,
-    quarantined: u64,
-    torn: u64,
-    corrupt: u64,
-}
-
-fn account(stderr: &str) -> Account {
-    let line = stderr
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("tumen-agent: spool: ") && l.contains(" appended, "))
-        .unwrap_or_else(|| panic!("no spool summary in the agent's stderr:\n{stderr}"));
-    let n: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().expect("number"))
-        .collect();
-    assert_eq!(n.len(), 8, "{line}");
-    Account {
-        appended: n[0],
-        committed: n[1],
-        pending: n[2],
-        dropped_full: n[3],
-        dropped_write_error: n[4],
-        quarantined: n[5],
-        torn: n[6],
-        corrupt: n[7],
-    }
-}
-
 /// Rounds the agent says it completed, from its `stopped after` line.
 fn rounds_at_stop(stderr: &str) -> u64 {
     let line = stderr
@@ -392,66 +145,7 @@ struct Sample {
     spool_records: f64,
 }
 
-struct Agent {
-    spool: PathBuf,
-    token: PathBuf,
-    log: PathBuf,
-    metrics_port: u16,
-    name: String,
-    /// `--interval`.
-    interval: String,
-}
-
 impl Agent {
-    fn start(&self, collector_port: u16, extra: &[&str]) -> Proc {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log");
-        let child = Command::new(bin("tumen-agent"))
-            .args([
-                "--id",
-                &self.name,
-                "--allow-reserved",
-                "--target",
-                "127.0.0.0/27",
-                "--hosts",
-                "all",
-                "--interval",
-                &self.interval,
-                "--pps",
-                "2000",
-                "--insecure-http",
-                "--retry-max",
-                "1s",
-                "--shutdown-grace",
-                "30s",
-                "--collector",
-                &format!("http://127.0.0.1:{collector_port}"),
-                "--metrics-listen",
-                &format!("127.0.0.1:{}", self.metrics_port),
-            ])
-            .arg("--token-file")
-            .arg(&self.token)
-            .arg("--spool")
-            .arg(&self.spool)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start tumen-agent");
-        Proc {
-            child: Some(child),
-            what: format!("tumen-agent {}", self.name),
-        }
-    }
-
-    fn metrics(&self) -> Option<String> {
-        http_get(self.metrics_port, "/metrics")
-    }
-
     fn sample(&self) -> Option<Sample> {
         let m = self.metrics()?;
         let g = |s: &str| metric(&m, s);
@@ -493,10 +187,6 @@ impl Agent {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
 }
 
 /// Lines of the agent's stderr about the spool (not its final summary).
@@ -511,7 +201,7 @@ fn spool_lines(stderr: &str) -> Vec<&str> {
 /// spool, a collector (not started) and an agent spooling on the tmpfs.
 /// The processes a test starts are dropped (killed) before these.
 fn setup(tag: &str) -> (Scratch, Tmpfs, Collector, Agent) {
-    let dir = Scratch::new(tag);
+    let dir = Scratch::new(&format!("spool-full-{tag}"));
     let fs = Tmpfs::mount(tag);
     let (total, free) = fs.space();
     assert_eq!((total, free), (FS_BYTES, FS_BYTES), "tmpfs size");

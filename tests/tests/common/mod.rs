@@ -1,6 +1,8 @@
 //! Helpers shared by the lab tests (each test file is its own crate).
 #![allow(dead_code)]
 
+pub mod loopback;
+
 use std::net::IpAddr;
 
 use ipnet::IpNet;
