@@ -33,6 +33,8 @@ pub struct Status {
     pub schedule_refused_now: std::sync::atomic::AtomicU64,
     /// Unix seconds of the schedule in force being fetched (0: none).
     pub schedule_fetched: std::sync::atomic::AtomicU64,
+    /// The metrics listener's own connection counters.
+    pub http: Arc<tumen_httpd::Stats>,
 }
 
 fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, f64)]) {
@@ -218,6 +220,27 @@ impl Status {
                 &[("", g(&u.last_commit_ms) / 1000.0)],
             );
         }
+        let h = &self.http;
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+        metric(
+            &mut out,
+            "tumen_agent_http_connections",
+            "gauge",
+            "Connections open on the metrics listener.",
+            &[("", n(&h.open))],
+        );
+        metric(
+            &mut out,
+            "tumen_agent_http_connections_shed_total",
+            "counter",
+            "Metrics-listener connections the agent closed itself (slow head, idle keep-alive, evicted or refused at the cap).",
+            &[
+                ("reason=\"header_timeout\"", n(&h.header_timeouts)),
+                ("reason=\"idle_timeout\"", n(&h.idle_closed)),
+                ("reason=\"evicted\"", n(&h.evicted)),
+                ("reason=\"refused_full\"", n(&h.refused)),
+            ],
+        );
         let _ = writeln!(out, "# HELP tumen_agent_build_info Build of this agent.");
         let _ = writeln!(out, "# TYPE tumen_agent_build_info gauge");
         let _ = writeln!(
@@ -251,15 +274,79 @@ pub async fn serve(listener: tokio::net::TcpListener, status: Arc<Status>) {
             ),
         )
         .route("/healthz", get(|| async { "ok\n" }))
-        .with_state(status);
-    if let Err(e) = axum::serve(listener, app).await {
-        eprintln!("tumen-agent: metrics listener: {e}");
-    }
+        .with_state(status.clone());
+    // A scrape endpoint for a local Prometheus: the same timeouts as the
+    // collector's, and few connections.
+    let limits = tumen_httpd::Limits {
+        max_connections: tumen_httpd::default_max_connections(METRICS_MAX_CONNECTIONS),
+        max_header_bytes: 16 << 10,
+        ..tumen_httpd::Limits::default()
+    };
+    let stats = status.http.clone();
+    tumen_httpd::serve(
+        listener,
+        tumen_httpd::Plain,
+        app,
+        limits,
+        stats,
+        std::future::pending(),
+        std::time::Duration::ZERO,
+    )
+    .await;
 }
+
+/// Connections the metrics listener keeps open at most.
+pub const METRICS_MAX_CONNECTIONS: usize = 64;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The metrics listener holds no more than its cap of connections,
+    /// and closes a half-sent request head after the header timeout:
+    /// /healthz keeps answering.
+    #[tokio::test(start_paused = true)]
+    async fn the_metrics_listener_sheds_slow_connections_and_keeps_answering() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let status = Arc::new(Status::default());
+        tokio::spawn(serve(listener, status.clone()));
+        let mut slow = Vec::new();
+        for _ in 0..METRICS_MAX_CONNECTIONS + 20 {
+            let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .expect("write");
+            slow.push(s);
+        }
+        let healthz = || async {
+            let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await
+                .expect("write");
+            let mut text = String::new();
+            let _ = s.read_to_string(&mut text).await;
+            text
+        };
+        assert!(healthz().await.starts_with("HTTP/1.1 200"));
+        let h = &status.http;
+        assert!(h.evicted.load(Ordering::Relaxed) >= 20);
+        assert!(h.open.load(Ordering::Relaxed) <= METRICS_MAX_CONNECTIONS as u64 + 1);
+        // The clock jumps while the runtime waits: the rest time out.
+        let mut buf = [0u8; 16];
+        let last = slow.last_mut().expect("one");
+        assert_eq!(last.read(&mut buf).await.expect("closed"), 0);
+        assert!(h.header_timeouts.load(Ordering::Relaxed) >= 1);
+        let text = status.render(0);
+        assert!(
+            text.contains("tumen_agent_http_connections_shed_total{reason=\"evicted\"}"),
+            "{text}"
+        );
+        assert!(healthz().await.starts_with("HTTP/1.1 200"));
+    }
 
     #[test]
     fn metrics_show_spool_upload_and_probe_state() {

@@ -1006,7 +1006,7 @@ impl Inner {
             match parse_cymru_txt(text) {
                 Ok(origin) => best = Some(merge_best(best, origin)),
                 Err(e) => {
-                    tracing::debug!(%addr, error = %e, "ignoring a malformed Team Cymru record");
+                    tracing::debug!(%addr, error = ?e.to_string(), "ignoring a malformed Team Cymru record");
                     first_error.get_or_insert(e);
                 }
             }
@@ -1120,7 +1120,7 @@ impl Inner {
                 Kind::Ptr => self.query_ptr(addr).await.map(|_| ()),
             };
             if let Err(e) = result {
-                tracing::debug!(%addr, kind = kind.as_str(), error = %e, "background DNS lookup failed");
+                tracing::debug!(%addr, kind = kind.as_str(), error = ?e.to_string(), "background DNS lookup failed");
             }
         }
         lock(&self.caches).in_flight.remove(&(kind, addr));

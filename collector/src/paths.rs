@@ -95,6 +95,25 @@ pub struct PathState {
 }
 
 impl PathState {
+    /// Forgets time marks later than `limit_ms` (left by an agent whose
+    /// clock ran ahead, before the collector refused such records): with
+    /// them, every later real trace would look older and be ignored, and
+    /// the path would stay frozen. True when something was forgotten.
+    pub fn forget_future(&mut self, limit_ms: u64) -> bool {
+        let mut changed = false;
+        for t in [&mut self.last_trace_ms, &mut self.last_ping_ms] {
+            if t.is_some_and(|t| t > limit_ms) {
+                *t = None;
+                changed = true;
+            }
+        }
+        if self.since_ms.is_some_and(|t| t > limit_ms) {
+            self.since_ms = Some(limit_ms);
+            changed = true;
+        }
+        changed
+    }
+
     /// Applies one trace; returns the change it completes, if any.
     pub fn observe_trace(&mut self, obs: &TraceObservation<'_>, k: u32) -> Option<Change> {
         if self.last_trace_ms.is_some_and(|last| obs.at_ms < last) {
@@ -358,6 +377,31 @@ mod tests {
             let changes = feed(&mut s, &[CU, TTK, CU], k);
             assert_eq!(changes.len(), 2, "k={k}");
         }
+    }
+
+    #[test]
+    fn a_path_frozen_by_a_future_trace_is_thawed_by_forget_future() {
+        let mut s = PathState::default();
+        feed(&mut s, &[CU], 1);
+        // A trace dated 2^64-1 ms (stored before records were checked).
+        let i = inference("china-unicom", Some(4837), true);
+        let obs = TraceObservation {
+            at_ms: u64::MAX,
+            trace_id: "future",
+            inference: &i,
+        };
+        s.observe_trace(&obs, 1);
+        let ttk = inference("transtelecom", Some(20485), true);
+        let real = TraceObservation {
+            at_ms: 5_000,
+            trace_id: "real",
+            inference: &ttk,
+        };
+        assert_eq!(s.observe_trace(&real, 1), None, "frozen: ignored");
+        assert!(s.forget_future(10_000));
+        assert!(!s.forget_future(10_000), "nothing left to forget");
+        assert!(s.observe_trace(&real, 1).is_some(), "thawed: applied");
+        assert_eq!(s.last_trace_ms, Some(5_000));
     }
 
     #[test]

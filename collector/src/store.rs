@@ -89,6 +89,13 @@ const MIGRATIONS: &[&str] = &[
         traces INTEGER NOT NULL,
         pings INTEGER NOT NULL
     ) WITHOUT ROWID;",
+    // 2: one row that readiness probes rewrite: "can this store commit?"
+    // is answered by committing (a full disk fails here as uploads do).
+    "CREATE TABLE health (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        at_ms INTEGER NOT NULL,
+        pad BLOB NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.
@@ -548,6 +555,18 @@ pub fn prune(conn: &Connection, cutoff_ms: u64) -> rusqlite::Result<Pruned> {
         pings,
         events,
     })
+}
+
+/// Commits a small write (a page's worth) and syncs it: `Ok` means the
+/// store can commit now.
+pub fn probe_write(conn: &Connection, now_ms: u64) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute(
+        "INSERT INTO health (id, at_ms, pad) VALUES (1, ?1, zeroblob(4000)) \
+         ON CONFLICT(id) DO UPDATE SET at_ms = excluded.at_ms, pad = zeroblob(4000)",
+        params![ms(now_ms)],
+    )?;
+    tx.commit()
 }
 
 /// Row counts, for tests and `/readyz`.

@@ -42,7 +42,7 @@ fn trace(agent: &str, id: &str, dst: &str, start_ms: u64, hops: &[&str], entered
     json!({
         "kind": "trace", "schema": 1, "id": id, "agent": agent, "start_ms": start_ms,
         "duration_ms": 100.0, "src": "192.0.2.2", "dst": dst,
-        "prefix": format!("{}/24", dst.rsplitn(2, '.').last().unwrap_or(dst)),
+        "prefix": unit(dst),
         "protocol": "icmp", "mode": "full", "first_ttl": 1, "max_ttl": 30, "flows": 1,
         "stop": if entered { "completed" } else { "gap_limit" }, "reached": entered,
         "probes_sent": hs.len(), "hops": hs
@@ -50,10 +50,15 @@ fn trace(agent: &str, id: &str, dst: &str, start_ms: u64, hops: &[&str], entered
     .to_string()
 }
 
+/// The /24 holding an IPv4 address, as agents write `prefix`.
+fn unit(dst: &str) -> String {
+    format!("{}.0/24", dst.rsplitn(2, '.').last().unwrap_or(dst))
+}
+
 fn ping(agent: &str, id: &str, dst: &str, start_ms: u64, received: u32) -> String {
     json!({
         "kind": "ping", "schema": 1, "id": id, "agent": agent, "start_ms": start_ms,
-        "dst": dst, "prefix": "x", "sent": 3, "received": received,
+        "dst": dst, "prefix": unit(dst), "sent": 3, "received": received,
         "loss_ratio": 1.0 - f64::from(received) / 3.0
     })
     .to_string()
@@ -107,6 +112,10 @@ impl Setup {
             listen: Some("127.0.0.1:0".into()),
             db: Some(self.dir.path().join("c.db")),
             token_file: Some(self.dir.path().join("tokens")),
+            // These tests replay fixed histories dated from 1970 on: a
+            // century of retention keeps them inside the collector's
+            // window (the date checks have tests of their own).
+            retention: Some("36500d".into()),
             ..Default::default()
         }
         .merge(extra)
@@ -732,6 +741,9 @@ fn spawn_bin(s: &Setup, port: u16) -> Proc {
             &format!("127.0.0.1:{port}"),
             "--hysteresis",
             "3",
+            // Fixed histories dated from 1970 (see Setup::raw).
+            "--retention",
+            "36500d",
         ])
         .arg("--db")
         .arg(s.dir.path().join("c.db"))

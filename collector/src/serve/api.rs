@@ -56,6 +56,13 @@ fn reject(app: &App, r: &Reject) -> Response {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
     }
+    if r.status == 408 {
+        // What is left of the body would be read as the next request.
+        resp.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
     resp
 }
 
@@ -86,6 +93,49 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<&s
             })
         })
         .transpose()
+}
+
+/// Reads a request body of at most `limit` bytes within the configured
+/// body timeout, inside the budget shared by all bodies in flight.
+async fn read_body(
+    app: &App,
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<tumen_httpd::BodyBytes, Reject> {
+    let declared = match headers.get(header::CONTENT_LENGTH) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    Reject::new(400, "malformed_record", "Content-Length is not a number")
+                })?,
+        ),
+    };
+    tumen_httpd::read_body(
+        body,
+        declared,
+        limit,
+        app.config.body_timeout,
+        Some(&app.bodies),
+    )
+    .await
+    .map_err(|e| match e {
+        tumen_httpd::BodyError::TooLarge { limit } => Reject::new(
+            413,
+            "body_too_large",
+            format!("body over {limit} bytes: send smaller batches"),
+        ),
+        e @ tumen_httpd::BodyError::Busy { .. } => Reject::new(503, "overloaded", e.to_string()),
+        e @ tumen_httpd::BodyError::Timeout { .. } => {
+            Reject::new(408, "body_timeout", e.to_string())
+        }
+        e @ tumen_httpd::BodyError::Failed(_) => {
+            Reject::new(400, "malformed_record", e.to_string())
+        }
+    })
 }
 
 /// Uploads slower than this are logged (debug) with where the time went.
@@ -164,17 +214,11 @@ async fn refusals_api(State(app): State<Arc<App>>, headers: HeaderMap, body: Bod
         Ok(a) => a,
         Err(r) => return reject(&app, &r),
     };
-    let bytes = match axum::body::to_bytes(body, 64 << 10).await {
+    let body = match read_body(&app, body, &headers, 64 << 10).await {
         Ok(b) => b,
-        Err(_) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "a refusal report is at most 64 KiB",
-            )
-        }
+        Err(r) => return reject(&app, &r),
     };
-    let report: super::schedule::Refusals = match serde_json::from_slice(&bytes) {
+    let report: super::schedule::Refusals = match serde_json::from_slice(&body.bytes) {
         Ok(r) => r,
         Err(e) => {
             return error(
@@ -194,7 +238,9 @@ async fn refusals_api(State(app): State<Arc<App>>, headers: HeaderMap, body: Bod
         );
     }
     for r in &report.refused {
-        tracing::warn!(%agent, item = %r.item, why = %r.why, "agent refused a schedule item");
+        // Peer-controlled strings are logged as Debug (quoted, with \n, \r
+        // and ESC escaped), never raw: a newline must not forge a log line.
+        tracing::warn!(agent = ?agent, item = ?r.item, why = ?r.why, "agent refused a schedule item");
     }
     app.metrics
         .schedule_refused
@@ -217,25 +263,8 @@ async fn ingest_request(
     let agent = authenticate(app, headers)?;
     ingest::check_content_type(header_str(headers, header::CONTENT_TYPE)?)?;
     let encoding = ingest::encoding_of(header_str(headers, header::CONTENT_ENCODING)?)?;
-    let max_body = app.config.max_body_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    let too_large = || {
-        Reject::new(
-            413,
-            "body_too_large",
-            format!("body over {max_body} bytes: send smaller batches"),
-        )
-    };
-    if declared.is_some_and(|n| n > max_body) {
-        return Err(too_large());
-    }
     let t0 = std::time::Instant::now();
-    let bytes = axum::body::to_bytes(body, max_body)
-        .await
-        .map_err(|_| too_large())?;
+    let body = read_body(app, body, headers, app.config.max_body_bytes).await?;
     let t_read = t0.elapsed();
     let received_ms = super::metrics::now_ms();
     let app2 = app.clone();
@@ -244,10 +273,11 @@ async fn ingest_request(
         .acquire()
         .await
         .map_err(|_| Reject::new(503, "store_unavailable", "shutting down"))?;
-    let upload =
-        tokio::task::spawn_blocking(move || prepare(&app2, &agent, &bytes, encoding, received_ms))
-            .await
-            .map_err(|e| Reject::new(503, "store_unavailable", format!("worker failed: {e}")))??;
+    let upload = tokio::task::spawn_blocking(move || {
+        prepare(&app2, &agent, &body.bytes, encoding, received_ms)
+    })
+    .await
+    .map_err(|e| Reject::new(503, "store_unavailable", format!("worker failed: {e}")))??;
     drop(slot);
     let t_prepared = t0.elapsed();
     let (n_traces, n_pings) = (upload.traces.len(), upload.pings.len());
@@ -297,7 +327,24 @@ fn prepare(
     received_ms: u64,
 ) -> Result<Upload, Reject> {
     let decoded = ingest::decode(body, encoding, app.config.max_decoded_bytes)?;
-    let batch = ingest::parse_batch(&decoded, agent, app.config.max_batch)?;
+    let checks = ingest::Checks {
+        now_ms: received_ms,
+        max_skew_ms: u64::try_from(app.config.max_clock_skew.as_millis()).unwrap_or(u64::MAX),
+        oldest_ms: received_ms
+            .saturating_sub(u64::try_from(app.config.retention.as_millis()).unwrap_or(u64::MAX)),
+    };
+    let batch =
+        ingest::parse_batch(&decoded, agent, app.config.max_batch, &checks).inspect_err(|r| {
+            if matches!(
+                r.reason,
+                "future_timestamp" | "stale_timestamp" | "invalid_field"
+            ) {
+                app.metrics
+                    .records_refused
+                    .with_label_values(&[agent, r.reason])
+                    .inc();
+            }
+        })?;
     let lookup = Lookup {
         table: &app.table,
         dns: app.dns.as_ref(),
@@ -361,6 +408,7 @@ fn prepare(
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
+    app.metrics.sync_http(&app.http, &app.bodies);
     if let Some(d) = &app.dns {
         let s = d.stats();
         for (what, v) in [
@@ -592,31 +640,37 @@ async fn agents_api(State(app): State<Arc<App>>) -> Response {
     Json(out).into_response()
 }
 
+/// How recent a successful commit must be for `/readyz` to trust it
+/// without a probe write.
+const READY_FRESH_MS: u64 = 30_000;
+
+/// `/readyz`: 200 when the store can commit (a commit worked in the last
+/// 30 s and none failed since; otherwise a probe write must work now).
+/// `/healthz` only says the process answers.
 async fn readyz(State(app): State<Arc<App>>) -> Response {
+    let not_ready = |detail: &str| error(StatusCode::SERVICE_UNAVAILABLE, "not_ready", detail);
     if app.writer.is_closed() {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            "store writer stopped",
-        );
+        return not_ready("store writer stopped");
     }
-    let app2 = app.clone();
-    let check = tokio::task::spawn_blocking(move || {
-        let conn = app2.reader.lock().unwrap_or_else(|p| p.into_inner());
-        crate::store::user_version(&conn)
-    })
-    .await;
-    match check {
-        Ok(Ok(v)) if v == crate::store::SCHEMA_VERSION => "ready\n".into_response(),
-        Ok(Ok(v)) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            &format!(
-                "store schema v{v}, expected v{}",
-                crate::store::SCHEMA_VERSION
-            ),
-        ),
-        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, "not_ready", &e.to_string()),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "not_ready", &e.to_string()),
+    if app
+        .store_health
+        .recently_ok(super::metrics::now_ms(), READY_FRESH_MS)
+    {
+        return "ready\n".into_response();
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let probe = async {
+        app.writer
+            .send(Job::Probe(tx))
+            .await
+            .map_err(|_| "store writer stopped".to_string())?;
+        rx.await
+            .map_err(|_| "store writer stopped".to_string())?
+            .map_err(|e| format!("store cannot commit: {e}"))
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(5), probe).await {
+        Ok(Ok(())) => "ready\n".into_response(),
+        Ok(Err(e)) => not_ready(&e),
+        Err(_) => not_ready("store did not commit a probe write within 5 s"),
     }
 }

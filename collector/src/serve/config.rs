@@ -34,6 +34,20 @@ pub struct RawConfig {
     pub max_decoded_bytes: Option<usize>,
     /// Most records in one request.
     pub max_batch: Option<usize>,
+    /// Time a client has to send a whole request head ("10s").
+    pub header_read_timeout: Option<String>,
+    /// Time a keep-alive connection may wait for its next request ("60s").
+    pub idle_timeout: Option<String>,
+    /// Time a client has to send a whole request body ("30s").
+    pub body_timeout: Option<String>,
+    /// Open connections at most (default: 4096, or three quarters of the
+    /// open-files limit if lower).
+    pub max_connections: Option<usize>,
+    /// Bytes that all request bodies being received may hold together.
+    pub max_inflight_body_bytes: Option<usize>,
+    /// How far in the future of the collector's clock a record may be
+    /// dated ("10m").
+    pub max_clock_skew: Option<String>,
     /// Optional Team Cymru / PTR lookups.
     pub dns: Option<RawDns>,
     /// HTTPS: certificate chain and private key (PEM).
@@ -73,6 +87,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub max_decoded_bytes: usize,
     pub max_batch: usize,
+    pub http: tumen_httpd::Limits,
+    pub body_timeout: Duration,
+    pub max_inflight_body_bytes: usize,
+    pub max_clock_skew: Duration,
     pub dns: Option<crate::dns::DnsConfig>,
     /// Certificate and key files: HTTPS when set.
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -90,6 +108,14 @@ pub const DEFAULT_SILENCE: &str = "10m";
 pub const DEFAULT_MAX_BODY: usize = 8 << 20;
 pub const DEFAULT_MAX_DECODED: usize = 64 << 20;
 pub const DEFAULT_MAX_BATCH: usize = 10_000;
+pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "10s";
+pub const DEFAULT_IDLE_TIMEOUT: &str = "60s";
+pub const DEFAULT_BODY_TIMEOUT: &str = "30s";
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Eight bodies of the largest size at once; thousands of agents' usual
+/// batches (a few KiB to a few hundred KiB).
+pub const DEFAULT_MAX_INFLIGHT_BODY: usize = 64 << 20;
+pub const DEFAULT_MAX_CLOCK_SKEW: &str = "10m";
 
 /// Every problem found, one per line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -142,6 +168,12 @@ impl RawConfig {
             max_body_bytes,
             max_decoded_bytes,
             max_batch,
+            header_read_timeout,
+            idle_timeout,
+            body_timeout,
+            max_connections,
+            max_inflight_body_bytes,
+            max_clock_skew,
             dns,
             tls_cert,
             tls_key,
@@ -228,6 +260,54 @@ impl RawConfig {
         if agent_silence.is_zero() && !errs.iter().any(|e| e.starts_with("agent_silence")) {
             errs.push("agent_silence must be longer than 0s".to_string());
         }
+        let mut positive = |key: &str, v: Option<&str>, default: &str| {
+            let d = parse_duration(v.unwrap_or(default)).unwrap_or_else(|e| {
+                errs.push(format!("{key}: {e}"));
+                Duration::from_secs(1)
+            });
+            if d.is_zero() {
+                errs.push(format!("{key} must be longer than 0s"));
+            }
+            d
+        };
+        let header_read_timeout = positive(
+            "header_read_timeout",
+            self.header_read_timeout.as_deref(),
+            DEFAULT_HEADER_READ_TIMEOUT,
+        );
+        let idle_timeout = positive(
+            "idle_timeout",
+            self.idle_timeout.as_deref(),
+            DEFAULT_IDLE_TIMEOUT,
+        );
+        let body_timeout = positive(
+            "body_timeout",
+            self.body_timeout.as_deref(),
+            DEFAULT_BODY_TIMEOUT,
+        );
+        let max_clock_skew = positive(
+            "max_clock_skew",
+            self.max_clock_skew.as_deref(),
+            DEFAULT_MAX_CLOCK_SKEW,
+        );
+        let max_connections = match self.max_connections {
+            Some(n) => {
+                if n == 0 {
+                    errs.push("max_connections must be at least 1".to_string());
+                }
+                if let Some(limit) = tumen_httpd::open_files_limit() {
+                    if n as u64 + 32 > limit {
+                        errs.push(format!(
+                            "max_connections {n} leaves too few of the {limit} open files this \
+                             process may have (ulimit -n) for the store and logs: lower it or \
+                             raise the limit (LimitNOFILE= in the systemd unit)"
+                        ));
+                    }
+                }
+                n
+            }
+            None => tumen_httpd::default_max_connections(DEFAULT_MAX_CONNECTIONS),
+        };
         let max_body_bytes = self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY);
         let max_decoded_bytes = self.max_decoded_bytes.unwrap_or(DEFAULT_MAX_DECODED);
         let max_batch = self.max_batch.unwrap_or(DEFAULT_MAX_BATCH);
@@ -241,6 +321,15 @@ impl RawConfig {
         }
         if max_batch == 0 {
             errs.push("max_batch must be at least 1".to_string());
+        }
+        let max_inflight_body_bytes = self
+            .max_inflight_body_bytes
+            .unwrap_or(DEFAULT_MAX_INFLIGHT_BODY.max(max_body_bytes));
+        if max_inflight_body_bytes < max_body_bytes {
+            errs.push(format!(
+                "max_inflight_body_bytes {max_inflight_body_bytes} is smaller than max_body_bytes \
+                 {max_body_bytes}: the largest upload could never be received"
+            ));
         }
         let dns = self.dns.as_ref().and_then(|d| {
             let server = match d.server.as_deref() {
@@ -320,6 +409,15 @@ impl RawConfig {
             max_body_bytes,
             max_decoded_bytes,
             max_batch,
+            http: tumen_httpd::Limits {
+                header_read_timeout,
+                idle_timeout,
+                max_connections,
+                ..tumen_httpd::Limits::default()
+            },
+            body_timeout,
+            max_inflight_body_bytes,
+            max_clock_skew,
             dns,
             tls,
             schedule,

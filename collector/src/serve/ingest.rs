@@ -33,6 +33,11 @@ pub const REASONS: &[&str] = &[
     "malformed_record",
     "unsupported_schema",
     "bad_record_id",
+    "future_timestamp",
+    "stale_timestamp",
+    "invalid_field",
+    "body_timeout",
+    "overloaded",
     "store_unavailable",
 ];
 
@@ -152,8 +157,159 @@ pub fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// What a record's content is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct Checks {
+    /// The collector's clock (Unix ms).
+    pub now_ms: u64,
+    /// How far ahead of `now_ms` a record may be dated.
+    pub max_skew_ms: u64,
+    /// Records dated before this (now - retention) would be pruned at
+    /// once: refused instead.
+    pub oldest_ms: u64,
+}
+
+impl Checks {
+    /// Checks that accept any date (tests of other things).
+    pub fn any_time() -> Self {
+        Self {
+            now_ms: 0,
+            max_skew_ms: u64::MAX,
+            oldest_ms: 0,
+        }
+    }
+}
+
+/// A refused record: reason (one of [`REASONS`]) and what is wrong.
+type Refusal = (&'static str, String);
+
+/// Longest a trace or a ping may take (a day): anything longer is a
+/// clock or encoding fault.
+const MAX_DURATION_MS: f64 = 86_400_000.0;
+
+fn check_time(start_ms: u64, c: &Checks) -> Result<(), Refusal> {
+    if start_ms > c.now_ms.saturating_add(c.max_skew_ms) {
+        return Err((
+            "future_timestamp",
+            format!(
+                "start_ms {start_ms} is {} s ahead of the collector's clock ({}; at most {} s \
+                 allowed): is the agent's clock right (NTP)?",
+                (start_ms - c.now_ms) / 1000,
+                c.now_ms,
+                c.max_skew_ms / 1000
+            ),
+        ));
+    }
+    if start_ms < c.oldest_ms {
+        return Err((
+            "stale_timestamp",
+            format!(
+                "start_ms {start_ms} is older than the retention (records before {} are not \
+                 kept): is the agent's clock right?",
+                c.oldest_ms
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_ms(field: &str, v: f64) -> Result<(), Refusal> {
+    if v.is_finite() && (0.0..=MAX_DURATION_MS).contains(&v) {
+        Ok(())
+    } else {
+        Err((
+            "invalid_field",
+            format!("{field} {v} is not a time in milliseconds (0 to {MAX_DURATION_MS})"),
+        ))
+    }
+}
+
+/// The record's `prefix` must be a prefix (no host bits) holding `dst`.
+fn check_prefix(prefix: &str, dst: std::net::IpAddr) -> Result<(), Refusal> {
+    let bad = |why: &str| Err(("invalid_field", format!("prefix {prefix:?} {why}")));
+    match prefix.parse::<ipnet::IpNet>() {
+        Err(_) => bad("is not a prefix (e.g. 175.45.177.0/24)"),
+        Ok(n) if n.trunc() != n => bad("has host bits set (not a network address)"),
+        Ok(n) if !n.contains(&dst) => bad(&format!("does not contain dst {dst}")),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Checks what a record says, beyond its syntax: dates within the
+/// collector's window, times that are times, counts that add up.
+pub fn check_record(record: &Record, c: &Checks) -> Result<(), Refusal> {
+    match record {
+        Record::Trace(t) => {
+            check_time(t.start_ms, c)?;
+            check_ms("duration_ms", t.duration_ms)?;
+            check_prefix(&t.prefix, t.dst)?;
+            if t.first_ttl == 0 || t.first_ttl > t.max_ttl {
+                return Err((
+                    "invalid_field",
+                    format!(
+                        "first_ttl {} and max_ttl {}: need 1 <= first_ttl <= max_ttl",
+                        t.first_ttl, t.max_ttl
+                    ),
+                ));
+            }
+            for (i, h) in t.hops.iter().enumerate() {
+                if h.ttl == 0 {
+                    return Err(("invalid_field", format!("hops[{i}].ttl 0")));
+                }
+                for (j, r) in h.replies.iter().enumerate() {
+                    check_ms(&format!("hops[{i}].replies[{j}].rtt_ms"), r.rtt_ms)?;
+                }
+            }
+        }
+        Record::Ping(p) => {
+            check_time(p.start_ms, c)?;
+            check_prefix(&p.prefix, p.dst)?;
+            if p.received > p.sent {
+                return Err((
+                    "invalid_field",
+                    format!("received {} is more than sent {}", p.received, p.sent),
+                ));
+            }
+            if !(p.loss_ratio.is_finite() && (0.0..=1.0).contains(&p.loss_ratio)) {
+                return Err((
+                    "invalid_field",
+                    format!("loss_ratio {} is not within 0..1", p.loss_ratio),
+                ));
+            }
+            for (name, v) in [
+                ("rtt_min_ms", p.rtt_min_ms),
+                ("rtt_avg_ms", p.rtt_avg_ms),
+                ("rtt_max_ms", p.rtt_max_ms),
+                ("rtt_stddev_ms", p.rtt_stddev_ms),
+            ] {
+                if let Some(v) = v {
+                    check_ms(name, v)?;
+                }
+            }
+            if let (Some(lo), Some(avg), Some(hi)) = (p.rtt_min_ms, p.rtt_avg_ms, p.rtt_max_ms) {
+                // Rounding aside, min <= avg <= max.
+                let eps = 1e-6 * hi.max(1.0);
+                if lo > avg + eps || avg > hi + eps {
+                    return Err((
+                        "invalid_field",
+                        format!(
+                            "rtt_min_ms {lo} <= rtt_avg_ms {avg} <= rtt_max_ms {hi} does not hold"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Parses and validates a whole batch for `agent`.
-pub fn parse_batch(body: &[u8], agent: &str, max_batch: usize) -> Result<Vec<Incoming>, Reject> {
+pub fn parse_batch(
+    body: &[u8],
+    agent: &str,
+    max_batch: usize,
+    checks: &Checks,
+) -> Result<Vec<Incoming>, Reject> {
     let text = std::str::from_utf8(body).map_err(|e| {
         let line = body[..e.valid_up_to()]
             .iter()
@@ -208,6 +364,9 @@ pub fn parse_batch(body: &[u8], agent: &str, max_batch: usize) -> Result<Vec<Inc
                 "agent_mismatch",
                 format!("line {n}: record of agent {rec_agent:?} sent with the token of {agent:?}"),
             ));
+        }
+        if let Err((reason, why)) = check_record(&record, checks) {
+            return Err(Reject::new(400, reason, format!("line {n}: {why}")));
         }
         out.push(match record {
             Record::Trace(t) => Incoming::Trace(Box::new(t), line.to_string()),
@@ -269,35 +428,147 @@ mod tests {
     #[test]
     fn a_batch_is_validated_whole() {
         let two = format!("{TRACE}\n\n{}\n", TRACE.replace("0011", "9911"));
-        let b = parse_batch(two.as_bytes(), "vp-fra", 10).expect("ok");
+        let b = parse_batch(two.as_bytes(), "vp-fra", 10, &Checks::any_time()).expect("ok");
         assert_eq!(b.len(), 2);
         assert_eq!(b[1].id(), "99112233445566778899aabbccddeeff");
 
-        let e = parse_batch(two.as_bytes(), "vp-sgp", 10).expect_err("agent");
+        let e = parse_batch(two.as_bytes(), "vp-sgp", 10, &Checks::any_time()).expect_err("agent");
         assert_eq!((e.status, e.reason), (403, "agent_mismatch"));
         assert!(e.detail.contains("line 1"), "{}", e.detail);
 
-        let e = parse_batch(two.as_bytes(), "vp-fra", 1).expect_err("big");
+        let e = parse_batch(two.as_bytes(), "vp-fra", 1, &Checks::any_time()).expect_err("big");
         assert_eq!((e.status, e.reason), (413, "batch_too_large"));
 
         let bad = format!("{TRACE}\n{}", TRACE.replace(r#""ttl":1"#, r#""ttl":"x""#));
-        let e = parse_batch(bad.as_bytes(), "vp-fra", 10).expect_err("field");
+        let e = parse_batch(bad.as_bytes(), "vp-fra", 10, &Checks::any_time()).expect_err("field");
         assert_eq!(e.reason, "malformed_record");
         assert!(e.detail.starts_with("line 2:hops[0].ttl"), "{}", e.detail);
 
         let newer = TRACE.replace(r#""schema":1"#, r#""schema":7"#);
-        let e = parse_batch(newer.as_bytes(), "vp-fra", 10).expect_err("schema");
+        let e =
+            parse_batch(newer.as_bytes(), "vp-fra", 10, &Checks::any_time()).expect_err("schema");
         assert_eq!(e.reason, "unsupported_schema");
 
         let short = TRACE.replace("00112233445566778899aabbccddeeff", "x");
-        let e = parse_batch(short.as_bytes(), "vp-fra", 10).expect_err("id");
+        let e = parse_batch(short.as_bytes(), "vp-fra", 10, &Checks::any_time()).expect_err("id");
         assert_eq!(e.reason, "bad_record_id");
 
-        let e = parse_batch(b"\n \n", "vp-fra", 10).expect_err("empty");
+        let e = parse_batch(b"\n \n", "vp-fra", 10, &Checks::any_time()).expect_err("empty");
         assert_eq!(e.reason, "empty_batch");
-        let e = parse_batch(b"{\"kind\":\"tr\xffce\"}", "vp-fra", 10).expect_err("utf8");
+        let e = parse_batch(
+            b"{\"kind\":\"tr\xffce\"}",
+            "vp-fra",
+            10,
+            &Checks::any_time(),
+        )
+        .expect_err("utf8");
         assert_eq!(e.reason, "malformed_record");
-        let e = parse_batch(b"[1,2]", "vp-fra", 10).expect_err("json");
+        let e = parse_batch(b"[1,2]", "vp-fra", 10, &Checks::any_time()).expect_err("json");
+        assert_eq!(e.reason, "malformed_record");
+    }
+
+    /// A record dated 2^64-1 ms was accepted and stored as i64::MAX, and
+    /// froze its path: dates are checked against the collector's clock.
+    #[test]
+    fn records_dated_in_the_future_or_before_the_retention_are_refused() {
+        let now = 1_800_000_000_000u64;
+        let c = Checks {
+            now_ms: now,
+            max_skew_ms: 600_000,
+            oldest_ms: now - 30 * 86_400_000,
+        };
+        let at = |ms: u64| TRACE.replace("1506848871000", &ms.to_string());
+        for (start, want) in [
+            (u64::MAX, Some("future_timestamp")),
+            (now + 3_600_000, Some("future_timestamp")),
+            (now + 600_000, None),
+            (now, None),
+            (now - 30 * 86_400_000, None),
+            (now - 31 * 86_400_000, Some("stale_timestamp")),
+            (0, Some("stale_timestamp")),
+        ] {
+            let r = parse_batch(at(start).as_bytes(), "vp-fra", 10, &c);
+            match want {
+                None => assert!(r.is_ok(), "{start}: {r:?}"),
+                Some(reason) => {
+                    let e = r.expect_err("refused");
+                    assert_eq!((e.status, e.reason), (400, reason), "{start}");
+                    assert!(e.detail.starts_with("line 1: start_ms"), "{}", e.detail);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn impossible_values_are_refused_with_the_field_named() {
+        let c = Checks::any_time();
+        let ping = r#"{"kind":"ping","schema":1,"id":"00112233445566778899aabbccddeeff","agent":"vp-fra","start_ms":1,"dst":"198.18.177.15","prefix":"198.18.177.0/24","sent":3,"received":2,"loss_ratio":0.3333,"rtt_min_ms":1.0,"rtt_avg_ms":2.0,"rtt_max_ms":3.0}"#;
+        assert!(parse_batch(ping.as_bytes(), "vp-fra", 10, &c).is_ok());
+        assert!(parse_batch(TRACE.as_bytes(), "vp-fra", 10, &c).is_ok());
+        let with_reply = TRACE.replace(
+            r#""replies":[]"#,
+            r#""replies":[{"addr":"192.0.2.1","rtt_ms":-1.5,"kind":"time_exceeded","icmp_type":11,"icmp_code":0}]"#,
+        );
+        for (what, body, needle) in [
+            (
+                "negative duration",
+                TRACE.replace("12.5", "-12.5"),
+                "duration_ms -12.5",
+            ),
+            ("negative rtt", with_reply, "hops[0].replies[0].rtt_ms -1.5"),
+            (
+                "prefix without dst",
+                TRACE.replace("198.18.177.0/24", "198.18.176.0/24"),
+                "does not contain dst",
+            ),
+            (
+                "not a prefix",
+                TRACE.replace("198.18.177.0/24", "198.18.177/24"),
+                "is not a prefix",
+            ),
+            (
+                "host bits",
+                TRACE.replace("198.18.177.0/24", "198.18.177.15/24"),
+                "host bits",
+            ),
+            (
+                "first ttl over max",
+                TRACE.replace(r#""first_ttl":1"#, r#""first_ttl":31"#),
+                "first_ttl 31",
+            ),
+            (
+                "received over sent",
+                ping.replace(r#""received":2"#, r#""received":4"#),
+                "received 4 is more than sent 3",
+            ),
+            (
+                "loss over 1",
+                ping.replace("0.3333", "1.5"),
+                "loss_ratio 1.5",
+            ),
+            (
+                "loss under 0",
+                ping.replace("0.3333", "-0.1"),
+                "loss_ratio -0.1",
+            ),
+            (
+                "min over avg",
+                ping.replace(r#""rtt_min_ms":1.0"#, r#""rtt_min_ms":2.5"#),
+                "rtt_min_ms 2.5",
+            ),
+            (
+                "ping prefix",
+                ping.replace("198.18.177.0/24", "x"),
+                "prefix \"x\"",
+            ),
+        ] {
+            let e = parse_batch(body.as_bytes(), "vp-fra", 10, &c).expect_err(what);
+            assert_eq!((e.status, e.reason), (400, "invalid_field"), "{what}");
+            assert!(e.detail.contains(needle), "{what}: {}", e.detail);
+        }
+        // JSON numbers beyond f64 are not numbers: malformed, not stored.
+        let e = parse_batch(TRACE.replace("12.5", "1e400").as_bytes(), "vp-fra", 10, &c)
+            .expect_err("1e400");
         assert_eq!(e.reason, "malformed_record");
     }
 }

@@ -14,8 +14,8 @@ use std::time::Duration;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use super::ingest::REASONS;
@@ -38,6 +38,13 @@ pub struct Metrics {
     pub schedule_requests: IntCounterVec,
     pub schedule_refused: IntGaugeVec,
     pub token_reloads: IntCounterVec,
+    /// Records refused for their content (dates, semantic fields), per
+    /// agent and reason.
+    pub records_refused: IntCounterVec,
+    http_open: IntGauge,
+    http_closed: IntCounterVec,
+    http_accept_errors: IntCounter,
+    body_budget: IntGaugeVec,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -125,6 +132,38 @@ impl Metrics {
         for r in ["ok", "error"] {
             token_reloads.with_label_values(&[r]);
         }
+        let records_refused = must(IntCounterVec::new(
+            Opts::new(
+                "tumen_collector_records_refused_total",
+                "Records refused for what they say (dated in the future or before the retention, impossible values), by agent and reason.",
+            ),
+            &["agent", "reason"],
+        ));
+        let http_open = must(IntGauge::new(
+            "tumen_collector_http_connections",
+            "HTTP connections open now.",
+        ));
+        let http_closed = must(IntCounterVec::new(
+            Opts::new(
+                "tumen_collector_http_connections_shed_total",
+                "Connections the collector closed itself: header_timeout (request head or TLS handshake too slow), idle_timeout (keep-alive), evicted (at max_connections, to make room), refused_full (at max_connections with every connection busy: 503).",
+            ),
+            &["reason"],
+        ));
+        for r in ["header_timeout", "idle_timeout", "evicted", "refused_full"] {
+            http_closed.with_label_values(&[r]);
+        }
+        let http_accept_errors = must(IntCounter::new(
+            "tumen_collector_http_accept_errors_total",
+            "accept(2) failures (out of file descriptors and the like); accepting backs off.",
+        ));
+        let body_budget = must(IntGaugeVec::new(
+            Opts::new(
+                "tumen_collector_http_body_budget_bytes",
+                "Memory for request bodies being received: in_use now, and the limit (max_inflight_body_bytes).",
+            ),
+            &["state"],
+        ));
         let build = must(GaugeVec::new(
             Opts::new("tumen_collector_build_info", "Build of this collector."),
             &["version", "wire_schema", "store_schema"],
@@ -157,6 +196,11 @@ impl Metrics {
             Box::new(schedule_requests.clone()),
             Box::new(schedule_refused.clone()),
             Box::new(token_reloads.clone()),
+            Box::new(records_refused.clone()),
+            Box::new(http_open.clone()),
+            Box::new(http_closed.clone()),
+            Box::new(http_accept_errors.clone()),
+            Box::new(body_budget.clone()),
             Box::new(build),
             Box::new(state),
         ] {
@@ -175,7 +219,37 @@ impl Metrics {
             schedule_requests,
             schedule_refused,
             token_reloads,
+            records_refused,
+            http_open,
+            http_closed,
+            http_accept_errors,
+            body_budget,
         }
+    }
+
+    /// Copies the HTTP server's counters (kept as atomics by the server
+    /// loop) into the registry; called before each scrape.
+    pub fn sync_http(&self, s: &tumen_httpd::Stats, budget: &tumen_httpd::BodyBudget) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let to = |c: &IntCounter, v: u64| c.inc_by(v.saturating_sub(c.get()));
+        self.http_open
+            .set(i64::try_from(s.open.load(Relaxed)).unwrap_or(i64::MAX));
+        for (reason, v) in [
+            ("header_timeout", s.header_timeouts.load(Relaxed)),
+            ("idle_timeout", s.idle_closed.load(Relaxed)),
+            ("evicted", s.evicted.load(Relaxed)),
+            ("refused_full", s.refused.load(Relaxed)),
+        ] {
+            to(&self.http_closed.with_label_values(&[reason]), v);
+        }
+        to(&self.http_accept_errors, s.accept_errors.load(Relaxed));
+        let gauge = |state: &str, v: usize| {
+            self.body_budget
+                .with_label_values(&[state])
+                .set(i64::try_from(v).unwrap_or(i64::MAX));
+        };
+        gauge("in_use", budget.in_use());
+        gauge("limit", budget.total());
     }
 
     pub fn store_written(&self, now_ms: u64) {

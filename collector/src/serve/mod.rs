@@ -52,6 +52,12 @@ pub struct App {
     /// only share the CPU with the single writer, the bottleneck, and
     /// stretch every commit (the scheduler is fair per thread).
     pub prepare_slots: tokio::sync::Semaphore,
+    /// Memory all request bodies being received may hold together.
+    pub bodies: tumen_httpd::BodyBudget,
+    /// The HTTP server's connection counters (for `/metrics`).
+    pub http: Arc<tumen_httpd::Stats>,
+    /// Whether the store's latest commit worked (`/readyz`).
+    pub store_health: Arc<writer::StoreHealth>,
 }
 
 /// The table, then (if enabled) cached Team Cymru answers for addresses
@@ -136,7 +142,23 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let (table, orgs, tokens) = load_inputs(&config)?;
     let conn = crate::store::open(&config.db)?;
-    let (paths, agents) = crate::store::load_state(&conn)?;
+    let (mut paths, agents) = crate::store::load_state(&conn)?;
+    // Paths frozen by a record dated in the future (stored by a build that
+    // did not check dates) would ignore every later trace: thaw them.
+    let limit = metrics::now_ms()
+        .saturating_add(u64::try_from(config.max_clock_skew.as_millis()).unwrap_or(u64::MAX));
+    let thawed = paths
+        .values_mut()
+        .map(|p| p.forget_future(limit))
+        .filter(|&t| t)
+        .count();
+    if thawed > 0 {
+        tracing::warn!(
+            paths = thawed,
+            "paths held times in the future (an agent's clock ran ahead): forgotten, so \
+             that later traces apply again"
+        );
+    }
     tracing::info!(
         db = %config.db.display(),
         paths = paths.len(),
@@ -155,6 +177,7 @@ pub async fn run(
     )?;
     let live = Arc::new(RwLock::new(writer::Live { paths, agents }));
     let metrics = Arc::new(metrics::Metrics::new(live.clone(), config.agent_silence));
+    let store_health = Arc::new(writer::StoreHealth::default());
     let (writer_tx, writer_thread) = writer::spawn(
         conn,
         live.clone(),
@@ -164,6 +187,7 @@ pub async fn run(
             max_group: 512,
         },
         wal_full,
+        store_health.clone(),
     )?;
     let dns = match &config.dns {
         Some(c) => {
@@ -171,6 +195,7 @@ pub async fn run(
         }
         None => None,
     };
+    let bodies = tumen_httpd::BodyBudget::new(config.max_inflight_body_bytes);
     let app = Arc::new(App {
         target: target_of(&config),
         config,
@@ -186,6 +211,9 @@ pub async fn run(
         prepare_slots: tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(1, |n| n.get()),
         ),
+        bodies,
+        http: Arc::default(),
+        store_health,
     });
 
     // `instrument`, not `span.enter()`: an entered span held across
@@ -199,34 +227,39 @@ pub async fn run(
         tracing::info_span!("tokens"),
     ));
     let router = api::router(app.clone());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let graceful = async move {
+    let limits = app.config.http.clone();
+    let stats = app.http.clone();
+    let shutdown = async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
-        let _ = stop_tx.send(true);
     };
-    type Served = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>>;
-    let server: Served = match &app.config.tls {
+    match &app.config.tls {
         Some((cert, key)) => {
             let acceptor = tls::acceptor(cert, key).map_err(StartError::Input)?;
-            let listener = tls::TlsListener::new(listener, acceptor)?;
             tracing::info!(cert = %cert.display(), "serving HTTPS");
-            Box::pin(std::future::IntoFuture::into_future(
-                axum::serve(listener, router).with_graceful_shutdown(graceful),
-            ))
+            tumen_httpd::serve(
+                listener,
+                tls::Tls(acceptor),
+                router,
+                limits,
+                stats,
+                shutdown,
+                grace,
+            )
+            .await;
         }
-        None => Box::pin(std::future::IntoFuture::into_future(
-            axum::serve(listener, router).with_graceful_shutdown(graceful),
-        )),
-    };
-    let mut stop_rx2 = stop_rx.clone();
-    tokio::select! {
-        r = server => r?,
-        _ = async {
-            // After the shutdown signal, give requests `grace` to finish.
-            let _ = stop_rx2.wait_for(|s| *s).await;
-            tokio::time::sleep(grace).await;
-        } => tracing::warn!("grace period over: closing with requests still open"),
+        None => {
+            tumen_httpd::serve(
+                listener,
+                tumen_httpd::Plain,
+                router,
+                limits,
+                stats,
+                shutdown,
+                grace,
+            )
+            .await;
+        }
     }
     retention.abort();
     token_watch.abort();

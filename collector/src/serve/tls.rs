@@ -1,21 +1,15 @@
 //! HTTPS for `serve`: rustls (ring) over the TCP listener. Handshakes run
-//! in their own tasks with a time limit, so a slow or silent client does
-//! not hold up others; finished connections are handed to axum.
+//! in each connection's own task under the server's header-read timeout
+//! (`tumen_httpd`), so a slow or silent client does not hold up others.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
-
-/// Time a client has to finish its TLS handshake.
-const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 
 /// Builds the acceptor from PEM files (a certificate chain, leaf first;
 /// a PKCS#8, PKCS#1 or SEC1 private key).
@@ -50,66 +44,24 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// A listener yielding TLS connections whose handshake succeeded.
-#[derive(Debug)]
-pub struct TlsListener {
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
+/// TLS as the server loop's handshake: it runs in the connection's own
+/// task, under the header-read timeout, so a client that never sends its
+/// ClientHello holds nothing for long and holds up no one.
+#[derive(Clone)]
+pub struct Tls(pub TlsAcceptor);
 
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self.task.abort();
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tls")
     }
 }
 
-impl TlsListener {
-    pub fn new(tcp: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<Self> {
-        let local = tcp.local_addr()?;
-        let (tx, rx) = mpsc::channel(256);
-        let task = tokio::spawn(async move {
-            loop {
-                let (sock, peer) = match tcp.accept().await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        // EMFILE and the like: wait instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let acceptor = acceptor.clone();
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_LIMIT, acceptor.accept(sock)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(Self { rx, local, task })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
+impl tumen_httpd::Handshake for Tls {
     type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(c) => c,
-            // The accept task ended (it never does on its own): no more
-            // connections, ever.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
+    fn handshake(
+        &self,
+        tcp: TcpStream,
+    ) -> impl std::future::Future<Output = std::io::Result<Self::Io>> + Send + 'static {
+        self.0.accept(tcp)
     }
 }

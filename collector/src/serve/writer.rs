@@ -74,6 +74,39 @@ pub struct Outcome {
 pub enum Job {
     Upload(Upload, oneshot::Sender<Result<Outcome, String>>),
     Prune(u64, oneshot::Sender<Result<store::Pruned, String>>),
+    /// Readiness: commit a small write now.
+    Probe(oneshot::Sender<Result<(), String>>),
+}
+
+/// Whether the store's latest commit worked: what `/readyz` answers from.
+#[derive(Debug, Default)]
+pub struct StoreHealth {
+    /// Unix ms of the latest successful commit (0: none yet).
+    pub last_ok_ms: std::sync::atomic::AtomicU64,
+    /// Unix ms of the latest failed commit (0: none).
+    pub last_failed_ms: std::sync::atomic::AtomicU64,
+    pub last_error: std::sync::Mutex<String>,
+}
+
+impl StoreHealth {
+    fn committed(&self, ok: Result<(), &str>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = now_ms();
+        match ok {
+            Ok(()) => self.last_ok_ms.store(now, Relaxed),
+            Err(e) => {
+                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = e.to_string();
+                self.last_failed_ms.store(now, Relaxed);
+            }
+        }
+    }
+
+    /// The latest commit worked, not longer than `fresh_ms` ago.
+    pub fn recently_ok(&self, now_ms: u64, fresh_ms: u64) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let ok = self.last_ok_ms.load(Relaxed);
+        ok != 0 && ok >= self.last_failed_ms.load(Relaxed) && now_ms.saturating_sub(ok) <= fresh_ms
+    }
 }
 
 /// Writer settings.
@@ -97,12 +130,13 @@ pub fn spawn(
     metrics: Arc<Metrics>,
     cfg: WriterConfig,
     wal_full: WalFull,
+    health: Arc<StoreHealth>,
 ) -> std::io::Result<(mpsc::Sender<Job>, std::thread::JoinHandle<()>)> {
     store::no_auto_checkpoint(&conn).map_err(std::io::Error::other)?;
     let (tx, rx) = mpsc::channel::<Job>(4096);
     let handle = std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(conn, live, metrics, cfg, rx, wal_full))?;
+        .spawn(move || run(conn, live, metrics, cfg, rx, wal_full, health))?;
     Ok((tx, handle))
 }
 
@@ -164,6 +198,7 @@ fn run(
     cfg: WriterConfig,
     mut rx: mpsc::Receiver<Job>,
     wal_full: WalFull,
+    health: Arc<StoreHealth>,
 ) {
     let span = tracing::info_span!("store-writer");
     let _enter = span.enter();
@@ -183,6 +218,11 @@ fn run(
                             "retention: pruned"
                         );
                     }
+                    let _ = reply.send(r);
+                }
+                Job::Probe(reply) => {
+                    let r = store::probe_write(&conn, now_ms()).map_err(|e| e.to_string());
+                    health.committed(r.as_ref().map(|_| ()).map_err(String::as_str));
                     let _ = reply.send(r);
                 }
             }
@@ -228,6 +268,7 @@ fn run(
                     l.agents.extend(agents);
                 }
                 metrics.store_written(now_ms());
+                health.committed(Ok(()));
                 for ((_, reply), o) in uploads.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(o));
                 }
@@ -236,6 +277,7 @@ fn run(
                 tracing::error!(error = %e, uploads = uploads.len(), "store commit failed");
                 metrics.store_failed();
                 let msg = e.to_string();
+                health.committed(Err(&msg));
                 for (_, reply) in uploads {
                     let _ = reply.send(Err(msg.clone()));
                 }
