@@ -326,25 +326,31 @@ fn prepare(
     encoding: ingest::Encoding,
     received_ms: u64,
 ) -> Result<Upload, Reject> {
-    let decoded = ingest::decode(body, encoding, app.config.max_decoded_bytes)?;
     let checks = ingest::Checks {
         now_ms: received_ms,
         max_skew_ms: u64::try_from(app.config.max_clock_skew.as_millis()).unwrap_or(u64::MAX),
         oldest_ms: received_ms
             .saturating_sub(u64::try_from(app.config.retention.as_millis()).unwrap_or(u64::MAX)),
     };
-    let batch =
-        ingest::parse_batch(&decoded, agent, app.config.max_batch, &checks).inspect_err(|r| {
-            if matches!(
-                r.reason,
-                "future_timestamp" | "stale_timestamp" | "invalid_field"
-            ) {
-                app.metrics
-                    .records_refused
-                    .with_label_values(&[agent, r.reason])
-                    .inc();
-            }
-        })?;
+    let batch = ingest::read_upload(
+        body,
+        encoding,
+        agent,
+        app.config.max_decoded_bytes,
+        app.config.max_batch,
+        &checks,
+    )
+    .inspect_err(|r| {
+        if matches!(
+            r.reason,
+            "future_timestamp" | "stale_timestamp" | "invalid_field"
+        ) {
+            app.metrics
+                .records_refused
+                .with_label_values(&[agent, r.reason])
+                .inc();
+        }
+    })?;
     let lookup = Lookup {
         table: &app.table,
         dns: app.dns.as_ref(),

@@ -303,6 +303,20 @@ pub fn check_record(record: &Record, c: &Checks) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// Decodes a body and validates the batch in it: everything ingest does
+/// to bytes from the network before inference (the fuzz target's entry).
+pub fn read_upload(
+    body: &[u8],
+    encoding: Encoding,
+    agent: &str,
+    max_decoded: usize,
+    max_batch: usize,
+    checks: &Checks,
+) -> Result<Vec<Incoming>, Reject> {
+    let decoded = decode(body, encoding, max_decoded)?;
+    parse_batch(&decoded, agent, max_batch, checks)
+}
+
 /// Parses and validates a whole batch for `agent`.
 pub fn parse_batch(
     body: &[u8],
