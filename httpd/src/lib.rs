@@ -113,6 +113,18 @@ pub struct Stats {
     pub handshake_failures: AtomicU64,
 }
 
+/// Where connections come from: a [`TcpListener`], or in tests one that
+/// fails on purpose.
+pub trait Accept: Send {
+    fn accept(&mut self) -> impl Future<Output = std::io::Result<(TcpStream, SocketAddr)>> + Send;
+}
+
+impl Accept for TcpListener {
+    fn accept(&mut self) -> impl Future<Output = std::io::Result<(TcpStream, SocketAddr)>> + Send {
+        TcpListener::accept(self)
+    }
+}
+
 /// Turns an accepted TCP stream into the stream HTTP runs over: itself,
 /// or a TLS session.
 pub trait Handshake: Send + Sync + 'static {
@@ -249,8 +261,8 @@ too many connections: retry\r\n\r\n";
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets
 /// requests in flight finish for at most `grace` and returns.
-pub async fn serve<H: Handshake>(
-    listener: TcpListener,
+pub async fn serve<H: Handshake, L: Accept>(
+    mut listener: L,
     handshake: H,
     router: Router,
     limits: Limits,
@@ -273,7 +285,7 @@ pub async fn serve<H: Handshake>(
     loop {
         let accepted = tokio::select! {
             () = &mut shutdown => break,
-            r = listener.accept() => r,
+            r = Accept::accept(&mut listener) => r,
             // Reap finished connection tasks as we go.
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
         };

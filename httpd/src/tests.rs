@@ -328,3 +328,82 @@ fn the_default_cap_leaves_descriptors_for_the_rest() {
     }
     assert!(l.max_connections >= 16);
 }
+
+/// Fails with EMFILE a number of times, then accepts for real.
+struct Failing {
+    inner: TcpListener,
+    errors_left: u32,
+    calls: Arc<AtomicU64>,
+}
+
+impl Accept for Failing {
+    async fn accept(&mut self) -> std::io::Result<(TcpStream, SocketAddr)> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if self.errors_left > 0 {
+            self.errors_left -= 1;
+            return Err(std::io::Error::from_raw_os_error(24));
+        }
+        self.inner.accept().await
+    }
+}
+
+#[tokio::test]
+async fn accept_errors_are_counted_and_backed_off_not_spun_on() {
+    let inner = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let calls = Arc::new(AtomicU64::new(0));
+    let stats = Arc::new(Stats::default());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let router = Router::new().route("/healthz", get(|| async { "ok\n" }));
+    let task = tokio::spawn(serve(
+        Failing {
+            inner,
+            errors_left: u32::MAX,
+            calls: calls.clone(),
+        },
+        Plain,
+        router,
+        limits(5000, 5000, 10),
+        stats.clone(),
+        async move {
+            let _ = rx.await;
+        },
+        Duration::from_secs(1),
+    ));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let n = calls.load(Ordering::Relaxed);
+    // 5, 10, 20 ... ms, capped at 1 s: about ten attempts in 1.5 s, where
+    // a loop without backoff makes millions.
+    assert!((3..=15).contains(&n), "{n} accept calls in 1.5 s");
+    assert_eq!(stats.accept_errors.load(Ordering::Relaxed), n);
+    let _ = tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(3), task).await;
+}
+
+#[tokio::test]
+async fn after_accept_errors_stop_connections_are_served_again() {
+    let inner = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = inner.local_addr().expect("addr");
+    let stats = Arc::new(Stats::default());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let router = Router::new().route("/healthz", get(|| async { "ok\n" }));
+    let task = tokio::spawn(serve(
+        Failing {
+            inner,
+            errors_left: 4,
+            calls: Arc::default(),
+        },
+        Plain,
+        router,
+        limits(5000, 5000, 10),
+        stats.clone(),
+        async move {
+            let _ = rx.await;
+        },
+        Duration::from_secs(1),
+    ));
+    let text = get_ok(addr, "/healthz").await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text:?}");
+    assert_eq!(stats.accept_errors.load(Ordering::Relaxed), 4);
+    let _ = tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(3), task).await;
+}
