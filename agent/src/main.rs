@@ -5,7 +5,15 @@
 //! nothing), `--once` (one round, JSON lines on stdout), or rounds every
 //! `interval` until SIGTERM/SIGINT. Raw sockets are opened first, then
 //! every capability is dropped.
+//!
+//! A running agent is the round loop plus tasks of their own ([`Task`]):
+//! `upload` (spool to collector), `schedule` (fetch, apply within the local
+//! limits, report refusals; new plans reach the loop through a watch
+//! channel and take effect at the next round boundary) and `metrics`.
+//! The loop never awaits the network beyond its own probes, so a collector
+//! that hangs or misbehaves cannot slow the rounds.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tumen_agent::config::{Config, Delivery, Hosts, RawConfig};
 use tumen_agent::engine::{Gate, Ident};
 use tumen_agent::net::RawNetwork;
@@ -397,7 +405,61 @@ fn prepare_delivery(d: &Delivery) -> Result<Delivering, String> {
     })
 }
 
-/// Schedule fetching (with a collector).
+/// A task of the agent's own (uploads, the schedule, the metrics
+/// listener), named in its log lines, watched while the agent runs and
+/// stopped on shutdown: no task's end goes unsaid.
+struct Task {
+    name: &'static str,
+    handle: tokio::task::JoinHandle<()>,
+    /// Its early end has been logged.
+    said: bool,
+}
+
+impl Task {
+    fn spawn(name: &'static str, work: impl Future<Output = ()> + Send + 'static) -> Self {
+        Self {
+            name,
+            handle: tokio::spawn(work),
+            said: false,
+        }
+    }
+
+    /// Logs once if the task has ended while the agent runs (a panic:
+    /// its message is on stderr just before).
+    fn check(&mut self) {
+        if !self.said && self.handle.is_finished() {
+            eprintln!(
+                "tumen-agent: the {} task has ended; probing continues without it",
+                self.name
+            );
+            self.said = true;
+        }
+    }
+
+    /// Waits at most `limit` for the task to end (it has been told to
+    /// stop), then aborts it. True if it ended by itself.
+    async fn finish(mut self, limit: Duration) -> bool {
+        match tokio::time::timeout(limit, &mut self.handle).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                eprintln!("tumen-agent: the {} task failed: {e}", self.name);
+                true
+            }
+            Err(_) => {
+                self.handle.abort();
+                false
+            }
+        }
+    }
+}
+
+/// The schedule task (with a collector): asks the collector for this
+/// agent's schedule once per round interval, applies it within the local
+/// limits, reports what it refused, and hands each new plan to the round
+/// loop through a watch channel; the loop puts it in force at its next
+/// round boundary. It runs beside the rounds, never in their way: a
+/// collector that hangs (stopped, overloaded, hostile) delays the next
+/// schedule, never a probe.
 struct Control {
     client: reqwest::Client,
     collector: String,
@@ -405,17 +467,49 @@ struct Control {
     cache: std::path::PathBuf,
     etag: Option<String>,
     last_error: Option<String>,
+    config: Arc<Config>,
+    status: Arc<Status>,
+    /// Address families with open sockets.
+    v4: bool,
+    v6: bool,
+    /// Refusals of the schedule just applied, not yet reported.
+    unreported: Option<(String, Vec<schedule::Refusal>)>,
 }
 
 impl Control {
+    /// Fetches, applies and reports until `stop`; `every`: the interval of
+    /// the plan in force.
+    async fn run(
+        mut self,
+        plans: watch::Sender<Option<Plan>>,
+        mut stop: watch::Receiver<bool>,
+        mut every: Duration,
+    ) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let fetched = tokio::select! {
+                p = self.refresh() => p,
+                _ = stop.changed() => return,
+            };
+            if let Some(p) = fetched {
+                every = p.interval;
+                plans.send_replace(Some(p));
+            }
+            if let Some((etag, refused)) = self.unreported.take() {
+                self.report(&etag, &refused, &mut stop).await;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
     /// Fetches the schedule; a new plan when it changed.
-    async fn refresh(
-        &mut self,
-        config: &Config,
-        status: &Status,
-        v4: bool,
-        v6: bool,
-    ) -> Option<Plan> {
+    async fn refresh(&mut self) -> Option<Plan> {
+        let (config, status) = (self.config.clone(), self.status.clone());
         let token = match upload::read_token(&self.token_file) {
             Ok(t) => t,
             Err(e) => {
@@ -430,34 +524,24 @@ impl Control {
                 if let Err(e) = schedule::save_cache(&self.cache, &cached) {
                     eprintln!("tumen-agent: {e}");
                 }
-                let (plan, refused) = schedule::apply(config, &cached.schedule, v4, v6);
+                let (plan, refused) = schedule::apply(&config, &cached.schedule, self.v4, self.v6);
                 eprintln!(
                     "tumen-agent: schedule {} from the collector: {} target(s), every {} s, \
                      {} pps; {} item(s) refused",
-                    cached.etag,
+                    upload::printable(&cached.etag),
                     plan.targets.len(),
                     plan.interval.as_secs(),
                     plan.pps,
                     refused.len()
                 );
-                note_refusals(status, &refused);
+                note_refusals(&status, &refused);
                 status.schedule_fetched.store(
                     std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| d.as_secs()),
                     std::sync::atomic::Ordering::Relaxed,
                 );
-                if let Err(e) = schedule::report(
-                    &self.client,
-                    &self.collector,
-                    &token,
-                    &cached.etag,
-                    &refused,
-                )
-                .await
-                {
-                    eprintln!("tumen-agent: reporting schedule refusals: {e}");
-                }
+                self.unreported = Some((cached.etag.clone(), refused));
                 self.etag = Some(cached.etag);
                 Some(plan)
             }
@@ -468,15 +552,46 @@ impl Control {
                         "tumen-agent: the collector withdrew the schedule: local configuration"
                     );
                     let _ = std::fs::remove_file(&self.cache);
-                    note_refusals(status, &[]);
-                    return Some(Plan::local(config));
+                    note_refusals(&status, &[]);
+                    return Some(Plan::local(&config));
                 }
                 None
             }
             Fetched::Failed(e) => {
-                self.error(format!("schedule: {e}; keeping the one in force"));
+                self.error(format!(
+                    "schedule: {}; keeping the one in force",
+                    upload::printable(&e)
+                ));
                 None
             }
+        }
+    }
+
+    /// Tells the collector what was refused (an empty list clears its
+    /// record); a failure is logged, not retried: the next schedule
+    /// brings the next report.
+    async fn report(
+        &mut self,
+        etag: &str,
+        refused: &[schedule::Refusal],
+        stop: &mut watch::Receiver<bool>,
+    ) {
+        let token = match upload::read_token(&self.token_file) {
+            Ok(t) => t,
+            Err(e) => {
+                self.error(e);
+                return;
+            }
+        };
+        let sent = tokio::select! {
+            r = schedule::report(&self.client, &self.collector, &token, etag, refused) => r,
+            _ = stop.changed() => return,
+        };
+        if let Err(e) = sent {
+            eprintln!(
+                "tumen-agent: reporting schedule refusals: {}",
+                upload::printable(&e)
+            );
         }
     }
 
@@ -492,7 +607,12 @@ impl Control {
 fn note_refusals(status: &Status, refused: &[schedule::Refusal]) {
     use std::sync::atomic::Ordering;
     for r in refused {
-        eprintln!("tumen-agent: schedule: refused {}: {}", r.item, r.why);
+        // Items quote the collector's schedule: escaped, one line each.
+        eprintln!(
+            "tumen-agent: schedule: refused {}: {}",
+            upload::printable(&r.item),
+            upload::printable(&r.why)
+        );
     }
     status
         .schedule_refusals_total
@@ -636,10 +756,11 @@ async fn probe(
         upload: delivering.as_ref().map(|d| d.uploader.stats.clone()),
         ..Status::default()
     });
+    let mut metrics_task = None;
     if let Some(addr) = config.metrics_listen {
         match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => {
-                tokio::spawn(status::serve(l, status.clone()));
+                metrics_task = Some(Task::spawn("metrics", status::serve(l, status.clone())));
             }
             Err(e) => {
                 eprintln!("tumen-agent: metrics_listen {addr}: {e}");
@@ -648,21 +769,28 @@ async fn probe(
         }
     }
     let wake = Arc::new(Notify::new());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let control = delivering.as_ref().map(|d| Control {
+    // Probing has stopped (true): the uploader drains, the schedule task ends.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut control = delivering.as_ref().map(|d| Control {
         client: d.uploader.client.clone(),
         collector: d.uploader.cfg.collector.clone(),
         token_file: d.uploader.cfg.token_file.clone(),
         cache: schedule::cache_path(&d.spool_dir),
         etag: None,
         last_error: None,
+        config: Arc::new(config.clone()),
+        status: status.clone(),
+        v4,
+        v6,
+        unreported: None,
     });
-    let (upload_task, grace) = match delivering {
+    let (mut upload_task, grace) = match delivering {
         Some(d) => {
             let w = wake.clone();
             let up = d.uploader;
+            let stop = stop_rx.clone();
             (
-                Some(tokio::spawn(async move { up.run(w, stop_rx).await })),
+                Some(Task::spawn("upload", async move { up.run(w, stop).await })),
                 d.grace,
             )
         }
@@ -689,11 +817,13 @@ async fn probe(
     };
     let mut plan = Plan::local(&config);
     let mut dsts = dsts;
-    let mut control = control;
     if let Some(c) = &mut control {
         match schedule::load_cache(&c.cache) {
             Ok(Some(cached)) => {
-                eprintln!("tumen-agent: applying the cached schedule {}", cached.etag);
+                eprintln!(
+                    "tumen-agent: applying the cached schedule {}",
+                    upload::printable(&cached.etag)
+                );
                 c.etag = Some(cached.etag.clone());
                 let (p, refused) = schedule::apply(&config, &cached.schedule, v4, v6);
                 note_refusals(&status, &refused);
@@ -710,6 +840,10 @@ async fn probe(
             Err(e) => eprintln!("tumen-agent: {e}"),
         }
     }
+    // New plans from the schedule task; None until it has one.
+    let (plans_tx, mut plans) = watch::channel(None::<Plan>);
+    let mut schedule_task =
+        control.map(|c| Task::spawn("schedule", c.run(plans_tx, stop_rx.clone(), plan.interval)));
     let mut tick = tokio::time::interval(plan.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -718,8 +852,11 @@ async fn probe(
             _ = int.recv() => break,
             _ = tick.tick() => {}
         }
-        if let Some(c) = &mut control {
-            if let Some(p) = c.refresh(&config, &status, v4, v6).await {
+        // A round boundary: the newest plan goes in force now, never in
+        // the middle of a round.
+        if plans.has_changed().unwrap_or(false) {
+            let next = plans.borrow_and_update().clone();
+            if let Some(p) = next {
                 let interval = p.interval;
                 let changed = interval != plan.interval;
                 replan(
@@ -736,6 +873,12 @@ async fn probe(
                     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 }
             }
+        }
+        for t in [&mut upload_task, &mut schedule_task, &mut metrics_task]
+            .into_iter()
+            .flatten()
+        {
+            t.check();
         }
         let work = async {
             prober.round(&dsts, &mut |r| sink.put(&r)).await;
@@ -772,11 +915,15 @@ async fn probe(
         }
     }
     // Probing has stopped. What is spooled is durable; upload what the
-    // grace period allows and leave the rest for the next start.
+    // grace period allows and leave the rest for the next start. The
+    // schedule is of no use any more: its task ends at once.
     sink.sync();
     let _ = stop_tx.send(true);
+    if let Some(task) = schedule_task {
+        task.finish(Duration::from_secs(1)).await;
+    }
     if let Some(task) = upload_task {
-        if tokio::time::timeout(grace, task).await.is_err() {
+        if !task.finish(grace).await {
             let left = status.spool.as_ref().map_or(0, |s| {
                 s.lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -788,6 +935,9 @@ async fn probe(
                 grace.as_secs_f64()
             );
         }
+    }
+    if let Some(task) = metrics_task {
+        task.handle.abort();
     }
     eprintln!(
         "tumen-agent: stopped after {} round(s), {} probes sent",

@@ -258,17 +258,20 @@ pub async fn fetch(
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_string();
-            match resp.bytes().await {
+            match crate::upload::read_capped(resp, SCHEDULE_LIMIT).await {
                 Ok(b) => match serde_json::from_slice::<Schedule>(&b) {
                     Ok(schedule) => Fetched::New(Cached { etag, schedule }),
                     Err(e) => Fetched::Failed(format!("schedule is not valid JSON: {e}")),
                 },
-                Err(e) => Fetched::Failed(e.to_string()),
+                Err(e) => Fetched::Failed(e),
             }
         }
         s => Fetched::Failed(format!("collector answered {s}")),
     }
 }
+
+/// Largest schedule read from a collector.
+pub const SCHEDULE_LIMIT: usize = 1 << 20;
 
 /// Reports refusals (an empty list clears the collector's record).
 pub async fn report(

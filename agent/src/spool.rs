@@ -23,6 +23,17 @@
 //! magic or checksum) is skipped; both are counted and logged, and the rest
 //! is replayed in order.
 //!
+//! The cursor is reconciled with the segments that actually exist, because
+//! a segment can vanish or shrink behind the agent's back (an operator, a
+//! disk fault, an older agent that reused a number). A cursor naming a
+//! missing segment moves to the start of the next one on disk; a cursor
+//! past the end of its segment, or not on a record boundary, cannot say
+//! what was acknowledged, so that segment is replayed whole (the collector
+//! drops what it already has: duplicates rather than loss). New segments
+//! are always numbered past the cursor, and a repaired cursor is written
+//! back at once, so a stale cursor never points into new records. Every
+//! repair and every missing segment is counted and logged.
+//!
 //! Bound: when pending data would exceed `max_bytes`, or the filesystem is
 //! full, the oldest whole segment is dropped (its records are counted as
 //! dropped); if nothing older can go, the new record is dropped and counted.
@@ -87,6 +98,14 @@ pub struct SpoolStats {
     pub corrupt: u64,
     /// Records moved to quarantine.
     pub quarantined: u64,
+    /// Times the cursor did not match the segments on disk at recovery
+    /// (its segment missing, older than the oldest, shorter than the
+    /// cursor, the cursor not on a record boundary, or the file
+    /// unreadable) and was repaired.
+    pub stale_cursor: u64,
+    /// Segments missing at recovery between the cursor and the newest
+    /// segment on disk (deleted from outside): their records are lost.
+    pub missing_segments: u64,
 }
 
 /// A spool error: always names the file.
@@ -251,36 +270,73 @@ impl Spool {
         }
         seqs.sort_unstable();
         let mut notes = Vec::new();
+        let mut stats = SpoolStats::default();
         let cursor_path = dir.join("cursor");
-        let mut cursor = match fs::read_to_string(&cursor_path) {
+        // The cursor as the file says it (None: no file, or unreadable).
+        let mut file_exists = true;
+        let (on_file, mut cursor) = match fs::read_to_string(&cursor_path) {
             Ok(s) => match parse_cursor(&s) {
-                Some(p) => p,
+                Some(p) => (Some(p), p),
                 None => {
+                    stats.stale_cursor += 1;
                     notes.push(format!(
                         "cursor file {} is unreadable ({:?}); replaying every segment \
                          (the collector drops what it already has)",
                         cursor_path.display(),
                         s.trim()
                     ));
-                    Pos::default()
+                    (None, Pos::default())
                 }
             },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Pos::default(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                file_exists = false;
+                (None, Pos::default())
+            }
             Err(e) => return Err(io_err(&cursor_path)(e)),
         };
-        let mut stats = SpoolStats::default();
+        // Segments before the cursor's were acknowledged (the cursor is
+        // written before they are deleted): finish deleting them.
+        for &seq in seqs.iter().filter(|&&seq| seq < cursor.seq) {
+            let path = seg_path(&dir, seq);
+            fs::remove_file(&path).map_err(io_err(&path))?;
+        }
+        seqs.retain(|&seq| seq >= cursor.seq);
+        if on_file.is_some() && seqs.first() != Some(&cursor.seq) {
+            cursor = reconcile_missing(&dir, cursor, seqs.first().copied(), &mut stats, &mut notes);
+        }
+        for w in seqs.windows(2) {
+            if w[1] > w[0] + 1 {
+                stats.missing_segments += w[1] - w[0] - 1;
+                notes.push(format!(
+                    "{}: segment(s) {}..={} are missing (deleted from outside?): \
+                     the results they held are lost",
+                    dir.display(),
+                    w[0] + 1,
+                    w[1] - 1
+                ));
+            }
+        }
         let mut segments = Vec::new();
         let mut oldest_ms = None;
         let last = seqs.last().copied();
         for seq in seqs {
             let path = seg_path(&dir, seq);
-            if seq < cursor.seq {
-                fs::remove_file(&path).map_err(io_err(&path))?;
-                continue;
-            }
             let data = fs::read(&path).map_err(io_err(&path))?;
+            if seq == cursor.seq && cursor.offset > 0 {
+                if let Some(why) = stale_offset(&data, cursor.offset) {
+                    stats.stale_cursor += 1;
+                    notes.push(format!(
+                        "{}: the cursor (byte {}) {why}: the segment was cut or replaced \
+                         from outside; replaying it from the start (the collector drops \
+                         what it already has)",
+                        path.display(),
+                        cursor.offset
+                    ));
+                    cursor.offset = 0;
+                }
+            }
             let start = if seq == cursor.seq {
-                cursor.offset.min(data.len() as u64) as usize
+                cursor.offset as usize
             } else {
                 0
             };
@@ -332,6 +388,7 @@ impl Spool {
         }
         if let Some(first) = segments.first() {
             if cursor.seq < first.seq {
+                // No cursor file: everything on disk is pending.
                 cursor = Pos {
                     seq: first.seq,
                     offset: 0,
@@ -349,6 +406,8 @@ impl Spool {
             recovery_notes: notes,
         };
         if spool.segments.is_empty() {
+            // A repaired cursor already names a number past any segment
+            // it ever pointed into.
             let seq = cursor.seq.max(1);
             spool.cursor = Pos { seq, offset: 0 };
             spool.new_segment(seq)?;
@@ -360,6 +419,17 @@ impl Spool {
                 .open(&path)
                 .map_err(io_err(&path))?;
             spool.active = Some(f);
+        }
+        if file_exists && on_file != Some(spool.cursor) {
+            // Durably, before anything new is written, so that a later
+            // start does not meet the stale cursor again. Not fatal (a full
+            // disk): new segments are numbered past the stale cursor, so
+            // the next start repairs it again without losing anything.
+            if let Err(e) = spool.write_cursor() {
+                spool
+                    .recovery_notes
+                    .push(format!("the repaired cursor is not saved yet: {e}"));
+            }
         }
         Ok(spool)
     }
@@ -454,8 +524,9 @@ impl Spool {
             offset: 0,
         };
         self.segments.retain(|s| s.seq != old);
-        let _ = fs::remove_file(seg_path(&self.config.dir, old));
+        // Cursor first, as in `drop_oldest`.
         let _ = self.write_cursor();
+        let _ = fs::remove_file(seg_path(&self.config.dir, old));
         true
     }
 
@@ -508,13 +579,16 @@ impl Spool {
         }
         let seg = self.segments.remove(0);
         self.stats.dropped_full += seg.records;
-        let _ = fs::remove_file(seg_path(&self.config.dir, seg.seq));
         let next = self.segments.first().map_or(seg.seq + 1, |s| s.seq);
         self.cursor = Pos {
             seq: next,
             offset: 0,
         };
+        // Cursor first: a crash in between leaves a segment behind the
+        // cursor (deleted at the next start), not a cursor into a missing
+        // segment (which recovery would report as lost data).
         let _ = self.write_cursor();
+        let _ = fs::remove_file(seg_path(&self.config.dir, seg.seq));
         self.oldest_ms = None;
         self.refresh_oldest();
         true
@@ -736,6 +810,62 @@ fn is_disk_full(e: &SpoolError) -> bool {
 
 fn seg_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:020}.seg"))
+}
+
+/// The cursor names segment `cursor.seq`, which is not on disk; `next` is
+/// the oldest segment that is (all newer than the cursor). Reads resume at
+/// the start of `next`; with none, new records go to a segment numbered
+/// past the cursor's, never into a number the cursor file still names.
+fn reconcile_missing(
+    dir: &Path,
+    cursor: Pos,
+    next: Option<u64>,
+    stats: &mut SpoolStats,
+    notes: &mut Vec<String>,
+) -> Pos {
+    let resume = next.unwrap_or(cursor.seq.saturating_add(1));
+    let missing = resume - cursor.seq;
+    stats.stale_cursor += 1;
+    stats.missing_segments += missing;
+    let what = if missing == 1 {
+        format!("segment {}", cursor.seq)
+    } else {
+        format!("segments {}..={}", cursor.seq, resume - 1)
+    };
+    let then = match next {
+        Some(n) => format!("resuming at the start of segment {n}"),
+        None => format!("new results go to segment {resume}"),
+    };
+    notes.push(format!(
+        "{}: the cursor names byte {} of segment {}, but {what} {} missing (deleted \
+         from outside?): results after the cursor there are lost; {then}",
+        dir.display(),
+        cursor.offset,
+        cursor.seq,
+        if missing == 1 { "is" } else { "are" },
+    ));
+    Pos {
+        seq: resume,
+        offset: 0,
+    }
+}
+
+/// Why `offset` cannot be a cursor into `data` (a segment read from its
+/// start), if it cannot: the cursor only ever stops where a record starts
+/// or at the end of the data.
+fn stale_offset(data: &[u8], offset: u64) -> Option<String> {
+    if offset > data.len() as u64 {
+        return Some(format!("is past the end of its {} bytes", data.len()));
+    }
+    let mut at = 0usize;
+    while (at as u64) < offset {
+        match frame_at(data, at) {
+            Frame::Record { len, .. } => at += HEADER + len,
+            Frame::Corrupt { skip } => at += skip,
+            Frame::Torn | Frame::End => break,
+        }
+    }
+    (at as u64 != offset).then(|| "is not on a record boundary".to_string())
 }
 
 fn parse_cursor(s: &str) -> Option<Pos> {

@@ -14,6 +14,15 @@
 //! - 413 with more than one record: the batch is halved and sent again.
 //! - Any other 4xx: the batch is moved to the spool's `quarantine/` for a
 //!   human, reported, and never re-sent.
+//!
+//! The uploader runs in a task of its own and shares the spool with the
+//! round loop through a `std::sync::Mutex`. It takes the lock only inside
+//! [`Uploader::with_spool`], whose closure cannot `.await`: the lock is
+//! never held while a request is on the network, so a collector that hangs
+//! never holds up a round writing its results (`Sink::put`).
+//!
+//! What the collector answers is shown in the log through [`printable`]:
+//! a newline or a terminal escape in its body cannot forge a log line.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -245,6 +254,17 @@ impl Uploader {
         format!("{}/api/v1/results", self.cfg.collector)
     }
 
+    /// Runs `f` on the spool under its lock. The closure is synchronous,
+    /// so the lock cannot be held across an `.await` (a request on the
+    /// network): the round loop's writes never wait on the collector.
+    fn with_spool<T>(&self, f: impl FnOnce(&mut Spool) -> T) -> T {
+        let mut guard = self
+            .spool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut guard)
+    }
+
     /// Runs until the spool is empty after `stop` became true.
     pub async fn run(&self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
         let mut backoff = Backoff::new(self.cfg.backoff_min, self.cfg.backoff_max);
@@ -253,7 +273,7 @@ impl Uploader {
         // token file changes or the longest backoff has passed.
         let mut refused_token: Option<(String, std::time::Instant)> = None;
         loop {
-            let read = lock(&self.spool).read_batch(limit, self.cfg.batch_bytes);
+            let read = self.with_spool(|s| s.read_batch(limit, self.cfg.batch_bytes));
             let (batch, end) = match read {
                 Ok(b) => b,
                 Err(e) => {
@@ -326,7 +346,10 @@ impl Uploader {
                     .and_then(|v| v.to_str().ok()),
                 self.cfg.backoff_max,
             );
-            let text = resp.text().await.unwrap_or_default();
+            let text = read_capped(resp, ANSWER_LIMIT)
+                .await
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
             let n = batch.len() as u64;
             match classify(status) {
                 Class::Committed => {
@@ -334,7 +357,7 @@ impl Uploader {
                         accepted: n,
                         duplicates: 0,
                     });
-                    if let Err(e) = lock(&self.spool).ack(end, &batch) {
+                    if let Err(e) = self.with_spool(|s| s.ack(end, &batch)) {
                         eprintln!("tumen-agent: upload: {e}");
                     }
                     self.stats.committed.fetch_add(1, Ordering::Relaxed);
@@ -380,7 +403,7 @@ impl Uploader {
                 Class::TooLarge | Class::Refused => {
                     self.stats.refused.fetch_add(1, Ordering::Relaxed);
                     let why = format!("{status} {}", reason(&text));
-                    let moved = lock(&self.spool).quarantine(&batch, end, &why);
+                    let moved = self.with_spool(|s| s.quarantine(&batch, end, &why));
                     match moved {
                         Ok(path) => eprintln!(
                             "tumen-agent: upload: collector refused {n} record(s) for good \
@@ -412,11 +435,23 @@ impl Uploader {
     }
 }
 
-fn lock(m: &Mutex<Spool>) -> std::sync::MutexGuard<'_, Spool> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+/// Text from a peer (the collector's answers, its schedule's items) made
+/// safe for one line of the log: every character that `{:?}` would escape
+/// (newlines, terminal escapes, bidirectional overrides, ...) is escaped
+/// the same way; quotes are left as they are, and none are added.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' | '\'' => out.push(c),
+            c => out.extend(c.escape_debug()),
+        }
+    }
+    out
 }
 
-/// An error with its causes ("error sending request: connection refused").
+/// An error with its causes ("error sending request: connection refused"),
+/// escaped for the log.
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
@@ -425,7 +460,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         s.push_str(&c.to_string());
         src = c.source();
     }
-    s
+    printable(&s)
 }
 
 /// The `error` field of a collector's JSON refusal.
@@ -436,6 +471,7 @@ fn reason(text: &str) -> String {
         .unwrap_or_else(|| "refused".into())
 }
 
+/// The start of a collector's answer, escaped for the log.
 fn short(text: &str) -> String {
     let t = text.trim();
     if t.len() > 300 {
@@ -443,10 +479,26 @@ fn short(text: &str) -> String {
         while !t.is_char_boundary(end) {
             end -= 1;
         }
-        format!("{}...", &t[..end])
+        format!("{}...", printable(&t[..end]))
     } else {
-        t.to_string()
+        printable(t)
     }
+}
+
+/// Largest upload answer read (the collector's is under 200 bytes).
+pub const ANSWER_LIMIT: usize = 64 << 10;
+
+/// Reads at most `limit` bytes of a collector's answer: a collector (or
+/// something posing as one) cannot make the agent buffer without end.
+pub async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if out.len() + chunk.len() > limit {
+            return Err(format!("answer over {limit} bytes: not read"));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -527,11 +579,66 @@ mod tests {
     }
 
     #[test]
+    fn peer_text_cannot_forge_or_recolour_a_log_line() {
+        let hostile = "ok\ntumen-agent: spool: 0 appended\r\u{1b}[31mred\u{202e}";
+        let p = printable(hostile);
+        assert!(!p.chars().any(char::is_control), "{p}");
+        assert_eq!(
+            p,
+            "ok\\ntumen-agent: spool: 0 appended\\r\\u{1b}[31mred\\u{202e}"
+        );
+        // Plain text, quotes included, is unchanged.
+        let plain = "target 127.0.1.0/28: outside this agent's allow-list \"x\"";
+        assert_eq!(printable(plain), plain);
+        // The collector's answers go through it.
+        assert_eq!(short(" a\nb "), "a\\nb");
+        let long = short(&"a\n".repeat(400));
+        assert!(long.ends_with("...") && !long.contains('\n'), "{long}");
+    }
+
+    #[test]
     fn gzip_body_is_json_lines() {
         let body = gzip_lines([&b"{\"a\":1}"[..], b"{\"b\":2}"].into_iter()).expect("gzip");
         let mut d = flate2::read::GzDecoder::new(&body[..]);
         let mut s = String::new();
         std::io::Read::read_to_string(&mut d, &mut s).expect("gunzip");
         assert_eq!(s, "{\"a\":1}\n{\"b\":2}\n");
+    }
+
+    /// A collector's answer is read up to a limit, never buffered whole.
+    #[tokio::test]
+    async fn an_endless_answer_is_not_buffered() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n")
+                        .await;
+                    let chunk = vec![b'x'; 64 << 10];
+                    for _ in 0..1500 {
+                        if s.write_all(&chunk).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let mut cfg = UploadConfig::new(format!("http://{addr}"), "/nonexistent".into());
+        cfg.backoff_min = Duration::from_millis(1);
+        let client = client(&cfg).expect("client");
+        let resp = client
+            .get(format!("http://{addr}/"))
+            .send()
+            .await
+            .expect("answer");
+        let e = read_capped(resp, ANSWER_LIMIT).await.expect_err("capped");
+        assert!(e.contains("over 65536 bytes"), "{e}");
     }
 }
