@@ -85,8 +85,21 @@ fn args() -> Result<Args, String> {
     Ok(a)
 }
 
+/// Traces are dated from a day before the run on, a millisecond apart, so
+/// that they fall inside the collector's window (retention, clock skew).
+fn base_ms() -> u64 {
+    static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+            .saturating_sub(86_400_000)
+    })
+}
+
 fn trace(agent: &str, id: u128, n: u64) -> String {
-    let dst = format!("175.45.{}.{}", 176 + (n % 3), 1 + (n % 250));
+    let third = 176 + (n % 3);
+    let dst = format!("175.45.{third}.{}", 1 + (n % 250));
     let path = [
         "192.0.2.1",
         "203.0.113.9",
@@ -112,8 +125,8 @@ fn trace(agent: &str, id: u128, n: u64) -> String {
     hops.insert(3, json!({"ttl": 4, "flow": 0, "sent": 2, "replies": []}));
     json!({
         "kind": "trace", "schema": 1, "id": format!("{id:032x}"), "agent": agent,
-        "start_ms": 1_700_000_000_000u64 + n * 1000, "duration_ms": 812.5,
-        "src": "192.0.2.2", "dst": dst, "prefix": "175.45.176.0/24",
+        "start_ms": base_ms() + n, "duration_ms": 812.5,
+        "src": "192.0.2.2", "dst": dst, "prefix": format!("175.45.{third}.0/24"),
         "protocol": "icmp", "mode": "full", "first_ttl": 1, "max_ttl": 30, "flows": 1,
         "stop": "completed", "reached": true, "probes_sent": 13, "hops": hops
     })

@@ -27,7 +27,15 @@ fn ingest_corpus_replays_without_panic_and_seeds_get_their_answer() {
             1 => Encoding::Gzip,
             _ => Encoding::Zstd,
         };
-        let r = read_upload(body, encoding, "vp-fra", 1 << 20, 1000, &checks);
+        let r = read_upload(
+            body,
+            encoding,
+            "vp-fra",
+            1 << 20,
+            1000,
+            &checks,
+            &mut |_| true,
+        );
         let name = path
             .file_name()
             .and_then(|n| n.to_str())

@@ -545,7 +545,50 @@ impl BodyBudget {
 #[derive(Debug)]
 pub struct BodyBytes {
     pub bytes: Bytes,
-    _held: Option<OwnedSemaphorePermit>,
+    pub hold: Hold,
+}
+
+/// Bytes of a [`BodyBudget`] held by one request, given back on drop. A
+/// request grows its hold for what it makes of its body (decompressed
+/// text, parsed records) and keeps it until it has answered.
+#[derive(Debug)]
+pub struct Hold {
+    budget: Option<BodyBudget>,
+    permit: Option<OwnedSemaphorePermit>,
+    held: usize,
+}
+
+impl Hold {
+    /// Bytes held now.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Holds at least `total` bytes (in steps of 1 MiB, so that a
+    /// growing buffer does not ask at every read); false when the budget
+    /// has not that much free. Without a budget, always true.
+    pub fn grow_to(&mut self, total: usize) -> bool {
+        let Some(b) = &self.budget else {
+            return true;
+        };
+        if total <= self.held {
+            return true;
+        }
+        let step = 1 << 20;
+        let want = total
+            .div_ceil(step)
+            .saturating_mul(step)
+            .min(b.total.max(total));
+        let Some(more) = b.take(want - self.held) else {
+            return false;
+        };
+        match &mut self.permit {
+            Some(p) => p.merge(more),
+            None => self.permit = Some(more),
+        }
+        self.held = want;
+        true
+    }
 }
 
 /// Why a body was not read.
@@ -644,7 +687,11 @@ pub async fn read_body(
     }
     Ok(BodyBytes {
         bytes: Bytes::from(buf),
-        _held: held,
+        hold: Hold {
+            budget: budget.cloned(),
+            permit: held,
+            held: reserved,
+        },
     })
 }
 

@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
         max_skew_ms: 600_000,
         oldest_ms: 1_797_408_000_000,
     };
-    if let Ok(batch) = read_upload(body, encoding, "vp-fra", 1 << 20, 1000, &checks) {
+    if let Ok(batch) = read_upload(body, encoding, "vp-fra", 1 << 20, 1000, &checks, &mut |_| true) {
         assert!(!batch.is_empty() && batch.len() <= 1000);
         for item in &batch {
             let start = match item {

@@ -273,11 +273,20 @@ async fn ingest_request(
         .acquire()
         .await
         .map_err(|_| Reject::new(503, "store_unavailable", "shutting down"))?;
-    let upload = tokio::task::spawn_blocking(move || {
-        prepare(&app2, &agent, &body.bytes, encoding, received_ms)
+    // The body's share of the memory budget grows with what it becomes
+    // (decoded text, records) and is held until the answer: uploads
+    // waiting for the writer count too.
+    let tumen_httpd::BodyBytes { bytes, mut hold } = body;
+    let (upload, hold) = tokio::task::spawn_blocking(move || {
+        let raw = bytes.len();
+        let upload = prepare(&app2, &agent, &bytes, encoding, received_ms, &mut |n| {
+            hold.grow_to(raw + n)
+        });
+        (upload, hold)
     })
     .await
-    .map_err(|e| Reject::new(503, "store_unavailable", format!("worker failed: {e}")))??;
+    .map_err(|e| Reject::new(503, "store_unavailable", format!("worker failed: {e}")))?;
+    let upload = upload?;
     drop(slot);
     let t_prepared = t0.elapsed();
     let (n_traces, n_pings) = (upload.traces.len(), upload.pings.len());
@@ -315,6 +324,7 @@ async fn ingest_request(
     m.records
         .with_label_values(&["ping", "duplicate"])
         .inc_by(dup_pings as u64);
+    drop(hold);
     Ok((StatusCode::OK, Json(outcome)).into_response())
 }
 
@@ -325,6 +335,7 @@ fn prepare(
     body: &[u8],
     encoding: ingest::Encoding,
     received_ms: u64,
+    reserve: ingest::Reserve<'_>,
 ) -> Result<Upload, Reject> {
     let checks = ingest::Checks {
         now_ms: received_ms,
@@ -339,6 +350,7 @@ fn prepare(
         app.config.max_decoded_bytes,
         app.config.max_batch,
         &checks,
+        reserve,
     )
     .inspect_err(|r| {
         if matches!(

@@ -112,9 +112,11 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "10s";
 pub const DEFAULT_IDLE_TIMEOUT: &str = "60s";
 pub const DEFAULT_BODY_TIMEOUT: &str = "30s";
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
-/// Eight bodies of the largest size at once; thousands of agents' usual
-/// batches (a few KiB to a few hundred KiB).
-pub const DEFAULT_MAX_INFLIGHT_BODY: usize = 64 << 20;
+/// Memory for uploads in flight: bodies as received, then their decoded
+/// text and records (three bytes per decoded byte), held until the
+/// answer. Two uploads of the largest decoded size at once, or thousands
+/// of agents' usual batches (a few KiB to 2 MiB decoded).
+pub const DEFAULT_MAX_INFLIGHT_BODY: usize = 256 << 20;
 pub const DEFAULT_MAX_CLOCK_SKEW: &str = "10m";
 
 /// Every problem found, one per line.
@@ -322,13 +324,17 @@ impl RawConfig {
         if max_batch == 0 {
             errs.push("max_batch must be at least 1".to_string());
         }
+        // The largest upload: its body, then its decoded text and records.
+        let largest = max_body_bytes
+            .saturating_add(max_decoded_bytes.saturating_mul(1 + super::ingest::PARSED_PER_BYTE));
         let max_inflight_body_bytes = self
             .max_inflight_body_bytes
-            .unwrap_or(DEFAULT_MAX_INFLIGHT_BODY.max(max_body_bytes));
-        if max_inflight_body_bytes < max_body_bytes {
+            .unwrap_or(DEFAULT_MAX_INFLIGHT_BODY.max(largest));
+        if max_inflight_body_bytes < largest {
             errs.push(format!(
-                "max_inflight_body_bytes {max_inflight_body_bytes} is smaller than max_body_bytes \
-                 {max_body_bytes}: the largest upload could never be received"
+                "max_inflight_body_bytes {max_inflight_body_bytes} is smaller than the largest \
+                 upload takes ({largest} = max_body_bytes + 3 x max_decoded_bytes): it could \
+                 never be taken. Raise it or lower max_decoded_bytes"
             ));
         }
         let dns = self.dns.as_ref().and_then(|d| {

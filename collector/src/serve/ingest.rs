@@ -93,9 +93,51 @@ pub fn check_content_type(header: Option<&str>) -> Result<(), Reject> {
     }
 }
 
+/// Memory a request may take, asked for as it grows: `reserve(n)` is
+/// called with the total the request's records need so far and says
+/// whether the collector has it (false: 503 `overloaded`).
+pub type Reserve<'a> = &'a mut dyn FnMut(usize) -> bool;
+
+/// What parsing costs beside the text: the records (hops, replies,
+/// strings) take about as much again as their JSON, measured at 1.7x.
+pub const PARSED_PER_BYTE: usize = 2;
+
+fn overloaded() -> Reject {
+    Reject::new(
+        503,
+        "overloaded",
+        "the collector is holding as many uploads as its memory budget \
+         (max_inflight_body_bytes) allows: retry shortly",
+    )
+}
+
+/// The decoded size a compressed body declares: gzip's ISIZE trailer (the
+/// size modulo 2^32 of its last member, exact for what agents send) or
+/// zstd's frame content size. A hint only: never trusted as a limit.
+pub fn decoded_size_hint(body: &[u8], encoding: Encoding) -> Option<usize> {
+    match encoding {
+        Encoding::Identity => Some(body.len()),
+        Encoding::Gzip if body.len() >= 18 && body.starts_with(&[0x1f, 0x8b]) => {
+            let t: [u8; 4] = body[body.len() - 4..].try_into().ok()?;
+            usize::try_from(u32::from_le_bytes(t)).ok()
+        }
+        Encoding::Gzip => None,
+        Encoding::Zstd => zstd::zstd_safe::get_frame_content_size(body)
+            .ok()
+            .flatten()
+            .and_then(|n| usize::try_from(n).ok()),
+    }
+}
+
 /// Decompresses `body`, refusing more than `max` bytes of output (a small
-/// compressed body may expand enormously).
-pub fn decode(body: &[u8], encoding: Encoding, max: usize) -> Result<Cow<'_, [u8]>, Reject> {
+/// compressed body may expand enormously), and asking `reserve` for the
+/// memory the output and its parsed records will take as it grows.
+pub fn decode<'a>(
+    body: &'a [u8],
+    encoding: Encoding,
+    max: usize,
+    reserve: Reserve<'_>,
+) -> Result<Cow<'a, [u8]>, Reject> {
     let too_big = || {
         Reject::new(
             413,
@@ -103,32 +145,56 @@ pub fn decode(body: &[u8], encoding: Encoding, max: usize) -> Result<Cow<'_, [u8
             format!("body decompresses to more than {max} bytes: send smaller batches"),
         )
     };
-    let mut out = Vec::new();
-    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    let read = match encoding {
+    let bad = |e: std::io::Error| {
+        Reject::new(
+            400,
+            "bad_compression",
+            format!("body is not valid {encoding:?}: {e}").to_lowercase(),
+        )
+    };
+    let reader: Box<dyn Read + '_> = match encoding {
         Encoding::Identity => {
             if body.len() > max {
                 return Err(too_big());
             }
+            if !reserve(body.len() * PARSED_PER_BYTE) {
+                return Err(overloaded());
+            }
             return Ok(Cow::Borrowed(body));
         }
-        Encoding::Gzip => flate2::read::MultiGzDecoder::new(body)
-            .take(limit)
-            .read_to_end(&mut out),
-        Encoding::Zstd => match zstd::stream::read::Decoder::new(body) {
-            Ok(d) => d.take(limit).read_to_end(&mut out),
-            Err(e) => Err(e),
-        },
+        Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(body)),
+        Encoding::Zstd => Box::new(zstd::stream::read::Decoder::new(body).map_err(bad)?),
     };
-    if let Err(e) = read {
-        return Err(Reject::new(
-            400,
-            "bad_compression",
-            format!("body is not valid {encoding:?}: {e}").to_lowercase(),
-        ));
+    // Ask for the whole size at once when the body says it, so that two
+    // large uploads decoding side by side do not each take half of the
+    // budget and both fail; a body that lies only grows as it goes.
+    let hint = decoded_size_hint(body, encoding).map(|h| h.min(max));
+    if let Some(h) = hint {
+        if !reserve(h * (1 + PARSED_PER_BYTE)) {
+            return Err(overloaded());
+        }
     }
-    if out.len() > max {
-        return Err(too_big());
+    let mut reader = reader;
+    // Sized from the hint: a doubling vector would briefly hold twice the
+    // output (and more than was reserved).
+    let mut out = Vec::with_capacity(hint.unwrap_or(0).saturating_add(1));
+    let mut chunk = vec![0u8; 256 << 10];
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(bad(e)),
+        };
+        let len = out.len() + n;
+        if len > max {
+            return Err(too_big());
+        }
+        // The decoded text, and then its records.
+        if !reserve(len * (1 + PARSED_PER_BYTE)) {
+            return Err(overloaded());
+        }
+        out.extend_from_slice(&chunk[..n]);
     }
     Ok(Cow::Owned(out))
 }
@@ -312,8 +378,9 @@ pub fn read_upload(
     max_decoded: usize,
     max_batch: usize,
     checks: &Checks,
+    reserve: Reserve<'_>,
 ) -> Result<Vec<Incoming>, Reject> {
-    let decoded = decode(body, encoding, max_decoded)?;
+    let decoded = decode(body, encoding, max_decoded, reserve)?;
     parse_batch(&decoded, agent, max_batch, checks)
 }
 
@@ -418,25 +485,79 @@ mod tests {
         gz.write_all(plain.as_bytes()).expect("gz");
         let gz = gz.finish().expect("gz");
         assert_eq!(
-            decode(&gz, Encoding::Gzip, 1 << 20).expect("ok").as_ref(),
+            decode(&gz, Encoding::Gzip, 1 << 20, &mut |_| true)
+                .expect("ok")
+                .as_ref(),
             plain.as_bytes()
         );
         let zs = zstd::encode_all(plain.as_bytes(), 1).expect("zstd");
         assert_eq!(
-            decode(&zs, Encoding::Zstd, 1 << 20).expect("ok").as_ref(),
+            decode(&zs, Encoding::Zstd, 1 << 20, &mut |_| true)
+                .expect("ok")
+                .as_ref(),
             plain.as_bytes()
         );
         // 10 MB of zeros compress to ~10 KB.
         let bomb = zstd::encode_all(&vec![0u8; 10 << 20][..], 3).expect("zstd");
         assert!(bomb.len() < 64 << 10);
-        let e = decode(&bomb, Encoding::Zstd, 1 << 20).expect_err("bomb");
+        let e = decode(&bomb, Encoding::Zstd, 1 << 20, &mut |_| true).expect_err("bomb");
         assert_eq!((e.status, e.reason), (413, "decoded_too_large"));
-        let e = decode(b"not gzip at all", Encoding::Gzip, 1 << 20).expect_err("junk");
+        let e =
+            decode(b"not gzip at all", Encoding::Gzip, 1 << 20, &mut |_| true).expect_err("junk");
         assert_eq!((e.status, e.reason), (400, "bad_compression"));
-        let e = decode(&gz[..gz.len() / 2], Encoding::Gzip, 1 << 20).expect_err("cut");
+        let e =
+            decode(&gz[..gz.len() / 2], Encoding::Gzip, 1 << 20, &mut |_| true).expect_err("cut");
         assert_eq!(e.reason, "bad_compression");
-        let e = decode(b"garbage", Encoding::Zstd, 1 << 20).expect_err("junk");
+        let e = decode(b"garbage", Encoding::Zstd, 1 << 20, &mut |_| true).expect_err("junk");
         assert_eq!(e.reason, "bad_compression");
+    }
+
+    /// 100 uploads held at once took the collector to 820 MiB: what a
+    /// body becomes (decoded text, records) is asked of the budget as it
+    /// grows, and refused with 503 when the budget is spent.
+    #[test]
+    fn decoding_asks_the_budget_for_what_the_output_and_records_take() {
+        let plain = TRACE.repeat(20_000);
+        let gz = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(plain.as_bytes()).expect("gz");
+            e.finish().expect("gz")
+        };
+        let mut asked = Vec::new();
+        let out = decode(&gz, Encoding::Gzip, 64 << 20, &mut |n| {
+            asked.push(n);
+            true
+        })
+        .expect("decoded");
+        assert_eq!(out.len(), plain.len());
+        // All at once, from the gzip trailer, before decoding.
+        assert_eq!(asked.first().copied(), Some(plain.len() * 3));
+        assert_eq!(asked.last().copied(), Some(plain.len() * 3));
+        assert_eq!(decoded_size_hint(&gz, Encoding::Gzip), Some(plain.len()));
+        // A trailer that lies low: the budget is still asked as the output
+        // grows, and the lie is refused at the end (gzip checks ISIZE).
+        let mut liar = gz.clone();
+        let n = liar.len();
+        liar[n - 4..].copy_from_slice(&100u32.to_le_bytes());
+        let mut asked = Vec::new();
+        let e = decode(&liar, Encoding::Gzip, 64 << 20, &mut |n| {
+            asked.push(n);
+            true
+        })
+        .expect_err("the trailer lies");
+        assert_eq!(e.reason, "bad_compression");
+        assert_eq!(asked.first().copied(), Some(300));
+        assert_eq!(asked.last().copied(), Some(plain.len() * 3));
+        assert!(asked.windows(2).all(|w| w[0] <= w[1]), "grows");
+        let mut budget = plain.len();
+        let e = decode(&gz, Encoding::Gzip, 64 << 20, &mut |n| n <= budget).expect_err("over");
+        assert_eq!((e.status, e.reason), (503, "overloaded"));
+        budget = 10;
+        let e = decode(b"0123456789abc", Encoding::Identity, 1 << 20, &mut |n| {
+            n <= budget
+        })
+        .expect_err("identity over");
+        assert_eq!(e.reason, "overloaded");
     }
 
     #[test]
