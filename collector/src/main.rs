@@ -155,17 +155,15 @@ fn serve_cmd(config: Option<&PathBuf>, flags: tumen_collector::serve::RawConfig)
         Err(e) => return fail_in("serve", EXIT_OSERR, format!("tokio runtime: {e}")),
     };
     let result = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.listen,
-                hint: if source.kind() == std::io::ErrorKind::AddrInUse {
-                    " (is another collector running? choose another --listen)"
-                } else {
-                    ""
-                },
-                source,
-            })?;
+        let listener = tumen_httpd::bind(config.listen).map_err(|source| StartError::Bind {
+            addr: config.listen,
+            hint: if source.kind() == std::io::ErrorKind::AddrInUse {
+                " (is another collector running? choose another --listen)"
+            } else {
+                ""
+            },
+            source,
+        })?;
         tracing::info!(listen = %config.listen, "listening");
         serve::run(
             config,

@@ -569,6 +569,20 @@ pub fn probe_write(conn: &Connection, now_ms: u64) -> rusqlite::Result<()> {
     tx.commit()
 }
 
+/// Bytes free to this process, and in all, on the filesystem holding the
+/// database `db`.
+pub fn disk_space(db: &Path) -> std::io::Result<(u64, u64)> {
+    let dir = match db.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let v = rustix::fs::statvfs(dir)?;
+    Ok((
+        v.f_bavail.saturating_mul(v.f_frsize),
+        v.f_blocks.saturating_mul(v.f_frsize),
+    ))
+}
+
 /// Row counts, for tests and `/readyz`.
 pub fn count(conn: &Connection, table: &str) -> rusqlite::Result<u64> {
     let sql = match table {

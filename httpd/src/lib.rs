@@ -93,6 +93,24 @@ pub fn default_max_connections(wanted: usize) -> usize {
     }
 }
 
+/// Pending connections the kernel queues before `accept` (std's 128 is
+/// soon full when a thousand agents reconnect at once; the kernel caps
+/// it at `net.core.somaxconn`).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listening socket with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`,
+/// as std and tokio set it).
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Counters of one server, for the binary's `/metrics`.
 #[derive(Debug, Default)]
 pub struct Stats {

@@ -662,13 +662,30 @@ async fn agents_api(State(app): State<Arc<App>>) -> Response {
 /// without a probe write.
 const READY_FRESH_MS: u64 = 30_000;
 
-/// `/readyz`: 200 when the store can commit (a commit worked in the last
-/// 30 s and none failed since; otherwise a probe write must work now).
-/// `/healthz` only says the process answers.
+/// Free space the store's filesystem needs for `/readyz`: 16 MiB, or an
+/// eighth of a smaller filesystem. (A probe write alone can succeed on a
+/// full disk: SQLite reuses the frames already in its WAL file.)
+fn enough_free(free: u64, total: u64) -> bool {
+    free >= (16u64 << 20).min(total / 8)
+}
+
+/// `/readyz`: 200 when the store can commit: its filesystem has room, and
+/// a commit worked in the last 30 s with none failed since, or a probe
+/// write works now. `/healthz` only says the process answers.
 async fn readyz(State(app): State<Arc<App>>) -> Response {
     let not_ready = |detail: &str| error(StatusCode::SERVICE_UNAVAILABLE, "not_ready", detail);
     if app.writer.is_closed() {
         return not_ready("store writer stopped");
+    }
+    match crate::store::disk_space(&app.config.db) {
+        Ok((free, total)) if !enough_free(free, total) => {
+            return not_ready(&format!(
+                "only {free} bytes free on the filesystem of {}: commits would fail",
+                app.config.db.display()
+            ));
+        }
+        Ok(_) => {}
+        Err(e) => return not_ready(&format!("free space of {}: {e}", app.config.db.display())),
     }
     if app
         .store_health
