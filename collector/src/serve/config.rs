@@ -106,16 +106,17 @@ pub const DEFAULT_HYSTERESIS: u32 = 2;
 pub const DEFAULT_RETENTION: &str = "30d";
 pub const DEFAULT_SILENCE: &str = "10m";
 pub const DEFAULT_MAX_BODY: usize = 8 << 20;
-pub const DEFAULT_MAX_DECODED: usize = 64 << 20;
+/// Eight times what an agent puts in one batch (2 MiB).
+pub const DEFAULT_MAX_DECODED: usize = 16 << 20;
 pub const DEFAULT_MAX_BATCH: usize = 10_000;
 pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "10s";
 pub const DEFAULT_IDLE_TIMEOUT: &str = "60s";
 pub const DEFAULT_BODY_TIMEOUT: &str = "30s";
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// Memory for uploads in flight: bodies as received, then their decoded
-/// text and records (three bytes per decoded byte), held until the
-/// answer. Two uploads of the largest decoded size at once, or thousands
-/// of agents' usual batches (a few KiB to 2 MiB decoded).
+/// text and records (five bytes per decoded byte), held until the
+/// answer. Two uploads of the largest size at once, or a hundred agents'
+/// largest batches (2 MiB decoded), thousands of their usual ones.
 pub const DEFAULT_MAX_INFLIGHT_BODY: usize = 256 << 20;
 pub const DEFAULT_MAX_CLOCK_SKEW: &str = "10m";
 
@@ -333,7 +334,7 @@ impl RawConfig {
         if max_inflight_body_bytes < largest {
             errs.push(format!(
                 "max_inflight_body_bytes {max_inflight_body_bytes} is smaller than the largest \
-                 upload takes ({largest} = max_body_bytes + 3 x max_decoded_bytes): it could \
+                 upload takes ({largest} = max_body_bytes + 5 x max_decoded_bytes): it could \
                  never be taken. Raise it or lower max_decoded_bytes"
             ));
         }
