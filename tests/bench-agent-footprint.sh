@@ -3,8 +3,24 @@
 # probing the dprk-2017 lab's target set (the DPRK preset's shape: six
 # units, IPv4 and IPv6) at the default rate and interval for DURATION
 # seconds. Samples /proc every 5 s. Needs root.
-#   sudo tests/bench-agent-footprint.sh [DURATION]     (default 600)
+#   tests/bench-agent-footprint.sh [DURATION]     (default 600)
 set -euo pipefail
+# Needs root (network namespaces, raw sockets).
+# Run by another user, it re-runs itself through sudo if sudo is installed
+# (keeping PATH, which sudo resets, so that cargo is still found), and
+# otherwise says how to run it.
+if [ "$(id -u)" -ne 0 ]; then
+  self=$(readlink -f "$0")
+  if command -v sudo >/dev/null 2>&1; then
+    echo "tests/bench-agent-footprint.sh: needs root (network namespaces, raw sockets): re-running through sudo" >&2
+    if [ -z "${RUSTUP_HOME:-}" ] && [ -d "${HOME:-/nonexistent}/.rustup" ]; then
+      export RUSTUP_HOME=$HOME/.rustup # this user's toolchains, should sudo reset HOME
+    fi
+    exec sudo -E env "PATH=$PATH" bash "$self" "$@"
+  fi
+  echo "tests/bench-agent-footprint.sh: needs root (network namespaces, raw sockets), and sudo is not installed: run it as root, e.g. su -c 'bash $self'" >&2
+  exit 1
+fi
 cd "$(dirname "$0")/.."
 duration=${1:-600}
 cargo build --release -q -p tumen-agent -p tumen-lab

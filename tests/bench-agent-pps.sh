@@ -6,8 +6,24 @@
 # the vantage point), wall time, achieved rate, CPU, and wrong matches:
 # there is no load balancing in dprk-2017, so every trace of a /24, on every
 # flow, must show the same address at each TTL. Needs root.
-#   sudo tests/bench-agent-pps.sh [CAP...]     (default: 10000 20000 50000 100000)
+#   tests/bench-agent-pps.sh [CAP...]     (default: 10000 20000 50000 100000)
 set -euo pipefail
+# Needs root (network namespaces, raw sockets, nft).
+# Run by another user, it re-runs itself through sudo if sudo is installed
+# (keeping PATH, which sudo resets, so that cargo is still found), and
+# otherwise says how to run it.
+if [ "$(id -u)" -ne 0 ]; then
+  self=$(readlink -f "$0")
+  if command -v sudo >/dev/null 2>&1; then
+    echo "tests/bench-agent-pps.sh: needs root (network namespaces, raw sockets, nft): re-running through sudo" >&2
+    if [ -z "${RUSTUP_HOME:-}" ] && [ -d "${HOME:-/nonexistent}/.rustup" ]; then
+      export RUSTUP_HOME=$HOME/.rustup # this user's toolchains, should sudo reset HOME
+    fi
+    exec sudo -E env "PATH=$PATH" bash "$self" "$@"
+  fi
+  echo "tests/bench-agent-pps.sh: needs root (network namespaces, raw sockets, nft), and sudo is not installed: run it as root, e.g. su -c 'bash $self'" >&2
+  exit 1
+fi
 cd "$(dirname "$0")/.."
 caps=("$@"); [ ${#caps[@]} -gt 0 ] || caps=(10000 20000 50000 100000)
 cargo build --release -q -p tumen-agent -p tumen-lab

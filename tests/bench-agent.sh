@@ -5,11 +5,27 @@
 # rate cap, and the script prints, per tool, the probes counted on the wire
 # (an nft counter in vp's output path), wall time, probes/s achieved, hop
 # addresses found, and the border hop found for each /24. Needs root.
-#   sudo tests/bench-agent.sh [PPS] [REPS]      (defaults: 1000 1)
+#   tests/bench-agent.sh [PPS] [REPS]      (defaults: 1000 1)
 # With REPS > 1 each tool runs REPS times (interleaved) and the numbers are
 # medians. A tumen-agent that does not build or fails is reported as such;
 # the other two tools still run. TUMEN_BENCH_KEEP=1 keeps the raw outputs.
 set -euo pipefail
+# Needs root (network namespaces, raw sockets, nft).
+# Run by another user, it re-runs itself through sudo if sudo is installed
+# (keeping PATH, which sudo resets, so that cargo is still found), and
+# otherwise says how to run it.
+if [ "$(id -u)" -ne 0 ]; then
+  self=$(readlink -f "$0")
+  if command -v sudo >/dev/null 2>&1; then
+    echo "tests/bench-agent.sh: needs root (network namespaces, raw sockets, nft): re-running through sudo" >&2
+    if [ -z "${RUSTUP_HOME:-}" ] && [ -d "${HOME:-/nonexistent}/.rustup" ]; then
+      export RUSTUP_HOME=$HOME/.rustup # this user's toolchains, should sudo reset HOME
+    fi
+    exec sudo -E env "PATH=$PATH" bash "$self" "$@"
+  fi
+  echo "tests/bench-agent.sh: needs root (network namespaces, raw sockets, nft), and sudo is not installed: run it as root, e.g. su -c 'bash $self'" >&2
+  exit 1
+fi
 cd "$(dirname "$0")/.."
 pps=${1:-1000}
 reps=${2:-1}
@@ -21,7 +37,6 @@ target=198.18.176.0/22
 die() { echo "bench-agent: $*" >&2; exit 1; }
 [[ $pps =~ ^[0-9]+$ ]] && (( pps >= 1 && pps <= 10000 )) || die "PPS must be 1..10000 (scamper's range), got $pps"
 [[ $reps =~ ^[0-9]+$ ]] && (( reps >= 1 )) || die "REPS must be a positive integer, got $reps"
-[[ $(id -u) == 0 ]] || die "needs root (network namespaces, raw sockets, nft)"
 for tool in scamper traceroute nft python3 xargs; do
   command -v "$tool" >/dev/null || die "$tool is missing (apt-get install -y scamper traceroute nftables python3)"
 done

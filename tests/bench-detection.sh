@@ -6,10 +6,26 @@
 #   defaults: the shipped settings (agent interval 20 s, hysteresis 2,
 #             Prometheus scrape and evaluation 15 s, group_wait 30 s);
 #   tight:    agents every 2 s, hysteresis 2, Prometheus 1 s, group_wait 1 s.
-#   sudo tests/bench-detection.sh [REPEATS=3]
+#   tests/bench-detection.sh [REPEATS=3]
 # Targets (defaults): metric within 30 s, alert within 90 s. Medians and
 # worst of REPEATS runs each.
 set -euo pipefail
+# Needs root (network namespaces, raw sockets).
+# Run by another user, it re-runs itself through sudo if sudo is installed
+# (keeping PATH, which sudo resets, so that cargo is still found), and
+# otherwise says how to run it.
+if [ "$(id -u)" -ne 0 ]; then
+  self=$(readlink -f "$0")
+  if command -v sudo >/dev/null 2>&1; then
+    echo "tests/bench-detection.sh: needs root (network namespaces, raw sockets): re-running through sudo" >&2
+    if [ -z "${RUSTUP_HOME:-}" ] && [ -d "${HOME:-/nonexistent}/.rustup" ]; then
+      export RUSTUP_HOME=$HOME/.rustup # this user's toolchains, should sudo reset HOME
+    fi
+    exec sudo -E env "PATH=$PATH" bash "$self" "$@"
+  fi
+  echo "tests/bench-detection.sh: needs root (network namespaces, raw sockets), and sudo is not installed: run it as root, e.g. su -c 'bash $self'" >&2
+  exit 1
+fi
 cd "$(dirname "$0")/.."
 repeats=${1:-3}
 cargo build -q -p tumen-agent -p tumen-collector -p tumen-lab

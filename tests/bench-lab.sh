@@ -1,8 +1,24 @@
 #!/usr/bin/env bash
 # Measures bringing a lab scenario up and tearing it down, N times, and
 # prints the median and range of each (seconds). Needs root.
-#   sudo tests/bench-lab.sh [SCENARIO] [N]      (defaults: dprk-2017 20)
+#   tests/bench-lab.sh [SCENARIO] [N]      (defaults: dprk-2017 20)
 set -euo pipefail
+# Needs root (network namespaces).
+# Run by another user, it re-runs itself through sudo if sudo is installed
+# (keeping PATH, which sudo resets, so that cargo is still found), and
+# otherwise says how to run it.
+if [ "$(id -u)" -ne 0 ]; then
+  self=$(readlink -f "$0")
+  if command -v sudo >/dev/null 2>&1; then
+    echo "tests/bench-lab.sh: needs root (network namespaces): re-running through sudo" >&2
+    if [ -z "${RUSTUP_HOME:-}" ] && [ -d "${HOME:-/nonexistent}/.rustup" ]; then
+      export RUSTUP_HOME=$HOME/.rustup # this user's toolchains, should sudo reset HOME
+    fi
+    exec sudo -E env "PATH=$PATH" bash "$self" "$@"
+  fi
+  echo "tests/bench-lab.sh: needs root (network namespaces), and sudo is not installed: run it as root, e.g. su -c 'bash $self'" >&2
+  exit 1
+fi
 cd "$(dirname "$0")/.."
 scenario=${1:-dprk-2017}
 n=${2:-20}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the static deployment material in deploy/ (Prometheus, Alertmanager,
 # Grafana, systemd, cloud-init) without building or starting Tumen:
-#   sudo tests/check-deploy.sh
+#   tests/check-deploy.sh
 #
 # Installs what it lacks (apt: prometheus for promtool, prometheus-alertmanager
 # for amtool, python3-yaml, cloud-init; systemd-analyze comes with systemd),
@@ -41,7 +41,13 @@ command -v cloud-init >/dev/null 2>&1 || need+=(cloud-init)
 "$PY" -c 'import tomllib' >/dev/null 2>&1 || "$PY" -c 'import tomli' >/dev/null 2>&1 || need+=(python3-tomli)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "tests/check-deploy.sh: missing ${need[*]}; run as root (sudo) to install them with apt-get" >&2
+    # Installing needs root: re-run through sudo if it is installed
+    # (keeping PATH, which sudo resets), otherwise say how.
+    if command -v sudo >/dev/null 2>&1; then
+      echo "tests/check-deploy.sh: missing ${need[*]}; installing them needs root: re-running through sudo" >&2
+      exec sudo -E env "PATH=$PATH" bash "$ROOT/tests/check-deploy.sh" "$@"
+    fi
+    echo "tests/check-deploy.sh: missing ${need[*]}, and sudo is not installed: run it as root to install them with apt-get, e.g. su -c 'bash $ROOT/tests/check-deploy.sh'" >&2
     exit 2
   fi
   echo "installing: ${need[*]}"
@@ -89,7 +95,7 @@ check() {
 }
 
 # Metric names the material may use: the collector's and the agent's
-# contract (README.md "The collector", "Delivery"), plus `up`.
+# contract (docs/collector.md "Outputs", docs/agent.md "Delivery"), plus `up`.
 KNOWN_METRICS="
 tumen_path_upstream_info tumen_upstream_share_ratio tumen_prefix_reachable_ratio
 tumen_upstream_changes_total tumen_agent_last_seen_timestamp_seconds

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The dprk-2017 replay, in one command: `sudo tests/demo.sh`.
+# The dprk-2017 replay, in one command, as root: `tests/demo.sh`.
 #
 # Installs what is missing (Debian packages: iproute2, nftables, procps,
 # prometheus, prometheus-alertmanager), builds the agent, the collector and
@@ -11,11 +11,23 @@
 # tears everything down. Options go to `tumen-lab demo` (e.g.
 # --event-after 60, --defaults for the shipped settings).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# Needs root (the lab creates network namespaces).
+# Run by another user, it re-runs itself through sudo if sudo is installed
+# (keeping PATH, which sudo resets, so that cargo is still found), and
+# otherwise says how to run it.
 if [ "$(id -u)" -ne 0 ]; then
-  echo "tests/demo.sh: the lab creates network namespaces and needs root: sudo tests/demo.sh" >&2
+  self=$(readlink -f "$0")
+  if command -v sudo >/dev/null 2>&1; then
+    echo "tests/demo.sh: needs root (the lab creates network namespaces): re-running through sudo" >&2
+    if [ -z "${RUSTUP_HOME:-}" ] && [ -d "${HOME:-/nonexistent}/.rustup" ]; then
+      export RUSTUP_HOME=$HOME/.rustup # this user's toolchains, should sudo reset HOME
+    fi
+    exec sudo -E env "PATH=$PATH" bash "$self" "$@"
+  fi
+  echo "tests/demo.sh: needs root (the lab creates network namespaces), and sudo is not installed: run it as root, e.g. su -c 'bash $self'" >&2
   exit 1
 fi
+cd "$(dirname "$0")/.."
 need=()
 for pair in ip:iproute2 nft:nftables sysctl:procps prometheus:prometheus \
             prometheus-alertmanager:prometheus-alertmanager; do

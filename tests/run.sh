@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Tumen's whole test suite, as CI runs it: `sudo tests/run.sh`.
+# Tumen's whole test suite, as CI runs it, as root: `tests/run.sh`.
 #
 # On a fresh Debian machine it first installs what the suite needs (the lab's
 # iproute2, nftables, procps and util-linux; traceroute, scamper and ping as
@@ -13,14 +13,25 @@
 #   cargo audit against ../shared/advisory-db (offline copy of RustSec)
 #   no lab namespace left behind
 set -euo pipefail
+# Needs root (the lab tests create network namespaces).
+# Run by another user, it re-runs itself through sudo if sudo is installed
+# (keeping PATH, which sudo resets, so that cargo is still found), and
+# otherwise says how to run it.
+if [ "$(id -u)" -ne 0 ]; then
+  self=$(readlink -f "$0")
+  if command -v sudo >/dev/null 2>&1; then
+    echo "tests/run.sh: needs root (the lab tests create network namespaces): re-running through sudo" >&2
+    if [ -z "${RUSTUP_HOME:-}" ] && [ -d "${HOME:-/nonexistent}/.rustup" ]; then
+      export RUSTUP_HOME=$HOME/.rustup # this user's toolchains, should sudo reset HOME
+    fi
+    exec sudo -E env "PATH=$PATH" bash "$self" "$@"
+  fi
+  echo "tests/run.sh: needs root (the lab tests create network namespaces), and sudo is not installed: run it as root, e.g. su -c 'bash $self'" >&2
+  exit 1
+fi
 cd "$(dirname "$0")/.."
 
 say() { printf '\n=== %s\n' "$*"; }
-
-if [ "$(id -u)" -ne 0 ]; then
-  echo "tests/run.sh: the lab tests create network namespaces and need root: run 'sudo tests/run.sh'" >&2
-  exit 1
-fi
 
 say "system packages"
 need=()

@@ -4,7 +4,7 @@
 //! inferences in the order the store commits them and persists the
 //! resulting states, so a restart resumes exactly where it stopped.
 //!
-//! Rules (README "How the collector decides"):
+//! Rules (docs/collector.md, "Paths: how the collector decides"):
 //! - The first attributed trace of a path sets its upstream (no change
 //!   event: nothing changed, we just learnt it).
 //! - After that the upstream changes only when `k` consecutive attributed
