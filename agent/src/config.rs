@@ -23,42 +23,12 @@ use serde::Deserialize;
 use crate::engine::TraceParams;
 use crate::packet::Protocol;
 
-/// The DPRK preset: the target network of DESIGN.md ("Facts").
-pub const PRESET_DPRK: [&str; 3] = ["175.45.176.0/22", "210.52.109.0/24", "77.94.35.0/24"];
+/// The DPRK preset (`tumen_core::preset::DPRK`, shared with the collector).
+pub const PRESET_DPRK: &[&str] = tumen_core::preset::DPRK.prefixes;
 
-/// Special-purpose ranges (RFC 6890 and successors) refused without
-/// `allow_reserved`.
-pub const RESERVED: [&str; 29] = [
-    "0.0.0.0/8",
-    "10.0.0.0/8",
-    "100.64.0.0/10",
-    "127.0.0.0/8",
-    "169.254.0.0/16",
-    "172.16.0.0/12",
-    "192.0.0.0/24",
-    "192.0.2.0/24",
-    "192.88.99.0/24",
-    "192.168.0.0/16",
-    "198.18.0.0/15",
-    "198.51.100.0/24",
-    "203.0.113.0/24",
-    "224.0.0.0/4",
-    "240.0.0.0/4",
-    "::/128",
-    "::1/128",
-    "::ffff:0:0/96",
-    "64:ff9b::/96",
-    "64:ff9b:1::/48",
-    "100::/64",
-    "2001::/23",
-    "2001:db8::/32",
-    "2002::/16",
-    "3fff::/20",
-    "5f00::/16",
-    "fc00::/7",
-    "fe80::/10",
-    "ff00::/8",
-];
+/// Special-purpose ranges refused without `allow_reserved`
+/// (`tumen_core::RESERVED`).
+pub use tumen_core::{reserved_range, RESERVED};
 
 /// Default global probe rate cap (probes per second).
 pub const DEFAULT_PPS: u32 = 100;
@@ -412,14 +382,6 @@ fn probe_config(raw: &RawConfig, problems: &mut Vec<String>) -> ProbeConfig {
     c
 }
 
-/// The special-purpose range `net` overlaps, if any.
-pub fn reserved_range(net: &IpNet) -> Option<IpNet> {
-    RESERVED
-        .iter()
-        .filter_map(|r| IpNet::from_str(r).ok())
-        .find(|r| r.contains(net) || net.contains(r))
-}
-
 fn parse_prefix(s: &str) -> Option<IpNet> {
     IpNet::from_str(s)
         .map(|n| n.trunc())
@@ -427,19 +389,10 @@ fn parse_prefix(s: &str) -> Option<IpNet> {
         .or_else(|| IpAddr::from_str(s).ok().map(IpNet::from))
 }
 
-/// Parses `500ms`, `30s`, `5m`, `1h`.
+/// Parses `500ms`, `30s`, `5m`, `1h`, `1d` or plain seconds
+/// (`tumen_core::parse_duration`, as the collector reads them).
 pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    match unit {
-        "ms" => Some(Duration::from_millis(n)),
-        "s" => Some(Duration::from_secs(n)),
-        "m" => n.checked_mul(60).map(Duration::from_secs),
-        "h" => n.checked_mul(3600).map(Duration::from_secs),
-        _ => None,
-    }
+    tumen_core::parse_duration(s).ok()
 }
 
 impl Config {
@@ -816,7 +769,8 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
         assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("5"), None);
+        // Plain seconds, as the collector reads them (one parser for both).
+        assert_eq!(parse_duration("5"), Some(Duration::from_secs(5)));
         assert_eq!(parse_duration("m"), None);
         assert_eq!(parse_duration("99999999999999999999h"), None);
     }

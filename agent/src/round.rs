@@ -25,7 +25,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::UNIX_EPOCH;
 
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use ipnet::IpNet;
 use tumen_wire::{PingRecord, Record, StopReason, TraceMode, TraceRecord, SCHEMA_VERSION};
 
 use crate::config::{Hosts, ProbeConfig};
@@ -40,13 +40,8 @@ pub struct Destination {
     pub unit: IpNet,
 }
 
-/// The unit an address belongs to.
-pub fn unit_of(addr: IpAddr) -> IpNet {
-    match addr {
-        IpAddr::V4(a) => IpNet::V4(Ipv4Net::new(a, 24).map(|n| n.trunc()).unwrap_or_default()),
-        IpAddr::V6(a) => IpNet::V6(Ipv6Net::new(a, 48).map(|n| n.trunc()).unwrap_or_default()),
-    }
-}
+/// The unit an address belongs to (`tumen_core::unit_of`).
+pub use tumen_core::unit_of;
 
 /// Most units a target list may expand to (a /8 is 65,536 units).
 pub const MAX_UNITS: usize = 1 << 17;

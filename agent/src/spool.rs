@@ -42,7 +42,6 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Frame magic, "TMS1".
 const MAGIC: u32 = 0x3153_4d54;
@@ -229,11 +228,7 @@ pub fn frame(payload: &[u8], time_ms: u64) -> Vec<u8> {
     buf
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+use tumen_core::now_ms;
 
 /// The spool (see the module documentation).
 #[derive(Debug)]

@@ -302,37 +302,9 @@ fn hex_digit(nibble: u8) -> char {
     char::from_digit(u32::from(nibble), 16).unwrap_or('0')
 }
 
-/// Whether `addr` lies in space that no registry attributes to an AS, so
-/// that asking Team Cymru or the reverse tree about it is pointless (and
-/// leaks private topology): unspecified, "this network" 0/8, private
-/// (RFC 1918), loopback, link-local, CGNAT 100.64/10, multicast, reserved
-/// 240/4 and broadcast; for IPv6 unspecified, loopback, multicast, ULA
-/// fc00::/7, link-local fe80::/10 and site-local fec0::/10. Documentation
-/// and benchmark ranges are *not* excluded: the lab uses them.
-pub fn is_unattributable(addr: IpAddr) -> bool {
-    match addr.to_canonical() {
-        IpAddr::V4(v4) => {
-            let [a, b, _, _] = v4.octets();
-            v4.is_unspecified()
-                || a == 0
-                || v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || (a == 100 && (b & 0xc0) == 64)
-                || v4.is_multicast()
-                || a >= 240
-        }
-        IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            v6.is_unspecified()
-                || v6.is_loopback()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || (first & 0xffc0) == 0xfec0
-        }
-    }
-}
+/// Whether `addr` lies in space that no registry attributes to an AS
+/// (`tumen_core::is_unattributable`, which inference uses too).
+pub use tumen_core::is_unattributable;
 
 /// Parses one Team Cymru origin text such as
 /// `4837 | 219.158.0.0/17 | CN | apnic | 2001-06-25`. Several origin ASes

@@ -40,10 +40,10 @@ pub struct Target {
     pub asns: HashSet<u32>,
 }
 
-/// The DPRK preset (DESIGN.md "Facts").
-pub const DPRK_PREFIXES: [&str; 3] = ["175.45.176.0/22", "210.52.109.0/24", "77.94.35.0/24"];
+/// The DPRK preset (`tumen_core::preset::DPRK`).
+pub const DPRK_PREFIXES: &[&str] = tumen_core::preset::DPRK.prefixes;
 /// Star JV, whose whole space is inside the DPRK.
-pub const DPRK_ASNS: [u32; 1] = [131279];
+pub const DPRK_ASNS: &[u32] = tumen_core::preset::DPRK.asns;
 
 impl Target {
     pub fn dprk() -> Self {
@@ -52,7 +52,7 @@ impl Target {
                 .iter()
                 .filter_map(|p| p.parse().ok())
                 .collect(),
-            asns: DPRK_ASNS.into_iter().collect(),
+            asns: DPRK_ASNS.iter().copied().collect(),
         }
     }
 
@@ -62,29 +62,9 @@ impl Target {
     }
 }
 
-/// Addresses that never carry an attribution of their own.
-pub fn unattributable(addr: IpAddr) -> bool {
-    match addr {
-        IpAddr::V4(a) => {
-            let o = a.octets();
-            a.is_private()
-                || a.is_loopback()
-                || a.is_link_local()
-                || a.is_unspecified()
-                || a.is_broadcast()
-                || a.is_multicast()
-                || (o[0] == 100 && (o[1] & 0xc0) == 64)
-        }
-        IpAddr::V6(a) => {
-            let s = a.segments();
-            a.is_loopback()
-                || a.is_unspecified()
-                || a.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-        }
-    }
-}
+/// Addresses that never carry an attribution of their own: the one
+/// definition both inference and DNS enrichment use.
+pub use tumen_core::is_unattributable as unattributable;
 
 /// A hop cited as evidence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -408,6 +388,27 @@ mod tests {
         assert_eq!(i.evidence.last_foreign.as_ref().map(|h| h.ttl), Some(3));
         assert_eq!(i.evidence.first_inside.as_ref().map(|h| h.ttl), Some(4));
         assert_eq!(i.evidence.as_path, vec![3356, 4837, 131279]);
+    }
+
+    /// Inference and DNS enrichment had each their own list of
+    /// unattributable space and disagreed on 0/8, 240/4, fec0::/10 and
+    /// v4-mapped addresses: a 240/4 hop that a (bogus) table entry maps
+    /// to an AS was named as the upstream by inference.
+    #[test]
+    fn hops_in_space_no_registry_attributes_never_name_the_upstream() {
+        let mut t = table();
+        t.0.push(("240.0.0.0/4".parse().expect("net"), 64500));
+        t.0.push(("0.0.0.0/8".parse().expect("net"), 64501));
+        for bogus in ["240.1.2.3", "0.1.2.3"] {
+            let tr = trace(&[
+                (1, &["219.158.100.1"], &[]),
+                (2, &[bogus], &[]),
+                (3, &["175.45.176.71"], &[]),
+            ]);
+            let i = infer(&tr, &Target::dprk(), &t, &Orgs::default());
+            assert_eq!(i.upstream, "china-unicom", "{bogus}");
+            assert!(crate::dns::is_unattributable(bogus.parse().expect("ip")));
+        }
     }
 
     #[test]

@@ -17,7 +17,6 @@
 //!   replayed out of order) are stored but do not move the state.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -43,11 +42,7 @@ impl Upstream {
 
 /// The /24 (IPv4) or /48 (IPv6) a destination belongs to: the unit paths
 /// are kept per, as the agent rounds them.
-pub fn unit_of(addr: IpAddr) -> IpNet {
-    let len = if addr.is_ipv4() { 24 } else { 48 };
-    // Both lengths are valid for their family.
-    IpNet::new(addr, len).map_or_else(|_| IpNet::from(addr), |n| n.trunc())
-}
+pub use tumen_core::unit_of;
 
 /// One trace, as the path state sees it.
 #[derive(Debug, Clone)]

@@ -125,24 +125,9 @@ pub const DEFAULT_MAX_CLOCK_SKEW: &str = "10m";
 #[error("{}", .0.join("\n"))]
 pub struct ConfigErrors(pub Vec<String>);
 
-/// `30s`, `10m`, `12h`, `30d`, or plain seconds.
+/// `30s`, `10m`, `12h`, `30d`, or plain seconds (`tumen_core`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let (num, unit) = t
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((t, ""), |i| t.split_at(i));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (e.g. 30s, 10m, 12h, 30d)"))?;
-    let secs = match unit {
-        "" | "s" => Some(n),
-        "m" => n.checked_mul(60),
-        "h" => n.checked_mul(3600),
-        "d" => n.checked_mul(86_400),
-        _ => None,
-    };
-    secs.map(Duration::from_secs)
-        .ok_or_else(|| format!("{s:?} is not a duration (e.g. 30s, 10m, 12h, 30d)"))
+    tumen_core::parse_duration(s).map_err(|e| e.to_string())
 }
 
 impl RawConfig {
@@ -219,7 +204,8 @@ impl RawConfig {
             // is the default target set anyway.
             Some("dprk") if !targets.is_empty() => {
                 targets.extend(
-                    crate::infer::DPRK_PREFIXES
+                    tumen_core::preset::DPRK
+                        .prefixes
                         .iter()
                         .filter_map(|p| p.parse::<IpNet>().ok()),
                 );

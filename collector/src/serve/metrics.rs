@@ -269,11 +269,7 @@ impl Metrics {
 }
 
 /// Unix time in ms.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+pub use tumen_core::now_ms;
 
 /// The contract metrics, computed from the live state at each scrape.
 #[derive(Debug)]

@@ -185,11 +185,7 @@ pub fn spawn_checkpointer(
         })
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+use tumen_core::now_ms;
 
 fn run(
     conn: Connection,
