@@ -21,6 +21,7 @@ mod load;
 mod lpm;
 mod mrt;
 mod origin;
+mod report;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -20,12 +20,8 @@ use bgpkit_parser::models::{
 };
 use ipnet::IpNet;
 
-use super::load::{read_full, LoadError, LoadReport, MrtFault};
+use super::report::{read_full, LoadError, LoadReport, MrtFault, MAX_RECORD};
 use super::{Origin, PrefixTable};
-
-/// The largest record length accepted (a RIB record of a prefix seen by
-/// thousands of peers is well under this).
-pub(crate) const MAX_RECORD: u32 = 16 * 1024 * 1024;
 
 const TABLE_DUMP: u16 = 12;
 const TABLE_DUMP_V2: u16 = 13;
