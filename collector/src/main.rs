@@ -19,6 +19,8 @@ struct Args {
     command: Command,
 }
 
+// Parsed once at start: the size of the `serve` variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve ingest, /metrics and the JSON API.
@@ -66,6 +68,10 @@ enum Command {
         /// Allow plain HTTP on a non-loopback --listen (behind a TLS proxy).
         #[arg(long)]
         insecure_http: bool,
+        /// Log lines as `text` (default) or `json` (one object per line,
+        /// for journald or a log shipper).
+        #[arg(long, value_name = "FORMAT")]
+        log_format: Option<String>,
     },
     /// Make a token for an agent: appends `NAME sha256:HASH` to the token
     /// file (created 0600) and prints the token, for the agent's --token-file.
@@ -137,15 +143,20 @@ fn serve_cmd(config: Option<&PathBuf>, flags: tumen_collector::serve::RawConfig)
         Ok(c) => c,
         Err(e) => return fail_in("serve", EXIT_USAGE, e),
     };
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        // Fields are JSON strings: escaped whatever a peer put in them.
+        serve::LogFormat::Json => logs.json().init(),
         // Colour codes only on a terminal, not in journald or files.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        serve::LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("collector")
@@ -407,6 +418,7 @@ fn main() -> ExitCode {
             tls_cert,
             tls_key,
             insecure_http,
+            log_format,
         } => serve_cmd(
             config.as_ref(),
             tumen_collector::serve::RawConfig {
@@ -423,6 +435,7 @@ fn main() -> ExitCode {
                 tls_cert: tls_cert.clone(),
                 tls_key: tls_key.clone(),
                 insecure_http: insecure_http.then_some(true),
+                log_format: log_format.clone(),
                 ..Default::default()
             },
         ),

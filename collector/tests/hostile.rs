@@ -2138,3 +2138,59 @@ fn readyz_is_503_while_commits_fail_on_a_full_disk_and_recovers() {
     assert_eq!(ready.0, Some(200), "/readyz after a successful commit");
     check(&row, SLACK_K, 201);
 }
+
+/// With `log_format = "json"` every line the collector writes is one JSON
+/// object, whatever peers put in the fields it logs: a newline, a CR or an
+/// escape sequence stays inside a JSON string.
+#[test]
+fn json_logs_stay_one_object_per_line_whatever_peers_send() {
+    let c = spawn(Opts {
+        config: "log_format = \"json\"\n".into(),
+        rust_log: Some("debug"),
+        ..Default::default()
+    });
+    let nl = format!("\n{FORGED}");
+    let report = json!({
+        "schedule": format!("\"etag\"{nl}\u{1b}[31m"),
+        "refused": [
+            {"item": format!("target 8.8.8.0/24{nl}"), "why": format!("\r{FORGED}\u{1b}[31m red")},
+        ]
+    })
+    .to_string();
+    let auth = format!("Bearer {}", c.token(FRA));
+    let r = exchange(
+        c.addr,
+        request(
+            "POST",
+            "/api/v1/refusals",
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            report.as_bytes(),
+        ),
+        Duration::from_secs(10),
+    )
+    .0;
+    assert_eq!(r.status(), Some(200), "{}", r.describe());
+    std::thread::sleep(Duration::from_millis(300));
+    let log = std::fs::read(&c.stderr).expect("stderr");
+    assert!(
+        !log.contains(&0x1b) && !log.contains(&b'\r'),
+        "raw ESC or CR"
+    );
+    let text = String::from_utf8_lossy(&log);
+    let mut refused = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line:?}"));
+        assert!(
+            v.get("level").is_some() && v.get("fields").is_some(),
+            "{line}"
+        );
+        if line.contains("agent refused a schedule item") {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 1, "the refusal is logged once, as JSON:\n{text}");
+}

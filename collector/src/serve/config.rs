@@ -48,6 +48,8 @@ pub struct RawConfig {
     /// How far in the future of the collector's clock a record may be
     /// dated ("10m").
     pub max_clock_skew: Option<String>,
+    /// `text` (default) or `json`.
+    pub log_format: Option<String>,
     /// Optional Team Cymru / PTR lookups.
     pub dns: Option<RawDns>,
     /// HTTPS: certificate chain and private key (PEM).
@@ -91,6 +93,7 @@ pub struct Config {
     pub body_timeout: Duration,
     pub max_inflight_body_bytes: usize,
     pub max_clock_skew: Duration,
+    pub log_format: LogFormat,
     pub dns: Option<crate::dns::DnsConfig>,
     /// Certificate and key files: HTTPS when set.
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -119,6 +122,16 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// largest batches (2 MiB decoded), thousands of their usual ones.
 pub const DEFAULT_MAX_INFLIGHT_BODY: usize = 256 << 20;
 pub const DEFAULT_MAX_CLOCK_SKEW: &str = "10m";
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines (colour on a terminal only).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// Every problem found, one per line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -162,6 +175,7 @@ impl RawConfig {
             max_connections,
             max_inflight_body_bytes,
             max_clock_skew,
+            log_format,
             dns,
             tls_cert,
             tls_key,
@@ -279,6 +293,14 @@ impl RawConfig {
             self.max_clock_skew.as_deref(),
             DEFAULT_MAX_CLOCK_SKEW,
         );
+        let log_format = match self.log_format.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                errs.push(format!("log_format {other:?} is not text or json"));
+                LogFormat::Text
+            }
+        };
         let max_connections = match self.max_connections {
             Some(n) => {
                 if n == 0 {
@@ -411,6 +433,7 @@ impl RawConfig {
             body_timeout,
             max_inflight_body_bytes,
             max_clock_skew,
+            log_format,
             dns,
             tls,
             schedule,

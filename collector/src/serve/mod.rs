@@ -29,7 +29,7 @@ use crate::infer::{AsnLookup, Target};
 use crate::orgs::Orgs;
 use crate::table::PrefixTable;
 
-pub use config::{Config, ConfigErrors, RawConfig};
+pub use config::{Config, ConfigErrors, LogFormat, RawConfig};
 
 /// Everything a request handler needs.
 #[derive(Debug)]
