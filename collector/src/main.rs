@@ -287,16 +287,12 @@ fn infer_cmd(
     input: &str,
 ) -> ExitCode {
     use std::io::Read;
-    use tumen_collector::{defaults, infer, input as formats, orgs::Orgs};
+    use tumen_collector::{infer, input as formats, orgs::Orgs};
 
-    let mut table = defaults::default_table();
-    for path in asn_tables {
-        match tumen_collector::table::PrefixTable::load(path) {
-            Ok(t) => table.merge(t),
-            Err(e) => return fail(EXIT_NOINPUT, format!("--asn-table {}: {e}", path.display())),
-        }
-    }
-    table.freeze();
+    let table = match tumen_collector::table::build(asn_tables) {
+        Ok(t) => t,
+        Err(e) => return fail(EXIT_NOINPUT, e),
+    };
     let mut orgs = Orgs::default();
     if let Some(path) = orgs_file {
         let text = match std::fs::read_to_string(path) {

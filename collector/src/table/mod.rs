@@ -17,6 +17,7 @@
 //! and the text; a truncated MRT dump is read up to its last whole record
 //! and said so in the [`LoadReport`].
 
+mod live;
 mod load;
 mod lpm;
 mod mrt;
@@ -29,6 +30,7 @@ use std::path::Path;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
+pub use live::{build, LiveTable, TableFileError};
 pub use load::{
     load, load_with_report, read, Compression, Format, LineFault, LoadError, LoadReport, MrtFault,
     UnknownFormatName,
