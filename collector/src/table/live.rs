@@ -17,8 +17,9 @@ use super::{LoadError, PrefixTable};
 #[error("--asn-table {}: {source}", path.display())]
 pub struct TableFileError {
     pub path: PathBuf,
+    /// Boxed: a load error is large, and this is the cold path.
     #[source]
-    pub source: LoadError,
+    pub source: Box<LoadError>,
 }
 
 /// The embedded table with `files` merged over it, in order, frozen for
@@ -28,7 +29,7 @@ pub fn build(files: &[PathBuf]) -> Result<PrefixTable, TableFileError> {
     for path in files {
         let t = PrefixTable::load(path).map_err(|source| TableFileError {
             path: path.clone(),
-            source,
+            source: Box::new(source),
         })?;
         table.merge(t);
     }
