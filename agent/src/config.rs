@@ -1,12 +1,13 @@
-//! Agent configuration: file + flags in two phases, and the allow-list.
+//! Agent configuration: file + flags in two phases.
 //!
 //! Phase one reads the TOML file and the command line into [`RawConfig`],
 //! every field optional; flags override the file. Phase two validates it
 //! into [`Config`] and reports *every* problem at once, each naming the
 //! value and what to do (the binary exits 64 on them).
 //!
-//! The allow-list is the hard boundary of what this agent may ever send to:
-//! `allow` (or, when absent, the targets and the preset's prefixes).
+//! The allow-list ([`AllowList`], its own module) is the hard boundary of
+//! what this agent may ever send to: `allow` (or, when absent, the targets
+//! and the preset's prefixes).
 //! Documentation, benchmark, private, loopback, link-local, multicast and
 //! other special-purpose ranges are refused unless `allow_reserved` is set
 //! (the lab sets it; a real deployment never needs it).
@@ -20,6 +21,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::allow::AllowList;
 use crate::engine::TraceParams;
 use crate::packet::Protocol;
 
@@ -171,34 +173,6 @@ impl fmt::Display for ConfigError {
             write!(f, "\n  - {p}")?;
         }
         Ok(())
-    }
-}
-
-/// The hard boundary of what the agent may send to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AllowList {
-    prefixes: Vec<IpNet>,
-}
-
-impl AllowList {
-    /// An allow-list of exactly these prefixes.
-    pub fn new(prefixes: Vec<IpNet>) -> Self {
-        Self { prefixes }
-    }
-
-    /// True when `addr` may be probed.
-    pub fn permits(&self, addr: IpAddr) -> bool {
-        self.prefixes.iter().any(|p| p.contains(&addr))
-    }
-
-    /// True when every address of `net` may be probed.
-    pub fn covers(&self, net: &IpNet) -> bool {
-        self.prefixes.iter().any(|p| p.contains(net))
-    }
-
-    /// The prefixes.
-    pub fn prefixes(&self) -> &[IpNet] {
-        &self.prefixes
     }
 }
 

@@ -9,7 +9,8 @@ use ipnet::IpNet;
 use tumen_wire::{Record, TraceMode, TraceRecord};
 
 use super::*;
-use crate::config::{AllowList, Hosts, ProbeConfig};
+use crate::allow::AllowList;
+use crate::config::{Hosts, ProbeConfig};
 use crate::engine::{Gate, Ident};
 use crate::mock::{Answer, MockNet};
 use crate::packet::ProbeSpec;
