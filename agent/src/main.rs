@@ -43,8 +43,19 @@ const EXIT_CONFIG: u8 = 64;
 const EXIT_NOPERM: u8 = 77;
 /// Exit code for another operating-system error (BSD `EX_OSERR`).
 const EXIT_OSERR: u8 = 71;
-/// Exit code when the spool, token or CA cannot be used (BSD `EX_CANTCREAT`).
+/// Exit code when an input file (the token, the CA) is missing or
+/// unreadable (BSD `EX_NOINPUT`).
+const EXIT_NOINPUT: u8 = 66;
+/// Exit code when an input file holds nothing usable (BSD `EX_DATAERR`).
+const EXIT_DATAERR: u8 = 65;
+/// Exit code when the spool cannot be created or written (BSD
+/// `EX_CANTCREAT`).
 const EXIT_CANTCREAT: u8 = 73;
+/// Exit code when system files (the root certificates) are missing (BSD
+/// `EX_OSFILE`).
+const EXIT_OSFILE: u8 = 72;
+/// Exit code for an internal error (BSD `EX_SOFTWARE`).
+const EXIT_SOFTWARE: u8 = 70;
 
 /// Probe agent of Tumen: traces toward the target network's prefixes and
 /// reports hop data to a collector.
@@ -369,12 +380,39 @@ struct Delivering {
     grace: Duration,
 }
 
+/// Why delivery cannot start.
+#[derive(Debug, thiserror::Error)]
+enum DeliveryError {
+    #[error("{0}: the agent must be able to create and write its spool directory (--spool DIR)")]
+    Spool(#[source] tumen_agent::spool::SpoolError),
+    #[error(transparent)]
+    Token(#[from] upload::TokenError),
+    #[error(transparent)]
+    Client(#[from] upload::ClientError),
+}
+
+impl DeliveryError {
+    /// The exit code: an input that cannot be read, one that holds
+    /// nothing usable, a spool that cannot be created.
+    fn exit_code(&self) -> u8 {
+        use upload::{ClientError as C, TokenError as T};
+        match self {
+            Self::Spool(_) => EXIT_CANTCREAT,
+            Self::Token(T::Read { .. }) | Self::Client(C::CaRead { .. }) => EXIT_NOINPUT,
+            Self::Token(T::Empty { .. })
+            | Self::Client(C::CaPem { .. } | C::CaCert { .. } | C::CaEmpty { .. }) => EXIT_DATAERR,
+            Self::Client(C::NoRoots { .. }) => EXIT_OSFILE,
+            Self::Client(C::Tls(_) | C::Http(_)) => EXIT_SOFTWARE,
+        }
+    }
+}
+
 /// Opens the spool and builds the HTTP client (before any socket).
-fn prepare_delivery(d: &Delivery) -> Result<Delivering, String> {
+fn prepare_delivery(d: &Delivery) -> Result<Delivering, DeliveryError> {
     let mut sc = SpoolConfig::new(&d.spool);
     sc.max_bytes = d.spool_max;
     sc.segment_bytes = sc.segment_bytes.min((d.spool_max / 8).max(64 << 10));
-    let spool = Spool::open(sc).map_err(|e| e.to_string())?;
+    let spool = Spool::open(sc).map_err(DeliveryError::Spool)?;
     for note in &spool.recovery_notes {
         eprintln!("tumen-agent: spool recovery: {note}");
     }
@@ -560,7 +598,7 @@ impl Control {
             Fetched::Failed(e) => {
                 self.error(format!(
                     "schedule: {}; keeping the one in force",
-                    upload::printable(&e)
+                    upload::printable(&e.to_string())
                 ));
                 None
             }
@@ -590,13 +628,14 @@ impl Control {
         if let Err(e) = sent {
             eprintln!(
                 "tumen-agent: reporting schedule refusals: {}",
-                upload::printable(&e)
+                upload::printable(&e.to_string())
             );
         }
     }
 
     /// Logs an error once until it changes.
-    fn error(&mut self, e: String) {
+    fn error(&mut self, e: impl std::fmt::Display) {
+        let e = e.to_string();
         if self.last_error.as_ref() != Some(&e) {
             eprintln!("tumen-agent: {e}");
             self.last_error = Some(e);
@@ -1015,7 +1054,7 @@ fn main() -> ExitCode {
             Ok(x) => Some(x),
             Err(e) => {
                 eprintln!("tumen-agent: {e}");
-                return ExitCode::from(EXIT_CANTCREAT);
+                return ExitCode::from(e.exit_code());
             }
         },
         _ => None,

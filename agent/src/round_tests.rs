@@ -61,7 +61,8 @@ fn targets_expand_to_units_and_hosts() {
         ]
     );
     let err = destinations(&[net("0.0.0.0/0")], Hosts::Count(1)).expect_err("too big");
-    assert!(err.contains("0.0.0.0/0"), "{err}");
+    assert_eq!(err.target, net("0.0.0.0/0"));
+    assert!(err.to_string().contains("0.0.0.0/0"), "{err}");
 }
 
 /// vp -> 10 transit routers -> border (hop 11) -> gateway inside the

@@ -155,34 +155,110 @@ pub fn gzip_lines<'a>(lines: impl Iterator<Item = &'a [u8]>) -> std::io::Result<
     enc.finish()
 }
 
+/// Why the token cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The file cannot be read (missing, a directory, no permission).
+    #[error(
+        "token file {}: {source}: the agent cannot read its bearer token; put the token that \
+         `tumen-collector token NAME --token-file FILE` printed on the collector host in this \
+         file (--token-file PATH)",
+        path.display()
+    )]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file holds nothing but blank lines and comments.
+    #[error(
+        "token file {} holds no token (only blank lines and # comments): put the token that \
+         `tumen-collector token NAME` printed in it",
+        path.display()
+    )]
+    Empty { path: PathBuf },
+}
+
 /// Reads a token file: the first non-empty line, trimmed.
-pub fn read_token(path: &std::path::Path) -> Result<String, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("token file {}: {e}", path.display()))?;
+pub fn read_token(path: &std::path::Path) -> Result<String, TokenError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TokenError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     text.lines()
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with('#'))
         .map(str::to_string)
-        .ok_or_else(|| format!("token file {} holds no token", path.display()))
+        .ok_or_else(|| TokenError::Empty {
+            path: path.to_path_buf(),
+        })
+}
+
+/// Why the HTTP client cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "CA file {}: {source}: give the PEM file of the CA that signed the collector's \
+         certificate (--ca-file FILE)",
+        path.display()
+    )]
+    CaRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("CA file {}: {source}: not a PEM certificate file", path.display())]
+    CaPem {
+        path: PathBuf,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("CA file {}: {source}: the certificate cannot be used", path.display())]
+    CaCert {
+        path: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error(
+        "CA file {} holds no certificate: give the PEM file of the CA that signed the \
+         collector's certificate (--ca-file FILE)",
+        path.display()
+    )]
+    CaEmpty { path: PathBuf },
+    #[error(
+        "no system root certificates found ({errors} error(s)); give the collector's CA with \
+         --ca-file"
+    )]
+    NoRoots { errors: usize },
+    #[error("TLS: {0}")]
+    Tls(#[source] rustls::Error),
+    #[error("HTTP client: {0}")]
+    Http(#[source] reqwest::Error),
 }
 
 /// The HTTP client: rustls (ring) with the system roots or the given CA.
-pub fn client(cfg: &UploadConfig) -> Result<reqwest::Client, String> {
+pub fn client(cfg: &UploadConfig) -> Result<reqwest::Client, ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     match &cfg.ca_file {
         Some(path) => {
-            let pem =
-                std::fs::read(path).map_err(|e| format!("CA file {}: {e}", path.display()))?;
+            let pem = std::fs::read(path).map_err(|source| ClientError::CaRead {
+                path: path.clone(),
+                source,
+            })?;
             let mut n = 0;
             for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| format!("CA file {}: {e}", path.display()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("CA file {}: {e}", path.display()))?;
+                let cert = cert.map_err(|source| ClientError::CaPem {
+                    path: path.clone(),
+                    source,
+                })?;
+                roots.add(cert).map_err(|source| ClientError::CaCert {
+                    path: path.clone(),
+                    source,
+                })?;
                 n += 1;
             }
             if n == 0 {
-                return Err(format!("CA file {} holds no certificate", path.display()));
+                return Err(ClientError::CaEmpty { path: path.clone() });
             }
         }
         None => {
@@ -191,17 +267,16 @@ pub fn client(cfg: &UploadConfig) -> Result<reqwest::Client, String> {
                 let _ = roots.add(cert);
             }
             if roots.is_empty() && cfg.collector.starts_with("https://") {
-                return Err(format!(
-                    "no system root certificates found ({} error(s)); give the collector's CA with --ca-file",
-                    found.errors.len()
-                ));
+                return Err(ClientError::NoRoots {
+                    errors: found.errors.len(),
+                });
             }
         }
     }
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
+        .map_err(ClientError::Tls)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     reqwest::Client::builder()
@@ -211,7 +286,7 @@ pub fn client(cfg: &UploadConfig) -> Result<reqwest::Client, String> {
         .user_agent(concat!("tumen-agent/", env!("CARGO_PKG_VERSION")))
         .no_proxy()
         .build()
-        .map_err(|e| format!("HTTP client: {e}"))
+        .map_err(ClientError::Http)
 }
 
 /// Counters of the uploader (exported as the agent's metrics).
@@ -488,13 +563,25 @@ fn short(text: &str) -> String {
 /// Largest upload answer read (the collector's is under 200 bytes).
 pub const ANSWER_LIMIT: usize = 64 << 10;
 
+/// Why a collector's answer was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    #[error("reading the answer: {0}")]
+    Read(#[source] reqwest::Error),
+    #[error("answer over {limit} bytes: not read")]
+    TooLong { limit: usize },
+}
+
 /// Reads at most `limit` bytes of a collector's answer: a collector (or
 /// something posing as one) cannot make the agent buffer without end.
-pub async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+pub async fn read_capped(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, AnswerError> {
     let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+    while let Some(chunk) = resp.chunk().await.map_err(AnswerError::Read)? {
         if out.len() + chunk.len() > limit {
-            return Err(format!("answer over {limit} bytes: not read"));
+            return Err(AnswerError::TooLong { limit });
         }
         out.extend_from_slice(&chunk);
     }
@@ -570,11 +657,17 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let p = dir.join("t");
         std::fs::write(&p, "# comment\n\n  abc123  \n").expect("write");
-        assert_eq!(read_token(&p).as_deref(), Ok("abc123"));
+        assert_eq!(read_token(&p).expect("token"), "abc123");
         std::fs::write(&p, "\n# only a comment\n").expect("write");
-        assert!(read_token(&p).unwrap_err().contains("holds no token"));
+        let e = read_token(&p).unwrap_err();
+        assert!(matches!(e, TokenError::Empty { .. }), "{e:?}");
+        assert!(e.to_string().contains("holds no token"));
         let e = read_token(&dir.join("missing")).unwrap_err();
+        assert!(matches!(e, TokenError::Read { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("missing"), "{e}");
+        // The hint says where a token comes from.
+        assert!(e.contains("tumen-collector token"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -639,6 +732,12 @@ mod tests {
             .await
             .expect("answer");
         let e = read_capped(resp, ANSWER_LIMIT).await.expect_err("capped");
-        assert!(e.contains("over 65536 bytes"), "{e}");
+        assert!(matches!(
+            e,
+            AnswerError::TooLong {
+                limit: ANSWER_LIMIT
+            }
+        ));
+        assert!(e.to_string().contains("over 65536 bytes"), "{e}");
     }
 }
