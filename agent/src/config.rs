@@ -23,6 +23,7 @@ use serde::Deserialize;
 
 use crate::allow::AllowList;
 use crate::engine::TraceParams;
+use crate::logging::LogFormat;
 use crate::packet::Protocol;
 
 /// The DPRK preset (`tumen_core::preset::DPRK`, shared with the collector).
@@ -97,6 +98,8 @@ pub struct RawConfig {
     pub shutdown_grace: Option<String>,
     /// `ADDR:PORT` of the agent's own `/metrics` and `/healthz`.
     pub metrics_listen: Option<String>,
+    /// `text` (default) or `json`: the format of the log on stderr.
+    pub log_format: Option<String>,
 }
 
 impl RawConfig {
@@ -148,7 +151,8 @@ impl RawConfig {
             spool_max,
             retry_max,
             shutdown_grace,
-            metrics_listen
+            metrics_listen,
+            log_format
         );
         if !flags.targets.is_empty() {
             self.targets = flags.targets;
@@ -192,6 +196,7 @@ pub struct Config {
     /// Where results go; `None`: printed as JSON lines on stdout.
     pub delivery: Option<Delivery>,
     pub metrics_listen: Option<std::net::SocketAddr>,
+    pub log_format: LogFormat,
 }
 
 /// Spool and upload settings (with a collector).
@@ -487,6 +492,13 @@ impl Config {
                 None
             }
         });
+        let log_format = match raw.log_format.as_deref() {
+            None => LogFormat::default(),
+            Some(f) => f.parse().unwrap_or_else(|e| {
+                problems.push(format!("log_format {e}"));
+                LogFormat::default()
+            }),
+        };
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
@@ -503,6 +515,7 @@ impl Config {
             probe,
             delivery,
             metrics_listen,
+            log_format,
         })
     }
 }
@@ -724,6 +737,25 @@ mod tests {
         assert_eq!(parse_size("1GiB"), Some(1 << 30));
         assert_eq!(parse_size("4096"), Some(4096));
         assert_eq!(parse_size("99999999999999999999G"), None);
+    }
+
+    #[test]
+    fn the_log_format_is_text_or_json() {
+        let c = Config::validate(raw(&["175.45.176.0/24"])).expect("valid");
+        assert_eq!(c.log_format, LogFormat::Text);
+        let mut r = raw(&["175.45.176.0/24"]);
+        r.log_format = Some("json".into());
+        assert_eq!(
+            Config::validate(r).expect("json").log_format,
+            LogFormat::Json
+        );
+        let mut r = raw(&["175.45.176.0/24"]);
+        r.log_format = Some("xml".into());
+        let e = Config::validate(r).expect_err("xml");
+        assert_eq!(
+            e.problems,
+            ["log_format \"xml\" is not a log format: use text or json"]
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod allow;
 pub mod config;
 pub mod engine;
+pub mod logging;
 #[cfg(test)]
 pub mod mock;
 pub mod net;

@@ -161,6 +161,9 @@ struct Args {
     /// Serve the agent's /metrics and /healthz on ADDR:PORT.
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<String>,
+    /// Log format on stderr: text (default) or json.
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<String>,
 }
 
 impl Args {
@@ -197,6 +200,7 @@ impl Args {
             retry_max: self.retry_max.clone(),
             shutdown_grace: self.shutdown_grace.clone(),
             metrics_listen: self.metrics_listen.clone(),
+            log_format: self.log_format.clone(),
         }
     }
 }
@@ -1006,14 +1010,25 @@ async fn probe(
 fn main() -> ExitCode {
     let args = Args::parse();
     let file = match &args.config {
-        Some(path) => match RawConfig::from_file(path) {
-            Ok(raw) => raw,
-            Err(e) => {
-                eprintln!("tumen-agent: {e}");
-                return ExitCode::from(EXIT_CONFIG);
-            }
-        },
-        None => RawConfig::default(),
+        Some(path) => RawConfig::from_file(path),
+        None => Ok(RawConfig::default()),
+    };
+    // The log format is needed before the configuration is validated, to
+    // report its problems in it: the flag, else the file's key, else text
+    // (an unknown one is among the problems reported).
+    let format = args
+        .log_format
+        .as_deref()
+        .or_else(|| file.as_ref().ok().and_then(|f| f.log_format.as_deref()))
+        .and_then(|f| f.parse().ok())
+        .unwrap_or_default();
+    tumen_agent::logging::init(format);
+    let file = match file {
+        Ok(raw) => raw,
+        Err(e) => {
+            eprintln!("tumen-agent: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
     };
     let config = match Config::validate(file.merge(args.raw())) {
         Ok(c) => c,

@@ -21,8 +21,9 @@
 //! never held while a request is on the network, so a collector that hangs
 //! never holds up a round writing its results (`Sink::put`).
 //!
-//! What the collector answers is shown in the log through [`printable`]:
-//! a newline or a terminal escape in its body cannot forge a log line.
+//! What the collector answers is logged only in `?` fields, escaped
+//! ([`crate::logging`]): a newline or a terminal escape in its body cannot
+//! forge a log line.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -306,8 +307,7 @@ pub struct UploadStats {
 }
 
 /// Sends what the spool holds until it is empty (when `stop` is set) or
-/// forever. Errors are logged on stderr and counted; nothing here ends the
-/// agent.
+/// forever. Errors are logged and counted; nothing here ends the agent.
 #[derive(Debug)]
 pub struct Uploader {
     pub cfg: UploadConfig,
@@ -352,7 +352,7 @@ impl Uploader {
             let (batch, end) = match read {
                 Ok(b) => b,
                 Err(e) => {
-                    eprintln!("tumen-agent: upload: {e}");
+                    tracing::error!("upload: {e}");
                     self.pause(backoff.next(unit_random()), &mut stop).await;
                     continue;
                 }
@@ -370,7 +370,7 @@ impl Uploader {
             let token = match read_token(&self.cfg.token_file) {
                 Ok(t) => t,
                 Err(e) => {
-                    eprintln!("tumen-agent: upload: {e}");
+                    tracing::error!("upload: {e}");
                     self.pause(backoff.next(unit_random()), &mut stop).await;
                     continue;
                 }
@@ -385,7 +385,7 @@ impl Uploader {
             let body = match gzip_lines(batch.iter().map(|e| e.payload.as_slice())) {
                 Ok(b) => b,
                 Err(e) => {
-                    eprintln!("tumen-agent: upload: gzip: {e}");
+                    tracing::error!("upload: gzip: {e}");
                     self.pause(backoff.next(unit_random()), &mut stop).await;
                     continue;
                 }
@@ -404,9 +404,10 @@ impl Uploader {
                 Err(e) => {
                     self.stats.retried.fetch_add(1, Ordering::Relaxed);
                     let wait = backoff.next(unit_random());
-                    eprintln!(
-                        "tumen-agent: upload: {} (attempt {}); retrying in {:.1} s",
-                        error_chain(&e),
+                    // The error may quote the peer (a certificate's name).
+                    tracing::warn!(
+                        error = ?error_chain(&e),
+                        "upload: no answer (attempt {}); retrying in {:.1} s",
                         backoff.attempts(),
                         wait.as_secs_f64()
                     );
@@ -433,7 +434,7 @@ impl Uploader {
                         duplicates: 0,
                     });
                     if let Err(e) = self.with_spool(|s| s.ack(end, &batch)) {
-                        eprintln!("tumen-agent: upload: {e}");
+                        tracing::error!("upload: {e}");
                     }
                     self.stats.committed.fetch_add(1, Ordering::Relaxed);
                     self.stats.accepted.fetch_add(c.accepted, Ordering::Relaxed);
@@ -447,7 +448,7 @@ impl Uploader {
                         Ordering::Relaxed,
                     );
                     if backoff.attempts() > 0 {
-                        eprintln!("tumen-agent: upload: collector answers again");
+                        tracing::info!("upload: collector answers again");
                     }
                     backoff.reset();
                     limit = (limit * 2).min(self.cfg.batch_records);
@@ -455,19 +456,19 @@ impl Uploader {
                 Class::Retry => {
                     self.stats.retried.fetch_add(1, Ordering::Relaxed);
                     let wait = after.unwrap_or_default().max(backoff.next(unit_random()));
-                    eprintln!(
-                        "tumen-agent: upload: collector answered {status} {}; retrying in {:.1} s",
-                        short(&text),
+                    tracing::warn!(
+                        answer = ?short(&text),
+                        "upload: collector answered {status}; retrying in {:.1} s",
                         wait.as_secs_f64()
                     );
                     self.pause(wait, &mut stop).await;
                 }
                 Class::Auth => {
                     self.stats.auth_failed.fetch_add(1, Ordering::Relaxed);
-                    eprintln!(
-                        "tumen-agent: upload: collector refused the token ({status} {}): \
-                         results stay in the spool; fix --token-file (it is re-read)",
-                        short(&text)
+                    tracing::error!(
+                        answer = ?short(&text),
+                        "upload: collector refused the token ({status}): results stay in the \
+                         spool; fix --token-file (it is re-read)"
                     );
                     refused_token = Some((token, std::time::Instant::now()));
                 }
@@ -480,14 +481,14 @@ impl Uploader {
                     let why = format!("{status} {}", reason(&text));
                     let moved = self.with_spool(|s| s.quarantine(&batch, end, &why));
                     match moved {
-                        Ok(path) => eprintln!(
-                            "tumen-agent: upload: collector refused {n} record(s) for good \
-                             ({status} {}); kept in {}",
-                            short(&text),
+                        Ok(path) => tracing::error!(
+                            answer = ?short(&text),
+                            "upload: collector refused {n} record(s) for good ({status}); kept \
+                             in {}",
                             path.display()
                         ),
                         Err(e) => {
-                            eprintln!("tumen-agent: upload: quarantine: {e}");
+                            tracing::error!("upload: quarantine: {e}");
                             self.pause(backoff.next(unit_random()), &mut stop).await;
                         }
                     }
@@ -525,9 +526,10 @@ pub fn printable(text: &str) -> String {
     out
 }
 
-/// An error with its causes ("error sending request: connection refused"),
-/// escaped for the log.
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error with its causes ("error sending request: connection refused").
+/// It may quote a peer (a certificate's name, a header): log it in a `?`
+/// field.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(c) = src {
@@ -535,7 +537,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         s.push_str(&c.to_string());
         src = c.source();
     }
-    printable(&s)
+    s
 }
 
 /// The `error` field of a collector's JSON refusal.
@@ -546,7 +548,8 @@ fn reason(text: &str) -> String {
         .unwrap_or_else(|| "refused".into())
 }
 
-/// The start of a collector's answer, escaped for the log.
+/// The start of a collector's answer (at most 300 bytes), for a `?` field
+/// of the log.
 fn short(text: &str) -> String {
     let t = text.trim();
     if t.len() > 300 {
@@ -554,9 +557,9 @@ fn short(text: &str) -> String {
         while !t.is_char_boundary(end) {
             end -= 1;
         }
-        format!("{}...", printable(&t[..end]))
+        format!("{}...", &t[..end])
     } else {
-        printable(t)
+        t.to_string()
     }
 }
 
@@ -683,10 +686,14 @@ mod tests {
         // Plain text, quotes included, is unchanged.
         let plain = "target 127.0.1.0/28: outside this agent's allow-list \"x\"";
         assert_eq!(printable(plain), plain);
-        // The collector's answers go through it.
-        assert_eq!(short(" a\nb "), "a\\nb");
+        // The collector's answers are cut short, then logged in a `?`
+        // field, which escapes them the same way.
+        assert_eq!(short(" a\nb "), "a\nb");
         let long = short(&"a\n".repeat(400));
-        assert!(long.ends_with("...") && !long.contains('\n'), "{long}");
+        assert!(long.ends_with("...") && long.len() <= 303, "{long}");
+        let field = format!("{:?}", short(&format!("{hostile}{}", "a\n".repeat(400))));
+        assert!(!field.chars().any(char::is_control), "{field}");
+        assert!(field.starts_with("\"ok\\ntumen-agent: spool"), "{field}");
     }
 
     #[test]
