@@ -187,7 +187,9 @@ pub(crate) mod capture {
     }
 
     /// Captures this thread's events (a `#[tokio::test]` runs its tasks
-    /// on the test's thread) in `format` until the guard is dropped.
+    /// on the test's thread) in `format`, at the default level (`info`,
+    /// so dependencies' debug events stay out), until the guard is
+    /// dropped.
     pub fn start(format: LogFormat) -> (tracing::subscriber::DefaultGuard, Log) {
         let log = Log::default();
         let buf = log.0.clone();
@@ -196,7 +198,7 @@ pub(crate) mod capture {
             LogFormat::Text => tracing::subscriber::set_default(
                 tracing_subscriber::fmt()
                     .event_format(TextFormat)
-                    .with_max_level(tracing::Level::DEBUG)
+                    .with_max_level(tracing::Level::INFO)
                     .with_writer(make)
                     .finish(),
             ),
@@ -206,7 +208,7 @@ pub(crate) mod capture {
                     .flatten_event(true)
                     .with_current_span(false)
                     .with_span_list(false)
-                    .with_max_level(tracing::Level::DEBUG)
+                    .with_max_level(tracing::Level::INFO)
                     .with_writer(make)
                     .finish(),
             ),

@@ -31,7 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::spool::Spool;
 
@@ -340,8 +341,9 @@ impl Uploader {
         f(&mut guard)
     }
 
-    /// Runs until the spool is empty after `stop` became true.
-    pub async fn run(&self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    /// Runs until the spool is empty after `stop` was cancelled (the
+    /// caller bounds that drain by its grace period).
+    pub async fn run(&self, wake: Arc<Notify>, stop: CancellationToken) {
         let mut backoff = Backoff::new(self.cfg.backoff_min, self.cfg.backoff_max);
         let mut limit = self.cfg.batch_records;
         // The token that was refused, and when: not sent again until the
@@ -353,17 +355,17 @@ impl Uploader {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!("upload: {e}");
-                    self.pause(backoff.next(unit_random()), &mut stop).await;
+                    self.pause(backoff.next(unit_random()), &stop).await;
                     continue;
                 }
             };
             if batch.is_empty() {
-                if *stop.borrow() {
+                if stop.is_cancelled() {
                     return;
                 }
                 tokio::select! {
                     () = wake.notified() => {}
-                    _ = stop.changed() => {}
+                    () = stop.cancelled() => {}
                 }
                 continue;
             }
@@ -371,13 +373,13 @@ impl Uploader {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::error!("upload: {e}");
-                    self.pause(backoff.next(unit_random()), &mut stop).await;
+                    self.pause(backoff.next(unit_random()), &stop).await;
                     continue;
                 }
             };
             if let Some((bad, at)) = &refused_token {
                 if *bad == token && at.elapsed() < self.cfg.backoff_max {
-                    self.pause(Duration::from_secs(1), &mut stop).await;
+                    self.pause(Duration::from_secs(1), &stop).await;
                     continue;
                 }
                 refused_token = None;
@@ -386,7 +388,7 @@ impl Uploader {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!("upload: gzip: {e}");
-                    self.pause(backoff.next(unit_random()), &mut stop).await;
+                    self.pause(backoff.next(unit_random()), &stop).await;
                     continue;
                 }
             };
@@ -411,7 +413,7 @@ impl Uploader {
                         backoff.attempts(),
                         wait.as_secs_f64()
                     );
-                    self.pause(wait, &mut stop).await;
+                    self.pause(wait, &stop).await;
                     continue;
                 }
             };
@@ -461,7 +463,7 @@ impl Uploader {
                         "upload: collector answered {status}; retrying in {:.1} s",
                         wait.as_secs_f64()
                     );
-                    self.pause(wait, &mut stop).await;
+                    self.pause(wait, &stop).await;
                 }
                 Class::Auth => {
                     self.stats.auth_failed.fetch_add(1, Ordering::Relaxed);
@@ -489,7 +491,7 @@ impl Uploader {
                         ),
                         Err(e) => {
                             tracing::error!("upload: quarantine: {e}");
-                            self.pause(backoff.next(unit_random()), &mut stop).await;
+                            self.pause(backoff.next(unit_random()), &stop).await;
                         }
                     }
                 }
@@ -499,31 +501,16 @@ impl Uploader {
 
     /// Sleeps, but wakes early when asked to stop (the caller then drains
     /// what it can within the grace period).
-    async fn pause(&self, d: Duration, stop: &mut watch::Receiver<bool>) {
-        if *stop.borrow() {
+    async fn pause(&self, d: Duration, stop: &CancellationToken) {
+        if stop.is_cancelled() {
             tokio::time::sleep(d.min(Duration::from_millis(200))).await;
             return;
         }
         tokio::select! {
             () = tokio::time::sleep(d) => {}
-            _ = stop.changed() => {}
+            () = stop.cancelled() => {}
         }
     }
-}
-
-/// Text from a peer (the collector's answers, its schedule's items) made
-/// safe for one line of the log: every character that `{:?}` would escape
-/// (newlines, terminal escapes, bidirectional overrides, ...) is escaped
-/// the same way; quotes are left as they are, and none are added.
-pub fn printable(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '"' | '\'' => out.push(c),
-            c => out.extend(c.escape_debug()),
-        }
-    }
-    out
 }
 
 /// An error with its causes ("error sending request: connection refused").
@@ -674,26 +661,21 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// The collector's answers are cut short before they are logged (in
+    /// a `?` field, escaped: see `logging`'s test and the uploader's test
+    /// in `runtime`).
     #[test]
-    fn peer_text_cannot_forge_or_recolour_a_log_line() {
+    fn answers_are_cut_short_for_the_log() {
         let hostile = "ok\ntumen-agent: spool: 0 appended\r\u{1b}[31mred\u{202e}";
-        let p = printable(hostile);
-        assert!(!p.chars().any(char::is_control), "{p}");
-        assert_eq!(
-            p,
-            "ok\\ntumen-agent: spool: 0 appended\\r\\u{1b}[31mred\\u{202e}"
-        );
-        // Plain text, quotes included, is unchanged.
-        let plain = "target 127.0.1.0/28: outside this agent's allow-list \"x\"";
-        assert_eq!(printable(plain), plain);
-        // The collector's answers are cut short, then logged in a `?`
-        // field, which escapes them the same way.
         assert_eq!(short(" a\nb "), "a\nb");
         let long = short(&"a\n".repeat(400));
         assert!(long.ends_with("...") && long.len() <= 303, "{long}");
         let field = format!("{:?}", short(&format!("{hostile}{}", "a\n".repeat(400))));
         assert!(!field.chars().any(char::is_control), "{field}");
         assert!(field.starts_with("\"ok\\ntumen-agent: spool"), "{field}");
+        // A multi-byte character at the cut is not split.
+        let t = format!("{}é", "a".repeat(299));
+        assert_eq!(short(&format!("{t}xyz")), format!("{}...", "a".repeat(299)));
     }
 
     #[test]
