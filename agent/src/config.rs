@@ -1,12 +1,13 @@
-//! Agent configuration: file + flags in two phases, and the allow-list.
+//! Agent configuration: file + flags in two phases.
 //!
 //! Phase one reads the TOML file and the command line into [`RawConfig`],
 //! every field optional; flags override the file. Phase two validates it
 //! into [`Config`] and reports *every* problem at once, each naming the
 //! value and what to do (the binary exits 64 on them).
 //!
-//! The allow-list is the hard boundary of what this agent may ever send to:
-//! `allow` (or, when absent, the targets and the preset's prefixes).
+//! The allow-list ([`AllowList`], its own module) is the hard boundary of
+//! what this agent may ever send to: `allow` (or, when absent, the targets
+//! and the preset's prefixes).
 //! Documentation, benchmark, private, loopback, link-local, multicast and
 //! other special-purpose ranges are refused unless `allow_reserved` is set
 //! (the lab sets it; a real deployment never needs it).
@@ -20,7 +21,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::allow::AllowList;
 use crate::engine::TraceParams;
+use crate::logging::LogFormat;
 use crate::packet::Protocol;
 
 /// The DPRK preset (`tumen_core::preset::DPRK`, shared with the collector).
@@ -95,6 +98,8 @@ pub struct RawConfig {
     pub shutdown_grace: Option<String>,
     /// `ADDR:PORT` of the agent's own `/metrics` and `/healthz`.
     pub metrics_listen: Option<String>,
+    /// `text` (default) or `json`: the format of the log on stderr.
+    pub log_format: Option<String>,
 }
 
 impl RawConfig {
@@ -146,7 +151,8 @@ impl RawConfig {
             spool_max,
             retry_max,
             shutdown_grace,
-            metrics_listen
+            metrics_listen,
+            log_format
         );
         if !flags.targets.is_empty() {
             self.targets = flags.targets;
@@ -174,34 +180,6 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// The hard boundary of what the agent may send to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AllowList {
-    prefixes: Vec<IpNet>,
-}
-
-impl AllowList {
-    /// An allow-list of exactly these prefixes.
-    pub fn new(prefixes: Vec<IpNet>) -> Self {
-        Self { prefixes }
-    }
-
-    /// True when `addr` may be probed.
-    pub fn permits(&self, addr: IpAddr) -> bool {
-        self.prefixes.iter().any(|p| p.contains(&addr))
-    }
-
-    /// True when every address of `net` may be probed.
-    pub fn covers(&self, net: &IpNet) -> bool {
-        self.prefixes.iter().any(|p| p.contains(net))
-    }
-
-    /// The prefixes.
-    pub fn prefixes(&self) -> &[IpNet] {
-        &self.prefixes
-    }
-}
-
 /// A validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -218,6 +196,7 @@ pub struct Config {
     /// Where results go; `None`: printed as JSON lines on stdout.
     pub delivery: Option<Delivery>,
     pub metrics_listen: Option<std::net::SocketAddr>,
+    pub log_format: LogFormat,
 }
 
 /// Spool and upload settings (with a collector).
@@ -513,6 +492,13 @@ impl Config {
                 None
             }
         });
+        let log_format = match raw.log_format.as_deref() {
+            None => LogFormat::default(),
+            Some(f) => f.parse().unwrap_or_else(|e| {
+                problems.push(format!("log_format {e}"));
+                LogFormat::default()
+            }),
+        };
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
@@ -529,6 +515,7 @@ impl Config {
             probe,
             delivery,
             metrics_listen,
+            log_format,
         })
     }
 }
@@ -750,6 +737,25 @@ mod tests {
         assert_eq!(parse_size("1GiB"), Some(1 << 30));
         assert_eq!(parse_size("4096"), Some(4096));
         assert_eq!(parse_size("99999999999999999999G"), None);
+    }
+
+    #[test]
+    fn the_log_format_is_text_or_json() {
+        let c = Config::validate(raw(&["175.45.176.0/24"])).expect("valid");
+        assert_eq!(c.log_format, LogFormat::Text);
+        let mut r = raw(&["175.45.176.0/24"]);
+        r.log_format = Some("json".into());
+        assert_eq!(
+            Config::validate(r).expect("json").log_format,
+            LogFormat::Json
+        );
+        let mut r = raw(&["175.45.176.0/24"]);
+        r.log_format = Some("xml".into());
+        let e = Config::validate(r).expect_err("xml");
+        assert_eq!(
+            e.problems,
+            ["log_format \"xml\" is not a log format: use text or json"]
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tumen_wire::{Hop, HopReply, MplsLabel, StopReason, TraceMode};
 
-use crate::config::AllowList;
+use crate::allow::AllowList;
 use crate::packet::{
     build, icmp_flow_checksum, PacketError, ProbeSpec, Protocol, QuotedL4, Reply, ReplyKind,
     Unreach,

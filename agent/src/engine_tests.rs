@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tumen_wire::{StopReason, TraceMode};
 
 use super::*;
-use crate::config::AllowList;
+use crate::allow::AllowList;
 use crate::mock::{icmp4_error, Answer, Fate, MockNet};
 use crate::packet::{ProbeSpec, Protocol};
 

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use socket2::Socket;
 use tokio::io::unix::AsyncFd;
 
-use crate::config::AllowList;
+use crate::allow::AllowList;
 use crate::engine::{Incoming, Network};
 use crate::packet::{
     parse_icmpv4, parse_icmpv6, parse_tcp_v4, parse_tcp_v6, PacketError, ProbeSpec, Protocol,

@@ -48,8 +48,19 @@ pub const MAX_UNITS: usize = 1 << 17;
 /// Most addresses traced per IPv6 unit with `hosts = all`.
 const V6_ALL: u16 = 256;
 
+/// Targets that expand to more units than a round should hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "targets expand to more than {MAX_UNITS} /24 or /48 units ({target} alone is {units}); \
+     list the prefixes that matter"
+)]
+pub struct TooManyUnits {
+    pub target: IpNet,
+    pub units: usize,
+}
+
 /// Expands targets into destinations, in order, without duplicates.
-pub fn destinations(targets: &[IpNet], hosts: Hosts) -> Result<Vec<Destination>, String> {
+pub fn destinations(targets: &[IpNet], hosts: Hosts) -> Result<Vec<Destination>, TooManyUnits> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let mut units = 0usize;
@@ -63,10 +74,10 @@ pub fn destinations(targets: &[IpNet], hosts: Hosts) -> Result<Vec<Destination>,
                 .unwrap_or(usize::MAX);
             units = units.saturating_add(n);
             if units > MAX_UNITS {
-                return Err(format!(
-                    "targets expand to more than {MAX_UNITS} /24 or /48 units ({t} alone is {n}); \
-                     list the prefixes that matter"
-                ));
+                return Err(TooManyUnits {
+                    target: *t,
+                    units: n,
+                });
             }
             t.subnets(unit_len).map(|s| s.collect()).unwrap_or_default()
         };

@@ -9,7 +9,8 @@ use ipnet::IpNet;
 use tumen_wire::{Record, TraceMode, TraceRecord};
 
 use super::*;
-use crate::config::{AllowList, Hosts, ProbeConfig};
+use crate::allow::AllowList;
+use crate::config::{Hosts, ProbeConfig};
 use crate::engine::{Gate, Ident};
 use crate::mock::{Answer, MockNet};
 use crate::packet::ProbeSpec;
@@ -60,7 +61,8 @@ fn targets_expand_to_units_and_hosts() {
         ]
     );
     let err = destinations(&[net("0.0.0.0/0")], Hosts::Count(1)).expect_err("too big");
-    assert!(err.contains("0.0.0.0/0"), "{err}");
+    assert_eq!(err.target, net("0.0.0.0/0"));
+    assert!(err.to_string().contains("0.0.0.0/0"), "{err}");
 }
 
 /// vp -> 10 transit routers -> border (hop 11) -> gateway inside the

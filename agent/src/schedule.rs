@@ -58,6 +58,9 @@ pub struct Plan {
 }
 
 /// A schedule item not applied, and why (sent to the collector as is).
+/// Both are the agent's own text: what the collector sent appears in an
+/// item only quoted and escaped (`target "nonsense"`, `"burst"`), so that
+/// the item can be logged as it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
     pub item: String,
@@ -100,7 +103,7 @@ pub fn apply(local: &Config, s: &Schedule, v4: bool, v6: bool) -> (Plan, Vec<Ref
         {
             Ok(n) => n.trunc(),
             Err(_) => {
-                refuse(format!("target {t}"), "not an address or prefix".into());
+                refuse(format!("target {t:?}"), "not an address or prefix".into());
                 continue;
             }
         };
@@ -136,7 +139,7 @@ pub fn apply(local: &Config, s: &Schedule, v4: bool, v6: bool) -> (Plan, Vec<Ref
             "icmp" => plan.protocol = Protocol::Icmp,
             "udp" => plan.protocol = Protocol::Udp,
             "tcp" => plan.protocol = Protocol::Tcp,
-            other => refuse(format!("protocol {other}"), "not icmp, udp or tcp".into()),
+            other => refuse(format!("protocol {other:?}"), "not icmp, udp or tcp".into()),
         }
         if plan.protocol != local.probe.trace.protocol {
             plan.port = match plan.protocol {
@@ -182,7 +185,7 @@ pub fn apply(local: &Config, s: &Schedule, v4: bool, v6: bool) -> (Plan, Vec<Ref
         }
     }
     for k in s.unknown.keys() {
-        refuse(k.clone(), "unknown setting: not applied".into());
+        refuse(format!("{k:?}"), "unknown setting: not applied".into());
     }
     (plan, refused)
 }
@@ -199,25 +202,73 @@ pub fn cache_path(spool: &Path) -> PathBuf {
     spool.join("schedule.json")
 }
 
-/// Reads the cache; a missing or unreadable one is no schedule (said).
-pub fn load_cache(path: &Path) -> Result<Option<Cached>, String> {
+/// Why the cached schedule was not read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cached schedule {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cached schedule {}: {source}; ignored (the collector's next answer replaces it)", path.display())]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cached schedule {}: {source}", path.display())]
+    Encode {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Reads the cache; a missing one is no schedule.
+pub fn load_cache(path: &Path) -> Result<Option<Cached>, CacheError> {
     match std::fs::read(path) {
         Ok(b) => serde_json::from_slice(&b)
             .map(Some)
-            .map_err(|e| format!("cached schedule {}: {e}; ignored", path.display())),
+            .map_err(|source| CacheError::Corrupt {
+                path: path.to_path_buf(),
+                source,
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cached schedule {}: {e}", path.display())),
+        Err(source) => Err(CacheError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
 /// Writes the cache atomically.
-pub fn save_cache(path: &Path, c: &Cached) -> Result<(), String> {
+pub fn save_cache(path: &Path, c: &Cached) -> Result<(), CacheError> {
     let tmp = path.with_extension("json.tmp");
-    let body = serde_json::to_vec(c).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(c).map_err(|source| CacheError::Encode {
+        path: path.to_path_buf(),
+        source,
+    })?;
     std::fs::write(&tmp, body)
         .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
         .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| format!("cached schedule {}: {e}", path.display()))
+        .map_err(|source| CacheError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Why a schedule was not fetched or the refusals not reported.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("cannot reach the collector: {0}")]
+    Request(#[source] reqwest::Error),
+    #[error("collector answered {0}")]
+    Status(u16),
+    #[error(transparent)]
+    Answer(#[from] crate::upload::AnswerError),
+    #[error("schedule is not valid JSON: {0}")]
+    Json(#[source] serde_json::Error),
 }
 
 /// One fetch's outcome.
@@ -227,7 +278,7 @@ pub enum Fetched {
     NotModified,
     /// The collector hands out no schedule (404): local configuration.
     NoSchedule,
-    Failed(String),
+    Failed(FetchError),
 }
 
 /// Asks the collector for this agent's schedule (conditional on `etag`).
@@ -246,7 +297,7 @@ pub async fn fetch(
     }
     let resp = match req.send().await {
         Ok(r) => r,
-        Err(e) => return Fetched::Failed(e.to_string()),
+        Err(e) => return Fetched::Failed(FetchError::Request(e)),
     };
     match resp.status().as_u16() {
         304 => Fetched::NotModified,
@@ -261,12 +312,12 @@ pub async fn fetch(
             match crate::upload::read_capped(resp, SCHEDULE_LIMIT).await {
                 Ok(b) => match serde_json::from_slice::<Schedule>(&b) {
                     Ok(schedule) => Fetched::New(Cached { etag, schedule }),
-                    Err(e) => Fetched::Failed(format!("schedule is not valid JSON: {e}")),
+                    Err(e) => Fetched::Failed(FetchError::Json(e)),
                 },
-                Err(e) => Fetched::Failed(e),
+                Err(e) => Fetched::Failed(e.into()),
             }
         }
-        s => Fetched::Failed(format!("collector answered {s}")),
+        s => Fetched::Failed(FetchError::Status(s)),
     }
 }
 
@@ -280,7 +331,7 @@ pub async fn report(
     token: &str,
     etag: &str,
     refused: &[Refusal],
-) -> Result<(), String> {
+) -> Result<(), FetchError> {
     let body = serde_json::json!({ "schedule": etag, "refused": refused });
     let r = client
         .post(format!("{collector}/api/v1/refusals"))
@@ -290,11 +341,11 @@ pub async fn report(
         .body(body.to_string())
         .send()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(FetchError::Request)?;
     if r.status().is_success() {
         Ok(())
     } else {
-        Err(format!("collector answered {}", r.status()))
+        Err(FetchError::Status(r.status().as_u16()))
     }
 }
 
@@ -349,10 +400,10 @@ mod tests {
             vec![
                 "target 8.8.8.0/24",
                 "target 175.45.176.0/20",
-                "target nonsense",
+                "target \"nonsense\"",
                 "target 2001:db8::/48",
                 "pps 500",
-                "burst"
+                "\"burst\""
             ]
         );
         assert!(refused[0].why.contains("allow-list"));
@@ -405,7 +456,9 @@ mod tests {
         save_cache(&p, &c).expect("save");
         assert_eq!(load_cache(&p).expect("load"), Some(c));
         std::fs::write(&p, "{not json").expect("write");
-        assert!(load_cache(&p).unwrap_err().contains("ignored"));
+        let e = load_cache(&p).unwrap_err();
+        assert!(matches!(e, CacheError::Corrupt { .. }), "{e:?}");
+        assert!(e.to_string().contains("ignored"));
         std::fs::remove_file(&p).expect("rm");
         assert_eq!(load_cache(&p).expect("missing"), None);
         let _ = std::fs::remove_dir_all(&dir);

@@ -254,8 +254,13 @@ impl Status {
     }
 }
 
-/// Serves `/metrics` and `/healthz` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, status: Arc<Status>) {
+/// Serves `/metrics` and `/healthz` until `shutdown` completes, then lets
+/// requests in flight finish for at most a second.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    status: Arc<Status>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) {
     use axum::routing::get;
     let app = axum::Router::new()
         .route(
@@ -291,8 +296,8 @@ pub async fn serve(listener: tokio::net::TcpListener, status: Arc<Status>) {
         app,
         limits,
         stats,
-        std::future::pending(),
-        std::time::Duration::ZERO,
+        shutdown,
+        std::time::Duration::from_secs(1),
     )
     .await;
 }
@@ -315,7 +320,7 @@ mod tests {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let status = Arc::new(Status::default());
-        tokio::spawn(serve(listener, status.clone()));
+        tokio::spawn(serve(listener, status.clone(), std::future::pending()));
         let mut slow = Vec::new();
         for _ in 0..METRICS_MAX_CONNECTIONS + 20 {
             let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");

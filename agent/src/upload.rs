@@ -21,8 +21,9 @@
 //! never held while a request is on the network, so a collector that hangs
 //! never holds up a round writing its results (`Sink::put`).
 //!
-//! What the collector answers is shown in the log through [`printable`]:
-//! a newline or a terminal escape in its body cannot forge a log line.
+//! What the collector answers is logged only in `?` fields, escaped
+//! ([`crate::logging`]): a newline or a terminal escape in its body cannot
+//! forge a log line.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -30,7 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::spool::Spool;
 
@@ -155,34 +157,110 @@ pub fn gzip_lines<'a>(lines: impl Iterator<Item = &'a [u8]>) -> std::io::Result<
     enc.finish()
 }
 
+/// Why the token cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The file cannot be read (missing, a directory, no permission).
+    #[error(
+        "token file {}: {source}: the agent cannot read its bearer token; put the token that \
+         `tumen-collector token NAME --token-file FILE` printed on the collector host in this \
+         file (--token-file PATH)",
+        path.display()
+    )]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file holds nothing but blank lines and comments.
+    #[error(
+        "token file {} holds no token (only blank lines and # comments): put the token that \
+         `tumen-collector token NAME` printed in it",
+        path.display()
+    )]
+    Empty { path: PathBuf },
+}
+
 /// Reads a token file: the first non-empty line, trimmed.
-pub fn read_token(path: &std::path::Path) -> Result<String, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("token file {}: {e}", path.display()))?;
+pub fn read_token(path: &std::path::Path) -> Result<String, TokenError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TokenError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     text.lines()
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with('#'))
         .map(str::to_string)
-        .ok_or_else(|| format!("token file {} holds no token", path.display()))
+        .ok_or_else(|| TokenError::Empty {
+            path: path.to_path_buf(),
+        })
+}
+
+/// Why the HTTP client cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "CA file {}: {source}: give the PEM file of the CA that signed the collector's \
+         certificate (--ca-file FILE)",
+        path.display()
+    )]
+    CaRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("CA file {}: {source}: not a PEM certificate file", path.display())]
+    CaPem {
+        path: PathBuf,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("CA file {}: {source}: the certificate cannot be used", path.display())]
+    CaCert {
+        path: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error(
+        "CA file {} holds no certificate: give the PEM file of the CA that signed the \
+         collector's certificate (--ca-file FILE)",
+        path.display()
+    )]
+    CaEmpty { path: PathBuf },
+    #[error(
+        "no system root certificates found ({errors} error(s)); give the collector's CA with \
+         --ca-file"
+    )]
+    NoRoots { errors: usize },
+    #[error("TLS: {0}")]
+    Tls(#[source] rustls::Error),
+    #[error("HTTP client: {0}")]
+    Http(#[source] reqwest::Error),
 }
 
 /// The HTTP client: rustls (ring) with the system roots or the given CA.
-pub fn client(cfg: &UploadConfig) -> Result<reqwest::Client, String> {
+pub fn client(cfg: &UploadConfig) -> Result<reqwest::Client, ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     match &cfg.ca_file {
         Some(path) => {
-            let pem =
-                std::fs::read(path).map_err(|e| format!("CA file {}: {e}", path.display()))?;
+            let pem = std::fs::read(path).map_err(|source| ClientError::CaRead {
+                path: path.clone(),
+                source,
+            })?;
             let mut n = 0;
             for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| format!("CA file {}: {e}", path.display()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("CA file {}: {e}", path.display()))?;
+                let cert = cert.map_err(|source| ClientError::CaPem {
+                    path: path.clone(),
+                    source,
+                })?;
+                roots.add(cert).map_err(|source| ClientError::CaCert {
+                    path: path.clone(),
+                    source,
+                })?;
                 n += 1;
             }
             if n == 0 {
-                return Err(format!("CA file {} holds no certificate", path.display()));
+                return Err(ClientError::CaEmpty { path: path.clone() });
             }
         }
         None => {
@@ -191,17 +269,16 @@ pub fn client(cfg: &UploadConfig) -> Result<reqwest::Client, String> {
                 let _ = roots.add(cert);
             }
             if roots.is_empty() && cfg.collector.starts_with("https://") {
-                return Err(format!(
-                    "no system root certificates found ({} error(s)); give the collector's CA with --ca-file",
-                    found.errors.len()
-                ));
+                return Err(ClientError::NoRoots {
+                    errors: found.errors.len(),
+                });
             }
         }
     }
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
+        .map_err(ClientError::Tls)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     reqwest::Client::builder()
@@ -211,7 +288,7 @@ pub fn client(cfg: &UploadConfig) -> Result<reqwest::Client, String> {
         .user_agent(concat!("tumen-agent/", env!("CARGO_PKG_VERSION")))
         .no_proxy()
         .build()
-        .map_err(|e| format!("HTTP client: {e}"))
+        .map_err(ClientError::Http)
 }
 
 /// Counters of the uploader (exported as the agent's metrics).
@@ -231,8 +308,7 @@ pub struct UploadStats {
 }
 
 /// Sends what the spool holds until it is empty (when `stop` is set) or
-/// forever. Errors are logged on stderr and counted; nothing here ends the
-/// agent.
+/// forever. Errors are logged and counted; nothing here ends the agent.
 #[derive(Debug)]
 pub struct Uploader {
     pub cfg: UploadConfig,
@@ -265,8 +341,9 @@ impl Uploader {
         f(&mut guard)
     }
 
-    /// Runs until the spool is empty after `stop` became true.
-    pub async fn run(&self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    /// Runs until the spool is empty after `stop` was cancelled (the
+    /// caller bounds that drain by its grace period).
+    pub async fn run(&self, wake: Arc<Notify>, stop: CancellationToken) {
         let mut backoff = Backoff::new(self.cfg.backoff_min, self.cfg.backoff_max);
         let mut limit = self.cfg.batch_records;
         // The token that was refused, and when: not sent again until the
@@ -277,32 +354,32 @@ impl Uploader {
             let (batch, end) = match read {
                 Ok(b) => b,
                 Err(e) => {
-                    eprintln!("tumen-agent: upload: {e}");
-                    self.pause(backoff.next(unit_random()), &mut stop).await;
+                    tracing::error!("upload: {e}");
+                    self.pause(backoff.next(unit_random()), &stop).await;
                     continue;
                 }
             };
             if batch.is_empty() {
-                if *stop.borrow() {
+                if stop.is_cancelled() {
                     return;
                 }
                 tokio::select! {
                     () = wake.notified() => {}
-                    _ = stop.changed() => {}
+                    () = stop.cancelled() => {}
                 }
                 continue;
             }
             let token = match read_token(&self.cfg.token_file) {
                 Ok(t) => t,
                 Err(e) => {
-                    eprintln!("tumen-agent: upload: {e}");
-                    self.pause(backoff.next(unit_random()), &mut stop).await;
+                    tracing::error!("upload: {e}");
+                    self.pause(backoff.next(unit_random()), &stop).await;
                     continue;
                 }
             };
             if let Some((bad, at)) = &refused_token {
                 if *bad == token && at.elapsed() < self.cfg.backoff_max {
-                    self.pause(Duration::from_secs(1), &mut stop).await;
+                    self.pause(Duration::from_secs(1), &stop).await;
                     continue;
                 }
                 refused_token = None;
@@ -310,8 +387,8 @@ impl Uploader {
             let body = match gzip_lines(batch.iter().map(|e| e.payload.as_slice())) {
                 Ok(b) => b,
                 Err(e) => {
-                    eprintln!("tumen-agent: upload: gzip: {e}");
-                    self.pause(backoff.next(unit_random()), &mut stop).await;
+                    tracing::error!("upload: gzip: {e}");
+                    self.pause(backoff.next(unit_random()), &stop).await;
                     continue;
                 }
             };
@@ -329,13 +406,14 @@ impl Uploader {
                 Err(e) => {
                     self.stats.retried.fetch_add(1, Ordering::Relaxed);
                     let wait = backoff.next(unit_random());
-                    eprintln!(
-                        "tumen-agent: upload: {} (attempt {}); retrying in {:.1} s",
-                        error_chain(&e),
+                    // The error may quote the peer (a certificate's name).
+                    tracing::warn!(
+                        error = ?error_chain(&e),
+                        "upload: no answer (attempt {}); retrying in {:.1} s",
                         backoff.attempts(),
                         wait.as_secs_f64()
                     );
-                    self.pause(wait, &mut stop).await;
+                    self.pause(wait, &stop).await;
                     continue;
                 }
             };
@@ -358,7 +436,7 @@ impl Uploader {
                         duplicates: 0,
                     });
                     if let Err(e) = self.with_spool(|s| s.ack(end, &batch)) {
-                        eprintln!("tumen-agent: upload: {e}");
+                        tracing::error!("upload: {e}");
                     }
                     self.stats.committed.fetch_add(1, Ordering::Relaxed);
                     self.stats.accepted.fetch_add(c.accepted, Ordering::Relaxed);
@@ -372,7 +450,7 @@ impl Uploader {
                         Ordering::Relaxed,
                     );
                     if backoff.attempts() > 0 {
-                        eprintln!("tumen-agent: upload: collector answers again");
+                        tracing::info!("upload: collector answers again");
                     }
                     backoff.reset();
                     limit = (limit * 2).min(self.cfg.batch_records);
@@ -380,19 +458,19 @@ impl Uploader {
                 Class::Retry => {
                     self.stats.retried.fetch_add(1, Ordering::Relaxed);
                     let wait = after.unwrap_or_default().max(backoff.next(unit_random()));
-                    eprintln!(
-                        "tumen-agent: upload: collector answered {status} {}; retrying in {:.1} s",
-                        short(&text),
+                    tracing::warn!(
+                        answer = ?short(&text),
+                        "upload: collector answered {status}; retrying in {:.1} s",
                         wait.as_secs_f64()
                     );
-                    self.pause(wait, &mut stop).await;
+                    self.pause(wait, &stop).await;
                 }
                 Class::Auth => {
                     self.stats.auth_failed.fetch_add(1, Ordering::Relaxed);
-                    eprintln!(
-                        "tumen-agent: upload: collector refused the token ({status} {}): \
-                         results stay in the spool; fix --token-file (it is re-read)",
-                        short(&text)
+                    tracing::error!(
+                        answer = ?short(&text),
+                        "upload: collector refused the token ({status}): results stay in the \
+                         spool; fix --token-file (it is re-read)"
                     );
                     refused_token = Some((token, std::time::Instant::now()));
                 }
@@ -405,15 +483,15 @@ impl Uploader {
                     let why = format!("{status} {}", reason(&text));
                     let moved = self.with_spool(|s| s.quarantine(&batch, end, &why));
                     match moved {
-                        Ok(path) => eprintln!(
-                            "tumen-agent: upload: collector refused {n} record(s) for good \
-                             ({status} {}); kept in {}",
-                            short(&text),
+                        Ok(path) => tracing::error!(
+                            answer = ?short(&text),
+                            "upload: collector refused {n} record(s) for good ({status}); kept \
+                             in {}",
                             path.display()
                         ),
                         Err(e) => {
-                            eprintln!("tumen-agent: upload: quarantine: {e}");
-                            self.pause(backoff.next(unit_random()), &mut stop).await;
+                            tracing::error!("upload: quarantine: {e}");
+                            self.pause(backoff.next(unit_random()), &stop).await;
                         }
                     }
                 }
@@ -423,36 +501,22 @@ impl Uploader {
 
     /// Sleeps, but wakes early when asked to stop (the caller then drains
     /// what it can within the grace period).
-    async fn pause(&self, d: Duration, stop: &mut watch::Receiver<bool>) {
-        if *stop.borrow() {
+    async fn pause(&self, d: Duration, stop: &CancellationToken) {
+        if stop.is_cancelled() {
             tokio::time::sleep(d.min(Duration::from_millis(200))).await;
             return;
         }
         tokio::select! {
             () = tokio::time::sleep(d) => {}
-            _ = stop.changed() => {}
+            () = stop.cancelled() => {}
         }
     }
 }
 
-/// Text from a peer (the collector's answers, its schedule's items) made
-/// safe for one line of the log: every character that `{:?}` would escape
-/// (newlines, terminal escapes, bidirectional overrides, ...) is escaped
-/// the same way; quotes are left as they are, and none are added.
-pub fn printable(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '"' | '\'' => out.push(c),
-            c => out.extend(c.escape_debug()),
-        }
-    }
-    out
-}
-
-/// An error with its causes ("error sending request: connection refused"),
-/// escaped for the log.
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error with its causes ("error sending request: connection refused").
+/// It may quote a peer (a certificate's name, a header): log it in a `?`
+/// field.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(c) = src {
@@ -460,7 +524,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         s.push_str(&c.to_string());
         src = c.source();
     }
-    printable(&s)
+    s
 }
 
 /// The `error` field of a collector's JSON refusal.
@@ -471,7 +535,8 @@ fn reason(text: &str) -> String {
         .unwrap_or_else(|| "refused".into())
 }
 
-/// The start of a collector's answer, escaped for the log.
+/// The start of a collector's answer (at most 300 bytes), for a `?` field
+/// of the log.
 fn short(text: &str) -> String {
     let t = text.trim();
     if t.len() > 300 {
@@ -479,22 +544,34 @@ fn short(text: &str) -> String {
         while !t.is_char_boundary(end) {
             end -= 1;
         }
-        format!("{}...", printable(&t[..end]))
+        format!("{}...", &t[..end])
     } else {
-        printable(t)
+        t.to_string()
     }
 }
 
 /// Largest upload answer read (the collector's is under 200 bytes).
 pub const ANSWER_LIMIT: usize = 64 << 10;
 
+/// Why a collector's answer was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    #[error("reading the answer: {0}")]
+    Read(#[source] reqwest::Error),
+    #[error("answer over {limit} bytes: not read")]
+    TooLong { limit: usize },
+}
+
 /// Reads at most `limit` bytes of a collector's answer: a collector (or
 /// something posing as one) cannot make the agent buffer without end.
-pub async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+pub async fn read_capped(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, AnswerError> {
     let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+    while let Some(chunk) = resp.chunk().await.map_err(AnswerError::Read)? {
         if out.len() + chunk.len() > limit {
-            return Err(format!("answer over {limit} bytes: not read"));
+            return Err(AnswerError::TooLong { limit });
         }
         out.extend_from_slice(&chunk);
     }
@@ -570,30 +647,35 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let p = dir.join("t");
         std::fs::write(&p, "# comment\n\n  abc123  \n").expect("write");
-        assert_eq!(read_token(&p).as_deref(), Ok("abc123"));
+        assert_eq!(read_token(&p).expect("token"), "abc123");
         std::fs::write(&p, "\n# only a comment\n").expect("write");
-        assert!(read_token(&p).unwrap_err().contains("holds no token"));
+        let e = read_token(&p).unwrap_err();
+        assert!(matches!(e, TokenError::Empty { .. }), "{e:?}");
+        assert!(e.to_string().contains("holds no token"));
         let e = read_token(&dir.join("missing")).unwrap_err();
+        assert!(matches!(e, TokenError::Read { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("missing"), "{e}");
+        // The hint says where a token comes from.
+        assert!(e.contains("tumen-collector token"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// The collector's answers are cut short before they are logged (in
+    /// a `?` field, escaped: see `logging`'s test and the uploader's test
+    /// in `runtime`).
     #[test]
-    fn peer_text_cannot_forge_or_recolour_a_log_line() {
+    fn answers_are_cut_short_for_the_log() {
         let hostile = "ok\ntumen-agent: spool: 0 appended\r\u{1b}[31mred\u{202e}";
-        let p = printable(hostile);
-        assert!(!p.chars().any(char::is_control), "{p}");
-        assert_eq!(
-            p,
-            "ok\\ntumen-agent: spool: 0 appended\\r\\u{1b}[31mred\\u{202e}"
-        );
-        // Plain text, quotes included, is unchanged.
-        let plain = "target 127.0.1.0/28: outside this agent's allow-list \"x\"";
-        assert_eq!(printable(plain), plain);
-        // The collector's answers go through it.
-        assert_eq!(short(" a\nb "), "a\\nb");
+        assert_eq!(short(" a\nb "), "a\nb");
         let long = short(&"a\n".repeat(400));
-        assert!(long.ends_with("...") && !long.contains('\n'), "{long}");
+        assert!(long.ends_with("...") && long.len() <= 303, "{long}");
+        let field = format!("{:?}", short(&format!("{hostile}{}", "a\n".repeat(400))));
+        assert!(!field.chars().any(char::is_control), "{field}");
+        assert!(field.starts_with("\"ok\\ntumen-agent: spool"), "{field}");
+        // A multi-byte character at the cut is not split.
+        let t = format!("{}é", "a".repeat(299));
+        assert_eq!(short(&format!("{t}xyz")), format!("{}...", "a".repeat(299)));
     }
 
     #[test]
@@ -639,6 +721,12 @@ mod tests {
             .await
             .expect("answer");
         let e = read_capped(resp, ANSWER_LIMIT).await.expect_err("capped");
-        assert!(e.contains("over 65536 bytes"), "{e}");
+        assert!(matches!(
+            e,
+            AnswerError::TooLong {
+                limit: ANSWER_LIMIT
+            }
+        ));
+        assert!(e.to_string().contains("over 65536 bytes"), "{e}");
     }
 }

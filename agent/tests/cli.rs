@@ -243,3 +243,67 @@ fn unknown_flags_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unexpected argument '--bogus'"));
 }
+
+/// A token file that cannot be read stops the agent before any socket is
+/// opened: exit 66 (`EX_NOINPUT`: an input file is missing or unreadable,
+/// not 73, which is for output the agent cannot create), the file named
+/// with a hint; an empty one exits 65 (`EX_DATAERR`). The target is
+/// loopback and, as root, the agent runs as `nobody` without capabilities
+/// (as above), so even a regression could send nothing.
+#[test]
+fn an_unreadable_token_file_exits_66_and_an_empty_one_65_naming_the_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("tumen-agent-token-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp");
+    // The spool is opened first: `nobody` must be able to create it.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let token = dir.join("token");
+    let run = || {
+        let mut cmd = if is_root() {
+            let mut c = Command::new("setpriv");
+            c.args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                "--",
+                BIN,
+            ]);
+            c
+        } else {
+            Command::new(BIN)
+        };
+        cmd.args([
+            "--target",
+            "127.0.0.1",
+            "--allow-reserved",
+            "--id",
+            "t",
+            "--collector",
+            "http://127.0.0.1:9",
+            "--insecure-http",
+            "--token-file",
+            token.to_str().expect("utf-8"),
+            "--spool",
+            dir.join("spool").to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("run")
+    };
+    let out = run();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(66), "{err}");
+    assert!(err.contains(&token.display().to_string()), "{err}");
+    assert!(err.contains("No such file or directory"), "{err}");
+    assert!(err.contains("tumen-collector token"), "{err}");
+    assert!(out.stdout.is_empty());
+    std::fs::write(&token, "# no token yet\n").expect("write");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = run();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(65), "{err}");
+    assert!(err.contains("holds no token"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
