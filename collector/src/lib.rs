@@ -13,6 +13,8 @@ pub mod input;
 pub mod model;
 pub mod orgs;
 pub mod paths;
+pub mod pipeline;
 pub mod serve;
+pub mod state;
 pub mod store;
 pub mod table;

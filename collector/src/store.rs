@@ -19,6 +19,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 
 use crate::paths::{Change, PathKey, PathState};
+use crate::state::AgentInfo;
 
 /// Schema versions, in order; index + 1 is the version.
 const MIGRATIONS: &[&str] = &[
@@ -136,17 +137,6 @@ pub enum StoreError {
         id: String,
         what: String,
     },
-}
-
-/// An agent as the store and the API know it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AgentInfo {
-    pub name: String,
-    pub first_seen_ms: u64,
-    /// Collector time of the latest accepted upload.
-    pub last_seen_ms: u64,
-    pub traces: u64,
-    pub pings: u64,
 }
 
 /// A raw trace row to insert.

@@ -2,15 +2,21 @@
 //! writer, `/metrics`, the JSON API and the health endpoints.
 //!
 //! A request's life: bearer token → agent (constant-time) → content type
-//! and encoding → size limits → the whole batch parsed and validated →
-//! inference of every trace (on the blocking pool; pure code) → one job to
-//! the writer thread, which commits it with whatever else is queued (group
-//! commit) → 200 with the counts, only once the commit is durable. Any
-//! refusal is a precise 4xx counted by reason, before anything is written.
+//! and encoding → size limits → the ingest pipeline ([`crate::pipeline`]:
+//! the whole batch parsed and validated, every trace inferred; on the
+//! blocking pool, pure code) → one job to the writer thread, which
+//! commits it with whatever else is queued (group commit) and applies it
+//! to the [`Live`] state → 200 with the counts,
+//! only once the commit is durable. Any refusal is a precise 4xx counted
+//! by reason, before anything is written.
+//!
+//! This module is the HTTP service and its lifecycle; what it serves is
+//! computed elsewhere: [`crate::pipeline`], [`crate::state`].
 
 pub mod api;
 pub mod auth;
 pub mod config;
+mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod schedule;
@@ -25,8 +31,10 @@ use rusqlite::Connection;
 use tokio::sync::mpsc;
 
 use crate::dns::Enricher;
-use crate::infer::{AsnLookup, Target};
+use crate::infer::Target;
 use crate::orgs::Orgs;
+use crate::pipeline::{Enrich, PackLine, Pipeline};
+use crate::state::Live;
 use crate::table::PrefixTable;
 
 pub use config::{Config, ConfigErrors, RawConfig};
@@ -42,11 +50,13 @@ pub struct App {
     pub table: PrefixTable,
     pub orgs: Orgs,
     pub target: Target,
-    pub live: Arc<RwLock<writer::Live>>,
+    pub live: Arc<RwLock<Live>>,
     pub metrics: Arc<metrics::Metrics>,
     pub writer: mpsc::Sender<writer::Job>,
     /// Read connection for the events API.
     pub reader: Mutex<Connection>,
+    /// How the store wants record lines (packed before the writer).
+    pub pack: PackLine,
     pub dns: Option<Enricher>,
     /// Batches decoded and inferred at once: one per core. More would
     /// only share the CPU with the single writer, the bottleneck, and
@@ -60,19 +70,29 @@ pub struct App {
     pub store_health: Arc<writer::StoreHealth>,
 }
 
-/// The table, then (if enabled) cached Team Cymru answers for addresses
-/// the table does not know.
-#[derive(Debug, Clone, Copy)]
-pub struct Lookup<'a> {
-    pub table: &'a PrefixTable,
-    pub dns: Option<&'a Enricher>,
+impl App {
+    /// The ingest pipeline over this collector's target, tables, DNS
+    /// enrichment and store.
+    pub fn pipeline(&self) -> Pipeline<'_> {
+        Pipeline {
+            target: &self.target,
+            table: &self.table,
+            orgs: &self.orgs,
+            enrich: self.dns.as_ref().map(|d| d as &dyn Enrich),
+            pack: self.pack,
+        }
+    }
 }
 
-impl AsnLookup for Lookup<'_> {
-    fn asn(&self, addr: IpAddr) -> Option<u32> {
-        self.table
-            .lookup_asn(addr)
-            .or_else(|| self.dns.and_then(|d| d.cached_asn(addr)))
+/// Team Cymru answers over DNS: cached ones while a trace is inferred,
+/// unknown addresses queued for the resolver.
+impl Enrich for Enricher {
+    fn cached_asn(&self, addr: IpAddr) -> Option<u32> {
+        Enricher::cached_asn(self, addr)
+    }
+
+    fn request(&self, addr: IpAddr) {
+        Enricher::request(self, addr);
     }
 }
 
@@ -142,16 +162,13 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let (table, orgs, tokens) = load_inputs(&config)?;
     let conn = crate::store::open(&config.db)?;
-    let (mut paths, agents) = crate::store::load_state(&conn)?;
+    let (paths, agents) = crate::store::load_state(&conn)?;
+    let mut live = Live { paths, agents };
     // Paths frozen by a record dated in the future (stored by a build that
     // did not check dates) would ignore every later trace: thaw them.
     let limit = metrics::now_ms()
         .saturating_add(u64::try_from(config.max_clock_skew.as_millis()).unwrap_or(u64::MAX));
-    let thawed = paths
-        .values_mut()
-        .map(|p| p.forget_future(limit))
-        .filter(|&t| t)
-        .count();
+    let thawed = live.thaw_future(limit);
     if thawed > 0 {
         tracing::warn!(
             paths = thawed,
@@ -161,8 +178,8 @@ pub async fn run(
     }
     tracing::info!(
         db = %config.db.display(),
-        paths = paths.len(),
-        agents = agents.len(),
+        paths = live.paths.len(),
+        agents = live.agents.len(),
         prefixes = table.len(),
         tokens = tokens.len(),
         "state restored"
@@ -175,8 +192,12 @@ pub async fn run(
         checkpoint_rx,
         wal_full.clone(),
     )?;
-    let live = Arc::new(RwLock::new(writer::Live { paths, agents }));
-    let metrics = Arc::new(metrics::Metrics::new(live.clone(), config.agent_silence));
+    let live = Arc::new(RwLock::new(live));
+    let metrics = Arc::new(metrics::Metrics::new(
+        live.clone(),
+        config.agent_silence,
+        crate::store::SCHEMA_VERSION,
+    ));
     let store_health = Arc::new(writer::StoreHealth::default());
     let (writer_tx, writer_thread) = writer::spawn(
         conn,
@@ -207,6 +228,7 @@ pub async fn run(
         metrics,
         writer: writer_tx.clone(),
         reader: Mutex::new(reader),
+        pack: crate::store::pack_record,
         dns,
         prepare_slots: tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -1,62 +1,23 @@
 //! The single writer: a dedicated thread that owns the write connection
 //! and commits uploads in groups. Each request's handler sends a [`Job`]
 //! and waits for its answer; the writer takes every job queued at that
-//! moment, runs them in one transaction (raw records, path states, change
-//! events, agents) and commits once — one fsync for many requests (group
-//! commit), so durable ingest does not cost one disk sync per request.
-//! The shared [`Live`] state changes only after the commit succeeded, so
-//! nothing a reader sees was not stored.
+//! moment and runs them in one transaction: raw records (the store says
+//! which are new), then what [`state::apply`] makes of the new ones (path
+//! states, change events, agents), then one commit: one fsync for many
+//! requests (group commit), so durable ingest does not cost one disk sync
+//! per request. The shared [`Live`] state changes only after the commit
+//! succeeded, so nothing a reader sees was not stored.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use ipnet::IpNet;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::infer::Inference;
-use crate::paths::{Change, PathKey, PathState, TraceObservation};
-use crate::store::{self, AgentInfo, PingRow, TraceRow};
+use crate::pipeline::{PingItem, TraceItem, Upload};
+use crate::state::{self, Applied, Fresh, Live};
+use crate::store::{self, PingRow, TraceRow};
 
 use super::metrics::Metrics;
-
-/// What the collector currently knows, shared with readers.
-#[derive(Debug, Default)]
-pub struct Live {
-    pub paths: BTreeMap<PathKey, PathState>,
-    pub agents: BTreeMap<String, AgentInfo>,
-}
-
-/// A trace ready to store: the record, its line (packed by
-/// [`store::pack_record`]), and what inference said.
-#[derive(Debug)]
-pub struct TraceItem {
-    pub record: Box<tumen_wire::TraceRecord>,
-    pub line: Vec<u8>,
-    pub inference: Inference,
-    pub unit: IpNet,
-    /// Is its destination inside the target (does it move path state)?
-    pub in_target: bool,
-}
-
-/// A ping ready to store.
-#[derive(Debug)]
-pub struct PingItem {
-    pub record: tumen_wire::PingRecord,
-    /// The line, packed by [`store::pack_record`].
-    pub line: Vec<u8>,
-    pub unit: IpNet,
-    pub in_target: bool,
-}
-
-/// One accepted request.
-#[derive(Debug)]
-pub struct Upload {
-    pub agent: String,
-    pub received_ms: u64,
-    pub traces: Vec<TraceItem>,
-    pub pings: Vec<PingItem>,
-}
 
 /// What one upload did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -255,14 +216,12 @@ fn run(
             );
         }
         match result {
-            Ok((outcomes, touched, agents)) => {
-                {
-                    // Poisoning only follows a panic elsewhere; the data is
-                    // still consistent (replaced whole below).
-                    let mut l = live.write().unwrap_or_else(|p| p.into_inner());
-                    l.paths.extend(touched);
-                    l.agents.extend(agents);
-                }
+            Ok((outcomes, applied)) => {
+                // Poisoning only follows a panic elsewhere; the data is
+                // still consistent (replaced whole here).
+                live.write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .install(applied);
                 metrics.store_written(now_ms());
                 health.committed(Ok(()));
                 for ((_, reply), o) in uploads.into_iter().zip(outcomes) {
@@ -283,107 +242,79 @@ fn run(
     tracing::info!("store writer stopped");
 }
 
-type Committed = (
-    Vec<Outcome>,
-    HashMap<PathKey, PathState>,
-    HashMap<String, AgentInfo>,
-);
+fn trace_row(t: &TraceItem) -> TraceRow<'_> {
+    let r = &t.record;
+    TraceRow {
+        id: &r.id,
+        agent: &r.agent,
+        prefix: t.unit,
+        dst: r.dst,
+        start_ms: r.start_ms,
+        upstream: &t.inference.upstream,
+        upstream_asn: t.inference.upstream_asn,
+        entered: t.inference.entered,
+        confidence: t.inference.confidence,
+        record: &t.line,
+    }
+}
 
+fn ping_row(p: &PingItem) -> PingRow<'_> {
+    let r = &p.record;
+    PingRow {
+        id: &r.id,
+        agent: &r.agent,
+        prefix: p.unit,
+        dst: r.dst,
+        start_ms: r.start_ms,
+        sent: r.sent,
+        received: r.received,
+        record: &p.line,
+    }
+}
+
+/// One transaction for a group of uploads: the raw records (the store
+/// says which are new), what the new ones do to the state, commit.
 fn commit_group(
     conn: &Connection,
     live: &RwLock<Live>,
     uploads: &[&Upload],
     k: u32,
-) -> rusqlite::Result<Committed> {
+) -> rusqlite::Result<(Vec<Outcome>, Applied)> {
     let now = now_ms();
     let tx = conn.unchecked_transaction()?;
-    let mut touched: HashMap<PathKey, PathState> = HashMap::new();
-    let mut agents: HashMap<String, AgentInfo> = HashMap::new();
     let mut outcomes = Vec::with_capacity(uploads.len());
-    let mut changes: Vec<(PathKey, Change)> = Vec::new();
-    {
-        let l = live.read().unwrap_or_else(|p| p.into_inner());
-        for u in uploads {
-            let mut o = Outcome::default();
-            let agent = agents.entry(u.agent.clone()).or_insert_with(|| {
-                l.agents.get(&u.agent).cloned().unwrap_or(AgentInfo {
-                    name: u.agent.clone(),
-                    first_seen_ms: u.received_ms,
-                    last_seen_ms: u.received_ms,
-                    traces: 0,
-                    pings: 0,
-                })
-            });
-            agent.last_seen_ms = agent.last_seen_ms.max(u.received_ms);
-            for t in &u.traces {
-                let r = &t.record;
-                let row = TraceRow {
-                    id: &r.id,
-                    agent: &r.agent,
-                    prefix: t.unit,
-                    dst: r.dst,
-                    start_ms: r.start_ms,
-                    upstream: &t.inference.upstream,
-                    upstream_asn: t.inference.upstream_asn,
-                    entered: t.inference.entered,
-                    confidence: t.inference.confidence,
-                    record: &t.line,
-                };
-                if !store::insert_trace(&tx, &row, u.received_ms)? {
-                    o.duplicates += 1;
-                    o.duplicate_traces += 1;
-                    continue;
-                }
-                o.accepted += 1;
-                agent.traces += 1;
-                if !t.in_target {
-                    continue;
-                }
-                let key = (u.agent.clone(), t.unit);
-                let state = touched
-                    .entry(key.clone())
-                    .or_insert_with(|| l.paths.get(&key).cloned().unwrap_or_default());
-                let obs = TraceObservation {
-                    at_ms: r.start_ms,
-                    trace_id: &r.id,
-                    inference: &t.inference,
-                };
-                if let Some(c) = state.observe_trace(&obs, k) {
-                    o.changes += 1;
-                    changes.push((key, c));
-                }
+    let mut fresh = Vec::with_capacity(uploads.len());
+    for u in uploads {
+        let mut o = Outcome::default();
+        let mut f = Fresh {
+            traces: Vec::with_capacity(u.traces.len()),
+            pings: Vec::with_capacity(u.pings.len()),
+        };
+        for t in &u.traces {
+            let new = store::insert_trace(&tx, &trace_row(t), u.received_ms)?;
+            f.traces.push(new);
+            if !new {
+                o.duplicates += 1;
+                o.duplicate_traces += 1;
             }
-            for p in &u.pings {
-                let r = &p.record;
-                let row = PingRow {
-                    id: &r.id,
-                    agent: &r.agent,
-                    prefix: p.unit,
-                    dst: r.dst,
-                    start_ms: r.start_ms,
-                    sent: r.sent,
-                    received: r.received,
-                    record: &p.line,
-                };
-                if !store::insert_ping(&tx, &row, u.received_ms)? {
-                    o.duplicates += 1;
-                    continue;
-                }
-                o.accepted += 1;
-                agent.pings += 1;
-                if !p.in_target {
-                    continue;
-                }
-                let key = (u.agent.clone(), p.unit);
-                let state = touched
-                    .entry(key.clone())
-                    .or_insert_with(|| l.paths.get(&key).cloned().unwrap_or_default());
-                state.observe_ping(r.start_ms, r.received > 0);
-            }
-            outcomes.push(o);
         }
+        for p in &u.pings {
+            let new = store::insert_ping(&tx, &ping_row(p), u.received_ms)?;
+            f.pings.push(new);
+            if !new {
+                o.duplicates += 1;
+            }
+        }
+        o.accepted = u.traces.len() + u.pings.len() - o.duplicates;
+        outcomes.push(o);
+        fresh.push(f);
     }
-    for (key, c) in &changes {
+    let group: Vec<(&Upload, &Fresh)> = uploads.iter().copied().zip(&fresh).collect();
+    let applied = state::apply(&live.read().unwrap_or_else(|p| p.into_inner()), &group, k);
+    for (o, n) in outcomes.iter_mut().zip(&applied.changes_per_upload) {
+        o.changes = *n;
+    }
+    for (key, c) in &applied.changes {
         store::put_event(&tx, key, c, now)?;
         tracing::info!(
             agent = %key.0,
@@ -393,12 +324,12 @@ fn commit_group(
             "upstream changed"
         );
     }
-    for (key, state) in &touched {
+    for (key, state) in &applied.paths {
         store::put_path(&tx, key, state, now)?;
     }
-    for a in agents.values() {
+    for a in applied.agents.values() {
         store::put_agent(&tx, a)?;
     }
     tx.commit()?;
-    Ok((outcomes, touched, agents))
+    Ok((outcomes, applied))
 }
