@@ -4,7 +4,7 @@
 //! refusals, `/healthz` and `/readyz`. Read endpoints are not
 //! authenticated (like `/metrics`); bind to loopback or put them behind
 //! the proxy that fronts Prometheus. Handlers read the [`crate::state`]
-//! read model or the store; none computes what they show.
+//! read model or the store's reader; none computes what they show.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -315,11 +315,7 @@ async fn events_api(
         limit: q.limit.unwrap_or(1000).min(10_000),
     };
     let app2 = app.clone();
-    let rows = tokio::task::spawn_blocking(move || {
-        let conn = app2.reader.lock().unwrap_or_else(|p| p.into_inner());
-        crate::store::events(&conn, &filter)
-    })
-    .await;
+    let rows = tokio::task::spawn_blocking(move || app2.reader.events(&filter)).await;
     match rows {
         Ok(Ok(rows)) => Json(rows).into_response(),
         Ok(Err(e)) => error(
@@ -377,15 +373,17 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
     if app.writer.is_closed() {
         return not_ready("store writer stopped");
     }
-    match crate::store::disk_space(&app.config.db) {
-        Ok((free, total)) if !enough_free(free, total) => {
+    match app.reader.disk_space() {
+        Some(Ok((free, total))) if !enough_free(free, total) => {
             return not_ready(&format!(
                 "only {free} bytes free on the filesystem of {}: commits would fail",
                 app.config.db.display()
             ));
         }
-        Ok(_) => {}
-        Err(e) => return not_ready(&format!("free space of {}: {e}", app.config.db.display())),
+        Some(Ok(_)) | None => {}
+        Some(Err(e)) => {
+            return not_ready(&format!("free space of {}: {e}", app.config.db.display()))
+        }
     }
     if app
         .store_health

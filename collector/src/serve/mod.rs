@@ -5,13 +5,14 @@
 //! and encoding → size limits → the ingest pipeline ([`crate::pipeline`]:
 //! the whole batch parsed and validated, every trace inferred; on the
 //! blocking pool, pure code) → one job to the writer thread, which
-//! commits it with whatever else is queued (group commit) and applies it
-//! to the [`Live`] state → 200 with the counts,
+//! commits it to the [`Store`] with whatever else is queued (group
+//! commit) and applies it to the [`Live`] state → 200 with the counts,
 //! only once the commit is durable. Any refusal is a precise 4xx counted
 //! by reason, before anything is written.
 //!
 //! This module is the HTTP service and its lifecycle; what it serves is
-//! computed elsewhere: [`crate::pipeline`], [`crate::state`].
+//! computed elsewhere: [`crate::pipeline`], [`crate::state`],
+//! [`crate::store`].
 
 pub mod api;
 pub mod auth;
@@ -27,7 +28,6 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use rusqlite::Connection;
 use tokio::sync::mpsc;
 
 use crate::dns::Enricher;
@@ -35,6 +35,8 @@ use crate::infer::Target;
 use crate::orgs::Orgs;
 use crate::pipeline::{Enrich, PackLine, Pipeline};
 use crate::state::Live;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreError, StoreReader};
 use crate::table::PrefixTable;
 
 pub use config::{Config, ConfigErrors, RawConfig};
@@ -53,8 +55,8 @@ pub struct App {
     pub live: Arc<RwLock<Live>>,
     pub metrics: Arc<metrics::Metrics>,
     pub writer: mpsc::Sender<writer::Job>,
-    /// Read connection for the events API.
-    pub reader: Mutex<Connection>,
+    /// Queries beside the writer (events, free space).
+    pub reader: Box<dyn StoreReader>,
     /// How the store wants record lines (packed before the writer).
     pub pack: PackLine,
     pub dns: Option<Enricher>,
@@ -106,7 +108,7 @@ pub enum StartError {
     #[error("{0}")]
     Input(String),
     #[error("{0}")]
-    Store(#[from] crate::store::StoreError),
+    Store(crate::store::StoreError),
     #[error("bind {addr}: {source}{hint}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -115,6 +117,17 @@ pub enum StartError {
     },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+impl From<StoreError> for StartError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            // A thread that could not start is the system's fault, as
+            // any other (exit 71), not the database's.
+            StoreError::Thread(e) => StartError::Io(e),
+            e => StartError::Store(e),
+        }
+    }
 }
 
 /// The target set: configured prefixes, or the DPRK preset.
@@ -161,9 +174,8 @@ pub async fn run(
     grace: Duration,
 ) -> Result<(), StartError> {
     let (table, orgs, tokens) = load_inputs(&config)?;
-    let conn = crate::store::open(&config.db)?;
-    let (paths, agents) = crate::store::load_state(&conn)?;
-    let mut live = Live { paths, agents };
+    let mut store = SqliteStore::open(&config.db)?;
+    let mut live = store.load_state()?;
     // Paths frozen by a record dated in the future (stored by a build that
     // did not check dates) would ignore every later trace: thaw them.
     let limit = metrics::now_ms()
@@ -184,30 +196,23 @@ pub async fn run(
         tokens = tokens.len(),
         "state restored"
     );
-    let reader = crate::store::open_reader(&config.db)?;
-    let (checkpoint_stop, checkpoint_rx) = std::sync::mpsc::channel::<()>();
-    let wal_full = writer::WalFull::default();
-    let checkpointer = writer::spawn_checkpointer(
-        crate::store::open_checkpointer(&config.db)?,
-        checkpoint_rx,
-        wal_full.clone(),
-    )?;
+    let reader = store.reader()?;
+    let pack = store.pack();
     let live = Arc::new(RwLock::new(live));
     let metrics = Arc::new(metrics::Metrics::new(
         live.clone(),
         config.agent_silence,
-        crate::store::SCHEMA_VERSION,
+        store.schema_version(),
     ));
     let store_health = Arc::new(writer::StoreHealth::default());
     let (writer_tx, writer_thread) = writer::spawn(
-        conn,
+        Box::new(store) as Box<dyn Store>,
         live.clone(),
         metrics.clone(),
         writer::WriterConfig {
             hysteresis: config.hysteresis,
             max_group: 512,
         },
-        wal_full,
         store_health.clone(),
     )?;
     let dns = match &config.dns {
@@ -227,8 +232,8 @@ pub async fn run(
         live,
         metrics,
         writer: writer_tx.clone(),
-        reader: Mutex::new(reader),
-        pack: crate::store::pack_record,
+        reader,
+        pack,
         dns,
         prepare_slots: tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -287,10 +292,10 @@ pub async fn run(
     token_watch.abort();
     drop(app);
     drop(writer_tx);
-    // The writer drains its queue and stops once every sender is gone.
+    // The writer drains its queue and stops once every sender is gone;
+    // dropping the store then stops what it runs beside (the SQLite
+    // checkpointer).
     let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
-    drop(checkpoint_stop);
-    let _ = tokio::task::spawn_blocking(move || checkpointer.join()).await;
     tracing::info!("stopped");
     Ok(())
 }
