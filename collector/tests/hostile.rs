@@ -595,9 +595,10 @@ impl Collector {
 
     /// Traces and pings stored.
     fn rows(&self) -> u64 {
-        let conn = tumen_collector::store::open_reader(&self.db).expect("db reader");
-        tumen_collector::store::count(&conn, "traces").expect("count traces")
-            + tumen_collector::store::count(&conn, "pings").expect("count pings")
+        use tumen_collector::store::{StoreReader, Table};
+        let reader = tumen_collector::store::sqlite::open_reader(&self.db).expect("db reader");
+        reader.count(Table::Traces).expect("count traces")
+            + reader.count(Table::Pings).expect("count pings")
     }
 
     fn status_kib(&self, key: &str) -> u64 {

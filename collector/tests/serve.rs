@@ -18,6 +18,7 @@ mod dns_server;
 
 use serde_json::{json, Value};
 use tumen_collector::serve::{self, auth, RawConfig};
+use tumen_collector::store::{StoreReader, Table};
 
 const CU: &[&str] = &["192.0.2.1", "203.0.113.9", "219.158.3.1", "219.158.39.54"];
 const TTK: &[&str] = &["192.0.2.1", "203.0.113.9", "188.43.225.153", "188.43.4.2"];
@@ -222,9 +223,9 @@ fn metric(text: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn db_count(db: &Path, table: &str) -> u64 {
-    let conn = tumen_collector::store::open_reader(db).expect("reader");
-    tumen_collector::store::count(&conn, table).expect("count")
+fn db_count(db: &Path, table: Table) -> u64 {
+    let reader = tumen_collector::store::sqlite::open_reader(db).expect("reader");
+    reader.count(table).expect("count")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,8 +365,8 @@ async fn unauthorised_and_malformed_requests_get_precise_4xx_are_counted_and_wri
         }
     }
     // Nothing was written by any refused request.
-    assert_eq!(db_count(&srv.db, "traces"), 0);
-    assert_eq!(db_count(&srv.db, "agents"), 0);
+    assert_eq!(db_count(&srv.db, Table::Traces), 0);
+    assert_eq!(db_count(&srv.db, Table::Agents), 0);
     assert_eq!(srv.get("/api/v1/agents").await, json!([]));
     let m = srv.metrics().await;
     for reason in [
@@ -421,15 +422,13 @@ async fn resent_results_are_ignored_and_gzip_and_zstd_bodies_are_accepted() {
         (v["accepted"].as_u64(), v["duplicates"].as_u64()),
         (Some(0), Some(60))
     );
-    assert_eq!(db_count(&srv.db, "traces"), 50);
-    assert_eq!(db_count(&srv.db, "pings"), 10);
+    assert_eq!(db_count(&srv.db, Table::Traces), 50);
+    assert_eq!(db_count(&srv.db, Table::Pings), 10);
     // The raw record is stored exactly as sent.
-    let conn = tumen_collector::store::open_reader(&srv.db).expect("reader");
+    let reader = tumen_collector::store::sqlite::open_reader(&srv.db).expect("reader");
     let first = batch.lines().next().expect("a line");
     assert_eq!(
-        tumen_collector::store::raw_trace(&conn, "vp-fra", &id(0))
-            .expect("raw")
-            .as_deref(),
+        reader.raw_trace("vp-fra", &id(0)).expect("raw").as_deref(),
         Some(first)
     );
     let agents = srv.get("/api/v1/agents").await;

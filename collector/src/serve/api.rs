@@ -1,12 +1,13 @@
-//! HTTP routes: `POST /api/v1/results` (ingest), `GET /metrics`, the JSON
-//! API (`/api/v1/paths`, `/api/v1/shares`, `/api/v1/events`,
-//! `/api/v1/agents`), `/healthz` and `/readyz`. Read endpoints are not
+//! HTTP routes: `POST /api/v1/results` (ingest, in [`super::ingest`]),
+//! `GET /metrics`, the JSON API (`/api/v1/paths`, `/api/v1/shares`,
+//! `/api/v1/events`, `/api/v1/agents`), the agents' schedule and
+//! refusals, `/healthz` and `/readyz`. Read endpoints are not
 //! authenticated (like `/metrics`); bind to loopback or put them behind
-//! the proxy that fronts Prometheus.
+//! the proxy that fronts Prometheus. Handlers read the [`crate::state`]
+//! read model or the store's reader; none computes what they show.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -18,14 +19,14 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ingest::{self, Incoming, Reject};
-use super::writer::{Job, PingItem, TraceItem, Upload};
-use super::{App, Lookup};
-use crate::paths::{self, unit_of};
+use super::http::{authenticate, error, read_body, reject};
+use super::writer::Job;
+use super::App;
+use crate::paths::unit_of;
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/api/v1/results", post(results))
+        .route("/api/v1/results", post(super::ingest::results))
         .route("/metrics", get(metrics))
         .route("/api/v1/paths", get(paths_api))
         .route("/api/v1/shares", get(shares_api))
@@ -36,134 +37,6 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(app)
-}
-
-fn error(status: StatusCode, reason: &str, detail: &str) -> Response {
-    (status, Json(json!({"error": reason, "detail": detail}))).into_response()
-}
-
-fn reject(app: &App, r: &Reject) -> Response {
-    app.metrics.rejected.with_label_values(&[r.reason]).inc();
-    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
-    let mut resp = error(status, r.reason, &r.detail);
-    if r.status == 401 {
-        resp.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer realm=\"tumen\""),
-        );
-    }
-    if r.status == 503 {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-    }
-    if r.status == 408 {
-        // What is left of the body would be read as the next request.
-        resp.headers_mut().insert(
-            header::CONNECTION,
-            header::HeaderValue::from_static("close"),
-        );
-    }
-    resp
-}
-
-async fn results(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    let started = Instant::now();
-    let resp = match ingest_request(&app, &headers, body).await {
-        Ok(r) => r,
-        Err(r) => reject(&app, &r),
-    };
-    app.metrics.latency.observe(started.elapsed().as_secs_f64());
-    app.metrics
-        .requests
-        .with_label_values(&[resp.status().as_str()])
-        .inc();
-    resp
-}
-
-fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<&str>, Reject> {
-    headers
-        .get(&name)
-        .map(|v| {
-            v.to_str().map_err(|_| {
-                Reject::new(
-                    400,
-                    "malformed_record",
-                    format!("header {name} is not visible ASCII"),
-                )
-            })
-        })
-        .transpose()
-}
-
-/// Reads a request body of at most `limit` bytes within the configured
-/// body timeout, inside the budget shared by all bodies in flight.
-async fn read_body(
-    app: &App,
-    body: Body,
-    headers: &HeaderMap,
-    limit: usize,
-) -> Result<tumen_httpd::BodyBytes, Reject> {
-    let declared = match headers.get(header::CONTENT_LENGTH) {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or_else(|| {
-                    Reject::new(400, "malformed_record", "Content-Length is not a number")
-                })?,
-        ),
-    };
-    tumen_httpd::read_body(
-        body,
-        declared,
-        limit,
-        app.config.body_timeout,
-        Some(&app.bodies),
-    )
-    .await
-    .map_err(|e| match e {
-        tumen_httpd::BodyError::TooLarge { limit } => Reject::new(
-            413,
-            "body_too_large",
-            format!("body over {limit} bytes: send smaller batches"),
-        ),
-        e @ tumen_httpd::BodyError::Busy { .. } => Reject::new(503, "overloaded", e.to_string()),
-        e @ tumen_httpd::BodyError::Timeout { .. } => {
-            Reject::new(408, "body_timeout", e.to_string())
-        }
-        e @ tumen_httpd::BodyError::Failed(_) => {
-            Reject::new(400, "malformed_record", e.to_string())
-        }
-    })
-}
-
-/// Uploads slower than this are logged (debug) with where the time went.
-const SLOW_INGEST: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// The agent a request's bearer token belongs to.
-fn authenticate(app: &App, headers: &HeaderMap) -> Result<String, Reject> {
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            Reject::new(
-                401,
-                "missing_token",
-                "no `Authorization: Bearer TOKEN` header",
-            )
-        })?;
-    let token = auth
-        .strip_prefix("Bearer ")
-        .or_else(|| auth.strip_prefix("bearer "))
-        .map(str::trim)
-        .ok_or_else(|| Reject::new(401, "missing_token", "Authorization is not `Bearer TOKEN`"))?;
-    app.tokens
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .agent_for(token)
-        .map(str::to_string)
-        .ok_or_else(|| Reject::new(401, "bad_token", "token not known to this collector"))
 }
 
 /// `GET /api/v1/schedule`: the calling agent's schedule, with an ETag;
@@ -254,177 +127,6 @@ async fn refusals_api(State(app): State<Arc<App>>, headers: HeaderMap, body: Bod
     Json(json!({ "recorded": n })).into_response()
 }
 
-async fn ingest_request(
-    app: &Arc<App>,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Response, Reject> {
-    // Authenticate before reading a byte of the body.
-    let agent = authenticate(app, headers)?;
-    ingest::check_content_type(header_str(headers, header::CONTENT_TYPE)?)?;
-    let encoding = ingest::encoding_of(header_str(headers, header::CONTENT_ENCODING)?)?;
-    let t0 = std::time::Instant::now();
-    let body = read_body(app, body, headers, app.config.max_body_bytes).await?;
-    let t_read = t0.elapsed();
-    let received_ms = super::metrics::now_ms();
-    let app2 = app.clone();
-    let slot = app
-        .prepare_slots
-        .acquire()
-        .await
-        .map_err(|_| Reject::new(503, "store_unavailable", "shutting down"))?;
-    // The body's share of the memory budget grows with what it becomes
-    // (decoded text, records) and is held until the answer: uploads
-    // waiting for the writer count too.
-    let tumen_httpd::BodyBytes { bytes, mut hold } = body;
-    let (upload, hold) = tokio::task::spawn_blocking(move || {
-        let raw = bytes.len();
-        let upload = prepare(&app2, &agent, &bytes, encoding, received_ms, &mut |n| {
-            hold.grow_to(raw + n)
-        });
-        (upload, hold)
-    })
-    .await
-    .map_err(|e| Reject::new(503, "store_unavailable", format!("worker failed: {e}")))?;
-    let upload = upload?;
-    drop(slot);
-    let t_prepared = t0.elapsed();
-    let (n_traces, n_pings) = (upload.traces.len(), upload.pings.len());
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    app.writer
-        .send(Job::Upload(upload, tx))
-        .await
-        .map_err(|_| Reject::new(503, "store_unavailable", "store writer stopped"))?;
-    let outcome = rx
-        .await
-        .map_err(|_| Reject::new(503, "store_unavailable", "store writer stopped"))?
-        .map_err(|e| Reject::new(503, "store_unavailable", format!("store: {e}")))?;
-    let total = t0.elapsed();
-    if total >= SLOW_INGEST {
-        tracing::debug!(
-            read_ms = t_read.as_millis(),
-            prepare_ms = (t_prepared - t_read).as_millis(),
-            store_ms = (total - t_prepared).as_millis(),
-            records = n_traces + n_pings,
-            "slow upload"
-        );
-    }
-    let m = &app.metrics;
-    let dup_traces = outcome.duplicate_traces;
-    let dup_pings = outcome.duplicates - dup_traces;
-    m.records
-        .with_label_values(&["trace", "accepted"])
-        .inc_by((n_traces - dup_traces) as u64);
-    m.records
-        .with_label_values(&["trace", "duplicate"])
-        .inc_by(dup_traces as u64);
-    m.records
-        .with_label_values(&["ping", "accepted"])
-        .inc_by((n_pings - dup_pings) as u64);
-    m.records
-        .with_label_values(&["ping", "duplicate"])
-        .inc_by(dup_pings as u64);
-    drop(hold);
-    Ok((StatusCode::OK, Json(outcome)).into_response())
-}
-
-/// Decodes, validates and infers a whole batch (blocking pool).
-fn prepare(
-    app: &App,
-    agent: &str,
-    body: &[u8],
-    encoding: ingest::Encoding,
-    received_ms: u64,
-    reserve: ingest::Reserve<'_>,
-) -> Result<Upload, Reject> {
-    let checks = ingest::Checks {
-        now_ms: received_ms,
-        max_skew_ms: u64::try_from(app.config.max_clock_skew.as_millis()).unwrap_or(u64::MAX),
-        oldest_ms: received_ms
-            .saturating_sub(u64::try_from(app.config.retention.as_millis()).unwrap_or(u64::MAX)),
-    };
-    let batch = ingest::read_upload(
-        body,
-        encoding,
-        agent,
-        app.config.max_decoded_bytes,
-        app.config.max_batch,
-        &checks,
-        reserve,
-    )
-    .inspect_err(|r| {
-        if matches!(
-            r.reason,
-            "future_timestamp" | "stale_timestamp" | "invalid_field"
-        ) {
-            app.metrics
-                .records_refused
-                .with_label_values(&[agent, r.reason])
-                .inc();
-        }
-    })?;
-    let lookup = Lookup {
-        table: &app.table,
-        dns: app.dns.as_ref(),
-    };
-    let mut upload = Upload {
-        agent: agent.to_string(),
-        received_ms,
-        traces: Vec::new(),
-        pings: Vec::new(),
-    };
-    for item in batch {
-        match item {
-            Incoming::Trace(record, line) => {
-                let trace = crate::input::tumen::convert(&record, String::new());
-                let inference = crate::infer::infer(&trace, &app.target, &lookup, &app.orgs);
-                if let Some(d) = &app.dns {
-                    for hop in &trace.hops {
-                        for &a in &hop.addrs {
-                            if app.table.lookup_asn(a).is_none() {
-                                d.request(a);
-                            }
-                        }
-                    }
-                    for h in [
-                        &inference.evidence.last_foreign,
-                        &inference.evidence.first_inside,
-                    ]
-                    .into_iter()
-                    .flatten()
-                    {
-                        d.request(h.addr);
-                    }
-                }
-                let in_target = app.target.prefixes.iter().any(|p| p.contains(&record.dst));
-                if !in_target {
-                    app.metrics.outside_target.inc();
-                }
-                upload.traces.push(TraceItem {
-                    unit: unit_of(record.dst),
-                    in_target,
-                    record,
-                    line: crate::store::pack_record(&line),
-                    inference,
-                });
-            }
-            Incoming::Ping(record, line) => {
-                let in_target = app.target.prefixes.iter().any(|p| p.contains(&record.dst));
-                if !in_target {
-                    app.metrics.outside_target.inc();
-                }
-                upload.pings.push(PingItem {
-                    unit: unit_of(record.dst),
-                    in_target,
-                    record,
-                    line: crate::store::pack_record(&line),
-                });
-            }
-        }
-    }
-    Ok(upload)
-}
-
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     app.metrics.sync_http(&app.http, &app.bodies);
     if let Some(d) = &app.dns {
@@ -498,11 +200,9 @@ fn parse_prefix(p: &str) -> Result<IpNet, Box<Response>> {
         })
 }
 
-fn is_live(app: &App, live: &super::writer::Live, agent: &str, now: u64) -> bool {
-    let silence = u64::try_from(app.config.agent_silence.as_millis()).unwrap_or(u64::MAX);
-    live.agents
-        .get(agent)
-        .is_some_and(|a| now.saturating_sub(a.last_seen_ms) <= silence)
+/// How long an agent may stay silent and still count (ms).
+fn silence_ms(app: &App) -> u64 {
+    u64::try_from(app.config.agent_silence.as_millis()).unwrap_or(u64::MAX)
 }
 
 async fn paths_api(
@@ -521,7 +221,7 @@ async fn paths_api(
         Err(r) => return *r,
     };
     let live = app.live.read().unwrap_or_else(|p| p.into_inner());
-    let now = super::metrics::now_ms();
+    let (now, silence) = (super::metrics::now_ms(), silence_ms(&app));
     let mut out = Vec::new();
     for ((agent, unit), s) in &live.paths {
         if q.agent.as_deref().is_some_and(|a| a != agent) {
@@ -553,7 +253,7 @@ async fn paths_api(
             last_ping_ms: s.last_ping_ms,
             ping_ok: s.ping_ok,
             reachable: s.reachable(),
-            live: is_live(&app, &live, agent, now),
+            live: live.is_live(agent, now, silence),
             evidence: s.evidence.as_ref(),
             names,
         });
@@ -563,9 +263,9 @@ async fn paths_api(
 
 async fn shares_api(State(app): State<Arc<App>>) -> Response {
     let live = app.live.read().unwrap_or_else(|p| p.into_inner());
-    let now = super::metrics::now_ms();
-    let t = paths::shares(&live.paths, |a| is_live(&app, &live, a, now));
-    let reach = paths::reachability(&live.paths, |a| is_live(&app, &live, a, now));
+    let (now, silence) = (super::metrics::now_ms(), silence_ms(&app));
+    let t = live.shares(now, silence);
+    let reach = live.reachability(now, silence);
     let prefixes: BTreeMap<String, serde_json::Value> = t
         .per_prefix
         .iter()
@@ -615,11 +315,7 @@ async fn events_api(
         limit: q.limit.unwrap_or(1000).min(10_000),
     };
     let app2 = app.clone();
-    let rows = tokio::task::spawn_blocking(move || {
-        let conn = app2.reader.lock().unwrap_or_else(|p| p.into_inner());
-        crate::store::events(&conn, &filter)
-    })
-    .await;
+    let rows = tokio::task::spawn_blocking(move || app2.reader.events(&filter)).await;
     match rows {
         Ok(Ok(rows)) => Json(rows).into_response(),
         Ok(Err(e)) => error(
@@ -638,7 +334,7 @@ async fn events_api(
 async fn agents_api(State(app): State<Arc<App>>) -> Response {
     let live = app.live.read().unwrap_or_else(|p| p.into_inner());
     let refusals = app.refusals.lock().unwrap_or_else(|p| p.into_inner());
-    let now = super::metrics::now_ms();
+    let (now, silence) = (super::metrics::now_ms(), silence_ms(&app));
     let out: Vec<serde_json::Value> = live
         .agents
         .values()
@@ -649,7 +345,7 @@ async fn agents_api(State(app): State<Arc<App>>) -> Response {
                 "last_seen_ms": a.last_seen_ms,
                 "traces": a.traces,
                 "pings": a.pings,
-                "live": is_live(&app, &live, &a.name, now),
+                "live": live.is_live(&a.name, now, silence),
                 "paths": live.paths.keys().filter(|k| k.0 == a.name).count(),
                 "refused": refusals.get(&a.name).map_or(&[][..], |r| &r.refused[..]),
             })
@@ -677,15 +373,17 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
     if app.writer.is_closed() {
         return not_ready("store writer stopped");
     }
-    match crate::store::disk_space(&app.config.db) {
-        Ok((free, total)) if !enough_free(free, total) => {
+    match app.reader.disk_space() {
+        Some(Ok((free, total))) if !enough_free(free, total) => {
             return not_ready(&format!(
                 "only {free} bytes free on the filesystem of {}: commits would fail",
                 app.config.db.display()
             ));
         }
-        Ok(_) => {}
-        Err(e) => return not_ready(&format!("free space of {}: {e}", app.config.db.display())),
+        Some(Ok(_)) | None => {}
+        Some(Err(e)) => {
+            return not_ready(&format!("free space of {}: {e}", app.config.db.display()))
+        }
     }
     if app
         .store_health

@@ -334,8 +334,9 @@ impl RawConfig {
             errs.push("max_batch must be at least 1".to_string());
         }
         // The largest upload: its body, then its decoded text and records.
-        let largest = max_body_bytes
-            .saturating_add(max_decoded_bytes.saturating_mul(1 + super::ingest::PARSED_PER_BYTE));
+        let largest = max_body_bytes.saturating_add(
+            max_decoded_bytes.saturating_mul(1 + crate::pipeline::read::PARSED_PER_BYTE),
+        );
         let max_inflight_body_bytes = self
             .max_inflight_body_bytes
             .unwrap_or(DEFAULT_MAX_INFLIGHT_BODY.max(largest));

@@ -18,9 +18,8 @@ use prometheus::{
     Opts, Registry, TextEncoder,
 };
 
-use super::ingest::REASONS;
-use super::writer::Live;
-use crate::paths;
+use crate::pipeline::read::REASONS;
+use crate::state::Live;
 
 /// The collector's metrics.
 #[derive(Debug)]
@@ -54,7 +53,9 @@ fn must<T>(r: prometheus::Result<T>) -> T {
 }
 
 impl Metrics {
-    pub fn new(live: Arc<RwLock<Live>>, silence: Duration) -> Self {
+    /// `store_schema`: the schema version of the store in use (a label
+    /// of `tumen_collector_build_info`).
+    pub fn new(live: Arc<RwLock<Live>>, silence: Duration, store_schema: u32) -> Self {
         let registry = Registry::new();
         let requests = must(IntCounterVec::new(
             Opts::new(
@@ -172,7 +173,7 @@ impl Metrics {
             .with_label_values(&[
                 env!("CARGO_PKG_VERSION"),
                 &tumen_wire::SCHEMA_VERSION.to_string(),
-                &crate::store::SCHEMA_VERSION.to_string(),
+                &store_schema.to_string(),
             ])
             .set(1.0);
         for r in REASONS {
@@ -376,11 +377,7 @@ impl Collector for StateCollector {
         let _one = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let live = self.live.read().unwrap_or_else(|p| p.into_inner());
         let now = now_ms();
-        let is_live = |agent: &str| {
-            live.agents
-                .get(agent)
-                .is_some_and(|a| now.saturating_sub(a.last_seen_ms) <= self.silence_ms)
-        };
+        let is_live = |agent: &str| live.is_live(agent, now, self.silence_ms);
         self.path_info.reset();
         self.share.reset();
         self.reachable.reset();
@@ -426,7 +423,7 @@ impl Collector for StateCollector {
                     .set(1.0);
             }
         }
-        let shares = paths::shares(&live.paths, is_live);
+        let shares = live.shares(now, self.silence_ms);
         for (prefix, per) in &shares.per_prefix {
             let p = prefix.to_string();
             for (upstream, f) in per {
@@ -440,7 +437,7 @@ impl Collector for StateCollector {
                 .with_label_values(&["all", upstream.as_str()])
                 .set(*f);
         }
-        for (prefix, r) in paths::reachability(&live.paths, is_live) {
+        for (prefix, r) in live.reachability(now, self.silence_ms) {
             self.reachable
                 .with_label_values(&[prefix.to_string().as_str()])
                 .set(r);

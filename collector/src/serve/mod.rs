@@ -2,15 +2,22 @@
 //! writer, `/metrics`, the JSON API and the health endpoints.
 //!
 //! A request's life: bearer token → agent (constant-time) → content type
-//! and encoding → size limits → the whole batch parsed and validated →
-//! inference of every trace (on the blocking pool; pure code) → one job to
-//! the writer thread, which commits it with whatever else is queued (group
-//! commit) → 200 with the counts, only once the commit is durable. Any
-//! refusal is a precise 4xx counted by reason, before anything is written.
+//! and encoding → size limits → the ingest pipeline ([`crate::pipeline`]:
+//! the whole batch parsed and validated, every trace inferred; on the
+//! blocking pool, pure code) → one job to the writer thread, which
+//! commits it to the [`Store`] with whatever else is queued (group
+//! commit) and applies it to the [`Live`] state → 200 with the counts,
+//! only once the commit is durable. Any refusal is a precise 4xx counted
+//! by reason, before anything is written.
+//!
+//! This module is the HTTP service and its lifecycle; what it serves is
+//! computed elsewhere: [`crate::pipeline`], [`crate::state`],
+//! [`crate::store`].
 
 pub mod api;
 pub mod auth;
 pub mod config;
+mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod schedule;
@@ -21,12 +28,15 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use rusqlite::Connection;
 use tokio::sync::mpsc;
 
 use crate::dns::Enricher;
-use crate::infer::{AsnLookup, Target};
+use crate::infer::Target;
 use crate::orgs::Orgs;
+use crate::pipeline::{Enrich, PackLine, Pipeline};
+use crate::state::Live;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreError, StoreReader};
 use crate::table::PrefixTable;
 
 pub use config::{Config, ConfigErrors, LogFormat, RawConfig};
@@ -42,11 +52,13 @@ pub struct App {
     pub table: PrefixTable,
     pub orgs: Orgs,
     pub target: Target,
-    pub live: Arc<RwLock<writer::Live>>,
+    pub live: Arc<RwLock<Live>>,
     pub metrics: Arc<metrics::Metrics>,
     pub writer: mpsc::Sender<writer::Job>,
-    /// Read connection for the events API.
-    pub reader: Mutex<Connection>,
+    /// Queries beside the writer (events, free space).
+    pub reader: Box<dyn StoreReader>,
+    /// How the store wants record lines (packed before the writer).
+    pub pack: PackLine,
     pub dns: Option<Enricher>,
     /// Batches decoded and inferred at once: one per core. More would
     /// only share the CPU with the single writer, the bottleneck, and
@@ -60,19 +72,29 @@ pub struct App {
     pub store_health: Arc<writer::StoreHealth>,
 }
 
-/// The table, then (if enabled) cached Team Cymru answers for addresses
-/// the table does not know.
-#[derive(Debug, Clone, Copy)]
-pub struct Lookup<'a> {
-    pub table: &'a PrefixTable,
-    pub dns: Option<&'a Enricher>,
+impl App {
+    /// The ingest pipeline over this collector's target, tables, DNS
+    /// enrichment and store.
+    pub fn pipeline(&self) -> Pipeline<'_> {
+        Pipeline {
+            target: &self.target,
+            table: &self.table,
+            orgs: &self.orgs,
+            enrich: self.dns.as_ref().map(|d| d as &dyn Enrich),
+            pack: self.pack,
+        }
+    }
 }
 
-impl AsnLookup for Lookup<'_> {
-    fn asn(&self, addr: IpAddr) -> Option<u32> {
-        self.table
-            .lookup_asn(addr)
-            .or_else(|| self.dns.and_then(|d| d.cached_asn(addr)))
+/// Team Cymru answers over DNS: cached ones while a trace is inferred,
+/// unknown addresses queued for the resolver.
+impl Enrich for Enricher {
+    fn cached_asn(&self, addr: IpAddr) -> Option<u32> {
+        Enricher::cached_asn(self, addr)
+    }
+
+    fn request(&self, addr: IpAddr) {
+        Enricher::request(self, addr);
     }
 }
 
@@ -86,7 +108,7 @@ pub enum StartError {
     #[error("{0}")]
     Input(String),
     #[error("{0}")]
-    Store(#[from] crate::store::StoreError),
+    Store(crate::store::StoreError),
     #[error("bind {addr}: {source}{hint}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -95,6 +117,17 @@ pub enum StartError {
     },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+impl From<StoreError> for StartError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            // A thread that could not start is the system's fault, as
+            // any other (exit 71), not the database's.
+            StoreError::Thread(e) => StartError::Io(e),
+            e => StartError::Store(e),
+        }
+    }
 }
 
 /// The target set: configured prefixes, or the DPRK preset.
@@ -141,17 +174,13 @@ pub async fn run(
     grace: Duration,
 ) -> Result<(), StartError> {
     let (table, orgs, tokens) = load_inputs(&config)?;
-    let conn = crate::store::open(&config.db)?;
-    let (mut paths, agents) = crate::store::load_state(&conn)?;
+    let mut store = SqliteStore::open(&config.db)?;
+    let mut live = store.load_state()?;
     // Paths frozen by a record dated in the future (stored by a build that
     // did not check dates) would ignore every later trace: thaw them.
     let limit = metrics::now_ms()
         .saturating_add(u64::try_from(config.max_clock_skew.as_millis()).unwrap_or(u64::MAX));
-    let thawed = paths
-        .values_mut()
-        .map(|p| p.forget_future(limit))
-        .filter(|&t| t)
-        .count();
+    let thawed = live.thaw_future(limit);
     if thawed > 0 {
         tracing::warn!(
             paths = thawed,
@@ -161,32 +190,29 @@ pub async fn run(
     }
     tracing::info!(
         db = %config.db.display(),
-        paths = paths.len(),
-        agents = agents.len(),
+        paths = live.paths.len(),
+        agents = live.agents.len(),
         prefixes = table.len(),
         tokens = tokens.len(),
         "state restored"
     );
-    let reader = crate::store::open_reader(&config.db)?;
-    let (checkpoint_stop, checkpoint_rx) = std::sync::mpsc::channel::<()>();
-    let wal_full = writer::WalFull::default();
-    let checkpointer = writer::spawn_checkpointer(
-        crate::store::open_checkpointer(&config.db)?,
-        checkpoint_rx,
-        wal_full.clone(),
-    )?;
-    let live = Arc::new(RwLock::new(writer::Live { paths, agents }));
-    let metrics = Arc::new(metrics::Metrics::new(live.clone(), config.agent_silence));
+    let reader = store.reader()?;
+    let pack = store.pack();
+    let live = Arc::new(RwLock::new(live));
+    let metrics = Arc::new(metrics::Metrics::new(
+        live.clone(),
+        config.agent_silence,
+        store.schema_version(),
+    ));
     let store_health = Arc::new(writer::StoreHealth::default());
     let (writer_tx, writer_thread) = writer::spawn(
-        conn,
+        Box::new(store) as Box<dyn Store>,
         live.clone(),
         metrics.clone(),
         writer::WriterConfig {
             hysteresis: config.hysteresis,
             max_group: 512,
         },
-        wal_full,
         store_health.clone(),
     )?;
     let dns = match &config.dns {
@@ -206,7 +232,8 @@ pub async fn run(
         live,
         metrics,
         writer: writer_tx.clone(),
-        reader: Mutex::new(reader),
+        reader,
+        pack,
         dns,
         prepare_slots: tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -265,10 +292,10 @@ pub async fn run(
     token_watch.abort();
     drop(app);
     drop(writer_tx);
-    // The writer drains its queue and stops once every sender is gone.
+    // The writer drains its queue and stops once every sender is gone;
+    // dropping the store then stops what it runs beside (the SQLite
+    // checkpointer).
     let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
-    drop(checkpoint_stop);
-    let _ = tokio::task::spawn_blocking(move || checkpointer.join()).await;
     tracing::info!("stopped");
     Ok(())
 }

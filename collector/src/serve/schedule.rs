@@ -72,7 +72,7 @@ fn one(raw: &RawSchedule, at: &str, errs: &mut Vec<String>) -> AgentSchedule {
         }
     }
     if let Some(i) = &raw.interval {
-        match super::config::parse_duration(i) {
+        match tumen_core::parse_duration(i) {
             Ok(d) if d.as_secs() >= 1 => s.interval_s = Some(d.as_secs()),
             Ok(_) => errs.push(format!("{at}.interval: {i:?} is under one second")),
             Err(e) => errs.push(format!("{at}.interval: {e}")),

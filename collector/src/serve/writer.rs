@@ -1,62 +1,22 @@
-//! The single writer: a dedicated thread that owns the write connection
-//! and commits uploads in groups. Each request's handler sends a [`Job`]
-//! and waits for its answer; the writer takes every job queued at that
-//! moment, runs them in one transaction (raw records, path states, change
-//! events, agents) and commits once — one fsync for many requests (group
-//! commit), so durable ingest does not cost one disk sync per request.
-//! The shared [`Live`] state changes only after the commit succeeded, so
-//! nothing a reader sees was not stored.
+//! The single writer: a dedicated thread that owns the [`Store`] and
+//! commits uploads in groups. Each request's handler sends a [`Job`] and
+//! waits for its answer; the writer takes every job queued at that moment
+//! and runs them in one transaction: raw records (the store says which
+//! are new), then what [`state::apply`] makes of the new ones (path
+//! states, change events, agents), then one commit: one durable write for
+//! many requests (group commit). The shared [`Live`] state changes only
+//! after the commit succeeded, so nothing a reader sees was not stored.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use ipnet::IpNet;
-use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
+use tumen_core::now_ms;
 
-use crate::infer::Inference;
-use crate::paths::{Change, PathKey, PathState, TraceObservation};
-use crate::store::{self, AgentInfo, PingRow, TraceRow};
+use crate::pipeline::{PingItem, TraceItem, Upload};
+use crate::state::{self, Applied, Fresh, Live};
+use crate::store::{PingRow, Pruned, Store, StoreError, TraceRow};
 
 use super::metrics::Metrics;
-
-/// What the collector currently knows, shared with readers.
-#[derive(Debug, Default)]
-pub struct Live {
-    pub paths: BTreeMap<PathKey, PathState>,
-    pub agents: BTreeMap<String, AgentInfo>,
-}
-
-/// A trace ready to store: the record, its line (packed by
-/// [`store::pack_record`]), and what inference said.
-#[derive(Debug)]
-pub struct TraceItem {
-    pub record: Box<tumen_wire::TraceRecord>,
-    pub line: Vec<u8>,
-    pub inference: Inference,
-    pub unit: IpNet,
-    /// Is its destination inside the target (does it move path state)?
-    pub in_target: bool,
-}
-
-/// A ping ready to store.
-#[derive(Debug)]
-pub struct PingItem {
-    pub record: tumen_wire::PingRecord,
-    /// The line, packed by [`store::pack_record`].
-    pub line: Vec<u8>,
-    pub unit: IpNet,
-    pub in_target: bool,
-}
-
-/// One accepted request.
-#[derive(Debug)]
-pub struct Upload {
-    pub agent: String,
-    pub received_ms: u64,
-    pub traces: Vec<TraceItem>,
-    pub pings: Vec<PingItem>,
-}
 
 /// What one upload did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -73,7 +33,7 @@ pub struct Outcome {
 #[derive(Debug)]
 pub enum Job {
     Upload(Upload, oneshot::Sender<Result<Outcome, String>>),
-    Prune(u64, oneshot::Sender<Result<store::Pruned, String>>),
+    Prune(u64, oneshot::Sender<Result<Pruned, String>>),
     /// Readiness: commit a small write now.
     Probe(oneshot::Sender<Result<(), String>>),
 }
@@ -117,83 +77,28 @@ pub struct WriterConfig {
     pub max_group: usize,
 }
 
-/// Set by the checkpointer when the WAL has grown past
-/// [`store::WAL_RESTART_FRAMES`]; the writer then finishes a checkpoint
-/// between two commits so the WAL starts over.
-pub type WalFull = Arc<std::sync::atomic::AtomicBool>;
-
-/// Starts the writer thread; it ends when every sender is dropped.
-/// Checkpoints are mostly not its business (see [`spawn_checkpointer`]).
+/// Starts the writer thread; it ends (and drops the store) when every
+/// sender is dropped.
 pub fn spawn(
-    conn: Connection,
+    store: Box<dyn Store>,
     live: Arc<RwLock<Live>>,
     metrics: Arc<Metrics>,
     cfg: WriterConfig,
-    wal_full: WalFull,
     health: Arc<StoreHealth>,
 ) -> std::io::Result<(mpsc::Sender<Job>, std::thread::JoinHandle<()>)> {
-    store::no_auto_checkpoint(&conn).map_err(std::io::Error::other)?;
     let (tx, rx) = mpsc::channel::<Job>(4096);
     let handle = std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(conn, live, metrics, cfg, rx, wal_full, health))?;
+        .spawn(move || run(store, live, metrics, cfg, rx, health))?;
     Ok((tx, handle))
 }
 
-/// How often the checkpointer copies the WAL into the database: often, so
-/// that what the writer has left to copy before a WAL restart is small.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
-
-/// Starts the thread that checkpoints the WAL beside the writer, so that
-/// no commit (and no request waiting on one) pays for copying pages into
-/// the database and syncing it. It stops when `stop` is dropped.
-pub fn spawn_checkpointer(
-    conn: Connection,
-    stop: std::sync::mpsc::Receiver<()>,
-    wal_full: WalFull,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("store-checkpoint".into())
-        .spawn(move || {
-            let mut failing = false;
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                stop.recv_timeout(CHECKPOINT_EVERY)
-            {
-                let t = std::time::Instant::now();
-                match store::checkpoint(&conn) {
-                    Ok(c) => {
-                        failing = false;
-                        tracing::trace!(
-                            frames = c.log,
-                            copied = c.checkpointed,
-                            ms = t.elapsed().as_millis(),
-                            "checkpoint"
-                        );
-                        if c.log >= store::WAL_RESTART_FRAMES {
-                            wal_full.store(true, std::sync::atomic::Ordering::Relaxed);
-                        }
-                    }
-                    // Once per run of failures: the writer's own commits
-                    // still work, only the WAL grows until this recovers.
-                    Err(e) if !failing => {
-                        failing = true;
-                        tracing::warn!(error = %e, "WAL checkpoint failed");
-                    }
-                    Err(_) => {}
-                }
-            }
-        })
-}
-
-use tumen_core::now_ms;
-
 fn run(
-    conn: Connection,
+    mut store: Box<dyn Store>,
     live: Arc<RwLock<Live>>,
     metrics: Arc<Metrics>,
     cfg: WriterConfig,
     mut rx: mpsc::Receiver<Job>,
-    wal_full: WalFull,
     health: Arc<StoreHealth>,
 ) {
     let span = tracing::info_span!("store-writer");
@@ -205,7 +110,7 @@ fn run(
             match job {
                 Job::Upload(u, reply) => uploads.push((u, reply)),
                 Job::Prune(cutoff, reply) => {
-                    let r = store::prune(&conn, cutoff).map_err(|e| e.to_string());
+                    let r = store.prune(cutoff).map_err(|e| e.to_string());
                     if let Ok(p) = &r {
                         tracing::info!(
                             traces = p.traces,
@@ -217,7 +122,7 @@ fn run(
                     let _ = reply.send(r);
                 }
                 Job::Probe(reply) => {
-                    let r = store::probe_write(&conn, now_ms()).map_err(|e| e.to_string());
+                    let r = store.probe(now_ms()).map_err(|e| e.to_string());
                     health.committed(r.as_ref().map(|_| ()).map_err(String::as_str));
                     let _ = reply.send(r);
                 }
@@ -229,23 +134,12 @@ fn run(
         if uploads.is_empty() {
             continue;
         }
-        if wal_full.swap(false, std::sync::atomic::Ordering::Relaxed) {
-            // Only the frames since the checkpointer's last pass are left
-            // to copy: a short pause that lets the next commit restart the
-            // WAL.
-            let t = std::time::Instant::now();
-            match store::checkpoint(&conn) {
-                Ok(c) => tracing::debug!(
-                    frames = c.log,
-                    ms = t.elapsed().as_millis(),
-                    "WAL copied in full; it starts over"
-                ),
-                Err(e) => tracing::warn!(error = %e, "WAL checkpoint in the writer failed"),
-            }
+        if let Err(e) = store.maintain() {
+            tracing::warn!(error = %e, "store maintenance between commits failed");
         }
         let jobs: Vec<&Upload> = uploads.iter().map(|(u, _)| u).collect();
         let started = std::time::Instant::now();
-        let result = commit_group(&conn, &live, &jobs, cfg.hysteresis);
+        let result = commit_group(store.as_mut(), &live, &jobs, cfg.hysteresis);
         let took = started.elapsed();
         if took >= std::time::Duration::from_millis(50) {
             tracing::debug!(
@@ -255,14 +149,12 @@ fn run(
             );
         }
         match result {
-            Ok((outcomes, touched, agents)) => {
-                {
-                    // Poisoning only follows a panic elsewhere; the data is
-                    // still consistent (replaced whole below).
-                    let mut l = live.write().unwrap_or_else(|p| p.into_inner());
-                    l.paths.extend(touched);
-                    l.agents.extend(agents);
-                }
+            Ok((outcomes, applied)) => {
+                // Poisoning only follows a panic elsewhere; the data is
+                // still consistent (replaced whole here).
+                live.write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .install(applied);
                 metrics.store_written(now_ms());
                 health.committed(Ok(()));
                 for ((_, reply), o) in uploads.into_iter().zip(outcomes) {
@@ -283,108 +175,80 @@ fn run(
     tracing::info!("store writer stopped");
 }
 
-type Committed = (
-    Vec<Outcome>,
-    HashMap<PathKey, PathState>,
-    HashMap<String, AgentInfo>,
-);
+fn trace_row(t: &TraceItem) -> TraceRow<'_> {
+    let r = &t.record;
+    TraceRow {
+        id: &r.id,
+        agent: &r.agent,
+        prefix: t.unit,
+        dst: r.dst,
+        start_ms: r.start_ms,
+        upstream: &t.inference.upstream,
+        upstream_asn: t.inference.upstream_asn,
+        entered: t.inference.entered,
+        confidence: t.inference.confidence,
+        record: &t.line,
+    }
+}
 
+fn ping_row(p: &PingItem) -> PingRow<'_> {
+    let r = &p.record;
+    PingRow {
+        id: &r.id,
+        agent: &r.agent,
+        prefix: p.unit,
+        dst: r.dst,
+        start_ms: r.start_ms,
+        sent: r.sent,
+        received: r.received,
+        record: &p.line,
+    }
+}
+
+/// One transaction for a group of uploads: the raw records (the store
+/// says which are new), what the new ones do to the state, commit.
 fn commit_group(
-    conn: &Connection,
+    store: &mut dyn Store,
     live: &RwLock<Live>,
     uploads: &[&Upload],
     k: u32,
-) -> rusqlite::Result<Committed> {
+) -> Result<(Vec<Outcome>, Applied), StoreError> {
     let now = now_ms();
-    let tx = conn.unchecked_transaction()?;
-    let mut touched: HashMap<PathKey, PathState> = HashMap::new();
-    let mut agents: HashMap<String, AgentInfo> = HashMap::new();
+    let mut tx = store.transaction()?;
     let mut outcomes = Vec::with_capacity(uploads.len());
-    let mut changes: Vec<(PathKey, Change)> = Vec::new();
-    {
-        let l = live.read().unwrap_or_else(|p| p.into_inner());
-        for u in uploads {
-            let mut o = Outcome::default();
-            let agent = agents.entry(u.agent.clone()).or_insert_with(|| {
-                l.agents.get(&u.agent).cloned().unwrap_or(AgentInfo {
-                    name: u.agent.clone(),
-                    first_seen_ms: u.received_ms,
-                    last_seen_ms: u.received_ms,
-                    traces: 0,
-                    pings: 0,
-                })
-            });
-            agent.last_seen_ms = agent.last_seen_ms.max(u.received_ms);
-            for t in &u.traces {
-                let r = &t.record;
-                let row = TraceRow {
-                    id: &r.id,
-                    agent: &r.agent,
-                    prefix: t.unit,
-                    dst: r.dst,
-                    start_ms: r.start_ms,
-                    upstream: &t.inference.upstream,
-                    upstream_asn: t.inference.upstream_asn,
-                    entered: t.inference.entered,
-                    confidence: t.inference.confidence,
-                    record: &t.line,
-                };
-                if !store::insert_trace(&tx, &row, u.received_ms)? {
-                    o.duplicates += 1;
-                    o.duplicate_traces += 1;
-                    continue;
-                }
-                o.accepted += 1;
-                agent.traces += 1;
-                if !t.in_target {
-                    continue;
-                }
-                let key = (u.agent.clone(), t.unit);
-                let state = touched
-                    .entry(key.clone())
-                    .or_insert_with(|| l.paths.get(&key).cloned().unwrap_or_default());
-                let obs = TraceObservation {
-                    at_ms: r.start_ms,
-                    trace_id: &r.id,
-                    inference: &t.inference,
-                };
-                if let Some(c) = state.observe_trace(&obs, k) {
-                    o.changes += 1;
-                    changes.push((key, c));
-                }
+    let mut fresh = Vec::with_capacity(uploads.len());
+    for u in uploads {
+        let mut o = Outcome::default();
+        let mut f = Fresh {
+            traces: Vec::with_capacity(u.traces.len()),
+            pings: Vec::with_capacity(u.pings.len()),
+        };
+        for t in &u.traces {
+            let new = tx.insert_trace(&trace_row(t), u.received_ms)?;
+            f.traces.push(new);
+            if !new {
+                o.duplicates += 1;
+                o.duplicate_traces += 1;
             }
-            for p in &u.pings {
-                let r = &p.record;
-                let row = PingRow {
-                    id: &r.id,
-                    agent: &r.agent,
-                    prefix: p.unit,
-                    dst: r.dst,
-                    start_ms: r.start_ms,
-                    sent: r.sent,
-                    received: r.received,
-                    record: &p.line,
-                };
-                if !store::insert_ping(&tx, &row, u.received_ms)? {
-                    o.duplicates += 1;
-                    continue;
-                }
-                o.accepted += 1;
-                agent.pings += 1;
-                if !p.in_target {
-                    continue;
-                }
-                let key = (u.agent.clone(), p.unit);
-                let state = touched
-                    .entry(key.clone())
-                    .or_insert_with(|| l.paths.get(&key).cloned().unwrap_or_default());
-                state.observe_ping(r.start_ms, r.received > 0);
-            }
-            outcomes.push(o);
         }
+        for p in &u.pings {
+            let new = tx.insert_ping(&ping_row(p), u.received_ms)?;
+            f.pings.push(new);
+            if !new {
+                o.duplicates += 1;
+            }
+        }
+        o.accepted = u.traces.len() + u.pings.len() - o.duplicates;
+        outcomes.push(o);
+        fresh.push(f);
     }
-    for (key, c) in &changes {
-        store::put_event(&tx, key, c, now)?;
+    let group: Vec<(&Upload, &Fresh)> = uploads.iter().copied().zip(&fresh).collect();
+    let applied = state::apply(&live.read().unwrap_or_else(|p| p.into_inner()), &group, k);
+    for (o, n) in outcomes.iter_mut().zip(&applied.changes_per_upload) {
+        o.changes = *n;
+    }
+    for (key, c) in &applied.changes {
+        tx.put_event(key, c, now)?;
         tracing::info!(
             agent = %key.0,
             prefix = %key.1,
@@ -393,12 +257,200 @@ fn commit_group(
             "upstream changed"
         );
     }
-    for (key, state) in &touched {
-        store::put_path(&tx, key, state, now)?;
+    for (key, state) in &applied.paths {
+        tx.put_path(key, state, now)?;
     }
-    for a in agents.values() {
-        store::put_agent(&tx, a)?;
+    for a in applied.agents.values() {
+        tx.put_agent(a)?;
     }
     tx.commit()?;
-    Ok((outcomes, touched, agents))
+    Ok((outcomes, applied))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::infer::Target;
+    use crate::orgs::Orgs;
+    use crate::pipeline::{Checks, Pipeline};
+    use crate::store::memory::MemoryStore;
+    use crate::store::{StoreReader, Table, Transaction};
+    use crate::table::PrefixTable;
+
+    const TRACE: &str = r#"{"kind":"trace","schema":1,"id":"00112233445566778899aabbccddeeff","agent":"vp-fra","start_ms":1506848871000,"duration_ms":12.5,"src":"192.0.2.2","dst":"198.18.177.15","prefix":"198.18.177.0/24","protocol":"udp","port":33434,"mode":"full","first_ttl":1,"max_ttl":30,"flows":1,"stop":"unreachable","reached":false,"probes_sent":3,"hops":[{"ttl":1,"flow":0,"sent":2,"replies":[]}]}"#;
+    const PING: &str = r#"{"kind":"ping","schema":1,"id":"ffeeddccbbaa99887766554433221100","agent":"vp-fra","start_ms":1506848871000,"dst":"198.18.177.15","prefix":"198.18.177.0/24","sent":3,"received":2,"loss_ratio":0.3333}"#;
+
+    /// A store whose transactions cannot start while `full` is set (a
+    /// full disk), over a [`MemoryStore`].
+    #[derive(Debug)]
+    struct Flaky {
+        inner: MemoryStore,
+        full: Arc<AtomicBool>,
+    }
+
+    impl Store for Flaky {
+        fn transaction(&mut self) -> Result<Box<dyn Transaction + '_>, StoreError> {
+            if self.full.load(Ordering::Relaxed) {
+                return Err(StoreError::Write("database or disk is full".into()));
+            }
+            self.inner.transaction()
+        }
+        fn load_state(&mut self) -> Result<Live, StoreError> {
+            self.inner.load_state()
+        }
+        fn prune(&mut self, cutoff_ms: u64) -> Result<Pruned, StoreError> {
+            self.inner.prune(cutoff_ms)
+        }
+        fn probe(&mut self, now_ms: u64) -> Result<(), StoreError> {
+            self.inner.probe(now_ms)
+        }
+        fn maintain(&mut self) -> Result<(), StoreError> {
+            self.inner.maintain()
+        }
+        fn reader(&self) -> Result<Box<dyn crate::store::StoreReader>, StoreError> {
+            self.inner.reader()
+        }
+        fn pack(&self) -> crate::pipeline::PackLine {
+            self.inner.pack()
+        }
+        fn schema_version(&self) -> u32 {
+            self.inner.schema_version()
+        }
+    }
+
+    struct Writer {
+        tx: mpsc::Sender<Job>,
+        thread: std::thread::JoinHandle<()>,
+        live: Arc<RwLock<Live>>,
+        metrics: Arc<Metrics>,
+        health: Arc<StoreHealth>,
+        reader: Box<dyn StoreReader>,
+        full: Arc<AtomicBool>,
+    }
+
+    fn writer() -> Writer {
+        let full = Arc::new(AtomicBool::new(false));
+        let store = Flaky {
+            inner: MemoryStore::new(),
+            full: full.clone(),
+        };
+        let reader = store.reader().expect("reader");
+        let live = Arc::new(RwLock::new(Live::default()));
+        let metrics = Arc::new(Metrics::new(
+            live.clone(),
+            std::time::Duration::from_secs(600),
+            store.schema_version(),
+        ));
+        let health = Arc::new(StoreHealth::default());
+        let cfg = WriterConfig {
+            hysteresis: 2,
+            max_group: 512,
+        };
+        let (tx, thread) = spawn(
+            Box::new(store),
+            live.clone(),
+            metrics.clone(),
+            cfg,
+            health.clone(),
+        )
+        .expect("writer");
+        Writer {
+            tx,
+            thread,
+            live,
+            metrics,
+            health,
+            reader,
+            full,
+        }
+    }
+
+    fn upload(received_ms: u64) -> Upload {
+        let target = Target {
+            prefixes: vec!["198.18.177.0/24".parse().expect("p")],
+            asns: Default::default(),
+        };
+        let (table, orgs) = (PrefixTable::new(), Orgs::default());
+        let p = Pipeline {
+            target: &target,
+            table: &table,
+            orgs: &orgs,
+            enrich: None,
+            pack: MemoryStore::new().pack(),
+        };
+        let body = format!("{TRACE}\n{PING}\n");
+        let batch =
+            crate::pipeline::read::parse_batch(body.as_bytes(), "vp-fra", 10, &Checks::any_time())
+                .expect("batch");
+        p.prepare("vp-fra", received_ms, batch)
+    }
+
+    fn send(w: &Writer, u: Upload) -> Result<Outcome, String> {
+        let (tx, rx) = oneshot::channel();
+        w.tx.blocking_send(Job::Upload(u, tx)).expect("send");
+        rx.blocking_recv().expect("answer")
+    }
+
+    #[test]
+    fn uploads_commit_through_the_store_seam_and_duplicates_are_counted() {
+        let w = writer();
+        let o = send(&w, upload(1_000)).expect("committed");
+        assert_eq!(
+            o,
+            Outcome {
+                accepted: 2,
+                duplicates: 0,
+                changes: 0,
+                duplicate_traces: 0
+            }
+        );
+        let o = send(&w, upload(2_000)).expect("committed");
+        assert_eq!((o.accepted, o.duplicates, o.duplicate_traces), (0, 2, 1));
+        let counts = [Table::Traces, Table::Pings, Table::Paths, Table::Agents]
+            .map(|t| w.reader.count(t).expect("count"));
+        assert_eq!(counts, [1, 1, 1, 1]);
+        {
+            let live = w.live.read().expect("live");
+            let a = &live.agents["vp-fra"];
+            assert_eq!((a.traces, a.pings, a.last_seen_ms), (1, 1, 2_000));
+            assert_eq!(live.paths.len(), 1);
+        }
+        assert!(w.health.recently_ok(now_ms(), 60_000));
+        assert!(w.metrics.last_write.get() > 0.0);
+
+        let (tx, rx) = oneshot::channel();
+        w.tx.blocking_send(Job::Probe(tx)).expect("send");
+        rx.blocking_recv().expect("answer").expect("probe");
+        let (tx, rx) = oneshot::channel();
+        w.tx.blocking_send(Job::Prune(u64::MAX, tx)).expect("send");
+        let p = rx.blocking_recv().expect("answer").expect("prune");
+        assert_eq!((p.traces, p.pings, p.events), (1, 1, 0));
+        assert_eq!(w.reader.count(Table::Paths).expect("paths kept"), 1);
+        drop(w.tx);
+        w.thread
+            .join()
+            .expect("writer stops when its senders are gone");
+    }
+
+    #[test]
+    fn a_failed_commit_answers_the_error_and_leaves_the_state_alone() {
+        let w = writer();
+        w.full.store(true, Ordering::Relaxed);
+        let e = send(&w, upload(1_000)).expect_err("full");
+        assert_eq!(e, "database or disk is full");
+        assert!(w.live.read().expect("live").agents.is_empty());
+        assert_eq!(w.metrics.write_errors.get(), 1);
+        assert!(!w.health.recently_ok(now_ms(), 60_000));
+        assert_eq!(
+            *w.health.last_error.lock().expect("lock"),
+            "database or disk is full"
+        );
+        w.full.store(false, Ordering::Relaxed);
+        let o = send(&w, upload(2_000)).expect("room again");
+        assert_eq!(o.accepted, 2);
+        assert!(w.health.recently_ok(now_ms(), 60_000));
+        assert_eq!(w.live.read().expect("live").agents.len(), 1);
+    }
 }

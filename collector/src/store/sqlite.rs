@@ -1,24 +1,33 @@
-//! The embedded store: SQLite in WAL mode with `synchronous = FULL`, so a
-//! commit that returned is on disk (the collector answers 2xx only after
-//! it). Versioned migrations (`PRAGMA user_version`); a database from a
-//! newer build is refused rather than guessed at.
+//! The SQLite backend, the product's store: WAL mode with `synchronous =
+//! FULL`, so a commit that returned is on disk (the collector answers 2xx
+//! only after it). Versioned migrations (`PRAGMA user_version`); a
+//! database from a newer build is refused rather than guessed at.
 //!
 //! Tables: `traces` and `pings` (raw records as received, LZ4-packed by
-//! [`pack_record`], unique on the agent and its result id, so a re-sent
-//! record is ignored), `paths` (the
-//! current state per (agent, /24), written in the same transaction as the
-//! records that moved it), `events` (upstream changes) and `agents`.
-//! One connection writes (the server's writer thread); readers open their
-//! own.
+//! [`pack_record`], unique on (agent, start_ms, id), so a re-sent record
+//! is ignored), `paths` (the current state per (agent, /24), written in
+//! the same transaction as the records that moved it), `events` (upstream
+//! changes), `agents` and `health` (the readiness probe's row).
+//!
+//! One connection writes ([`SqliteStore`], held by the server's writer
+//! thread, automatic checkpoints off); a checkpointer thread that the
+//! store starts and stops copies the WAL into the database beside it;
+//! readers ([`SqliteReader`]) open their own read-only connection.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use ipnet::IpNet;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
-use serde::Serialize;
 
+use super::{
+    EventFilter, EventRow, PingRow, Pruned, Store, StoreError, StoreReader, Table, TraceRow,
+    Transaction,
+};
 use crate::paths::{Change, PathKey, PathState};
+use crate::pipeline::PackLine;
+use crate::state::{AgentInfo, Live};
 
 /// Schema versions, in order; index + 1 is the version.
 const MIGRATIONS: &[&str] = &[
@@ -101,109 +110,6 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database {path}: {source}")]
-    Open {
-        path: String,
-        source: rusqlite::Error,
-    },
-    #[error(
-        "database {path} has schema version {found}, newer than this build's {supported}: \
-         upgrade the collector or point --db elsewhere"
-    )]
-    TooNew {
-        path: String,
-        found: u32,
-        supported: u32,
-    },
-    #[error("database migration to version {version}: {source}")]
-    Migrate {
-        version: usize,
-        source: rusqlite::Error,
-    },
-    #[error("database: {0}")]
-    Sql(#[from] rusqlite::Error),
-    #[error("database holds a path state that does not read back ({agent} {prefix}): {what}")]
-    Corrupt {
-        agent: String,
-        prefix: String,
-        what: String,
-    },
-    #[error("database holds a record that does not unpack ({agent} {id}): {what}")]
-    CorruptRecord {
-        agent: String,
-        id: String,
-        what: String,
-    },
-}
-
-/// An agent as the store and the API know it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AgentInfo {
-    pub name: String,
-    pub first_seen_ms: u64,
-    /// Collector time of the latest accepted upload.
-    pub last_seen_ms: u64,
-    pub traces: u64,
-    pub pings: u64,
-}
-
-/// A raw trace row to insert.
-#[derive(Debug, Clone)]
-pub struct TraceRow<'a> {
-    pub id: &'a str,
-    pub agent: &'a str,
-    pub prefix: IpNet,
-    pub dst: std::net::IpAddr,
-    pub start_ms: u64,
-    pub upstream: &'a str,
-    pub upstream_asn: Option<u32>,
-    pub entered: bool,
-    pub confidence: f64,
-    /// The line as received, packed with [`pack_record`].
-    pub record: &'a [u8],
-}
-
-/// A raw ping row to insert.
-#[derive(Debug, Clone)]
-pub struct PingRow<'a> {
-    pub id: &'a str,
-    pub agent: &'a str,
-    pub prefix: IpNet,
-    pub dst: std::net::IpAddr,
-    pub start_ms: u64,
-    pub sent: u32,
-    pub received: u32,
-    /// The line as received, packed with [`pack_record`].
-    pub record: &'a [u8],
-}
-
-/// A stored change event.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EventRow {
-    pub id: i64,
-    pub agent: String,
-    pub prefix: String,
-    pub at_ms: u64,
-    pub from_upstream: Option<String>,
-    pub from_asn: Option<u32>,
-    pub to_upstream: String,
-    pub to_asn: Option<u32>,
-    pub trace_id: String,
-    pub evidence: serde_json::Value,
-}
-
-/// Which events to list.
-#[derive(Debug, Clone, Default)]
-pub struct EventFilter {
-    pub prefix: Option<IpNet>,
-    pub agent: Option<String>,
-    pub since_ms: Option<u64>,
-    pub until_ms: Option<u64>,
-    pub limit: usize,
-}
-
 fn ms(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -212,17 +118,182 @@ fn unms(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+fn read(e: rusqlite::Error) -> StoreError {
+    StoreError::Read(Box::new(e))
+}
+
+fn write(e: rusqlite::Error) -> StoreError {
+    StoreError::Write(Box::new(e))
+}
+
+fn open_error(path: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |source| StoreError::Open {
+        path: path.to_string(),
+        source: Box::new(source),
+    }
+}
+
+/// The writer's store: the write connection, and the checkpointer thread
+/// beside it (stopped and joined when the store is dropped).
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+    /// Set by the checkpointer when the WAL has grown past
+    /// [`WAL_RESTART_FRAMES`]; [`Store::maintain`] then finishes a
+    /// checkpoint between two commits so the WAL starts over.
+    wal_full: Arc<AtomicBool>,
+    checkpointer: Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database, turns off
+    /// SQLite's checkpoint at commit on this connection, and starts the
+    /// checkpointer thread.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = open_conn(path)?;
+        no_auto_checkpoint(&conn).map_err(write)?;
+        let (stop, stop_rx) = std::sync::mpsc::channel::<()>();
+        let wal_full = Arc::new(AtomicBool::new(false));
+        let thread = spawn_checkpointer(open_checkpointer(path)?, stop_rx, wal_full.clone())
+            .map_err(StoreError::Thread)?;
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+            wal_full,
+            checkpointer: Some((stop, thread)),
+        })
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Some((stop, thread)) = self.checkpointer.take() {
+            drop(stop);
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A transaction on the write connection (rolled back if dropped).
+struct SqliteTx<'a> {
+    tx: rusqlite::Transaction<'a>,
+}
+
+impl Transaction for SqliteTx<'_> {
+    fn insert_trace(&mut self, row: &TraceRow<'_>, received_ms: u64) -> Result<bool, StoreError> {
+        insert_trace(&self.tx, row, received_ms).map_err(write)
+    }
+
+    fn insert_ping(&mut self, row: &PingRow<'_>, received_ms: u64) -> Result<bool, StoreError> {
+        insert_ping(&self.tx, row, received_ms).map_err(write)
+    }
+
+    fn put_path(
+        &mut self,
+        key: &PathKey,
+        state: &PathState,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        put_path(&self.tx, key, state, now_ms).map_err(write)
+    }
+
+    fn put_event(&mut self, key: &PathKey, change: &Change, now_ms: u64) -> Result<(), StoreError> {
+        put_event(&self.tx, key, change, now_ms).map_err(write)
+    }
+
+    fn put_agent(&mut self, agent: &AgentInfo) -> Result<(), StoreError> {
+        put_agent(&self.tx, agent).map_err(write)
+    }
+
+    fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.commit().map_err(write)
+    }
+}
+
+impl Store for SqliteStore {
+    fn transaction(&mut self) -> Result<Box<dyn Transaction + '_>, StoreError> {
+        let tx = self.conn.transaction().map_err(write)?;
+        Ok(Box::new(SqliteTx { tx }))
+    }
+
+    fn load_state(&mut self) -> Result<Live, StoreError> {
+        load_state(&self.conn)
+    }
+
+    fn prune(&mut self, cutoff_ms: u64) -> Result<Pruned, StoreError> {
+        prune(&self.conn, cutoff_ms).map_err(write)
+    }
+
+    fn probe(&mut self, now_ms: u64) -> Result<(), StoreError> {
+        probe_write(&self.conn, now_ms).map_err(write)
+    }
+
+    fn maintain(&mut self) -> Result<(), StoreError> {
+        if !self.wal_full.swap(false, Ordering::Relaxed) {
+            return Ok(());
+        }
+        // Only the frames since the checkpointer's last pass are left to
+        // copy: a short pause that lets the next commit restart the WAL.
+        let t = std::time::Instant::now();
+        let c = checkpoint(&self.conn).map_err(write)?;
+        tracing::debug!(
+            frames = c.log,
+            ms = t.elapsed().as_millis(),
+            "WAL copied in full; it starts over"
+        );
+        Ok(())
+    }
+
+    fn reader(&self) -> Result<Box<dyn StoreReader>, StoreError> {
+        Ok(Box::new(open_reader(&self.path)?))
+    }
+
+    fn pack(&self) -> PackLine {
+        pack_record
+    }
+
+    fn schema_version(&self) -> u32 {
+        SCHEMA_VERSION
+    }
+}
+
+/// A read-only connection for queries beside the writer.
+#[derive(Debug)]
+pub struct SqliteReader {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl SqliteReader {
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl StoreReader for SqliteReader {
+    fn events(&self, filter: &EventFilter) -> Result<Vec<EventRow>, StoreError> {
+        events(&self.conn(), filter)
+    }
+
+    fn raw_trace(&self, agent: &str, id: &str) -> Result<Option<String>, StoreError> {
+        raw_trace(&self.conn(), agent, id)
+    }
+
+    fn count(&self, table: Table) -> Result<u64, StoreError> {
+        count(&self.conn(), table).map_err(read)
+    }
+
+    fn disk_space(&self) -> Option<std::io::Result<(u64, u64)>> {
+        Some(disk_space(&self.path))
+    }
+}
+
 /// Opens (creating if needed) and migrates the database.
-pub fn open(path: &Path) -> Result<Connection, StoreError> {
+fn open_conn(path: &Path) -> Result<Connection, StoreError> {
     let name = path.display().to_string();
-    let conn = Connection::open(path).map_err(|source| StoreError::Open {
-        path: name.clone(),
-        source,
-    })?;
-    configure(&conn).map_err(|source| StoreError::Open {
-        path: name.clone(),
-        source,
-    })?;
+    let conn = Connection::open(path).map_err(open_error(&name))?;
+    configure(&conn).map_err(open_error(&name))?;
     migrate(&conn, &name)?;
     Ok(conn)
 }
@@ -240,39 +311,36 @@ pub const WAL_RESTART_FRAMES: i64 = 1024;
 
 /// Result of one [`checkpoint`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Checkpoint {
+struct Checkpoint {
     /// Frames in the WAL.
-    pub log: i64,
+    log: i64,
     /// Frames copied into the database so far.
-    pub checkpointed: i64,
+    checkpointed: i64,
 }
 
 /// Opens the connection that checkpoints the WAL beside the writer (the
 /// writer's own connection has automatic checkpoints turned off by
 /// [`no_auto_checkpoint`], so commits never wait for one).
-pub fn open_checkpointer(path: &Path) -> Result<Connection, StoreError> {
+fn open_checkpointer(path: &Path) -> Result<Connection, StoreError> {
     let name = path.display().to_string();
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|source| StoreError::Open {
-        path: name.clone(),
-        source,
-    })?;
-    configure(&conn).map_err(|source| StoreError::Open { path: name, source })?;
-    no_auto_checkpoint(&conn)?;
+    .map_err(open_error(&name))?;
+    configure(&conn).map_err(open_error(&name))?;
+    no_auto_checkpoint(&conn).map_err(read)?;
     Ok(conn)
 }
 
 /// Turns off SQLite's checkpoint at commit on this connection.
-pub fn no_auto_checkpoint(conn: &Connection) -> rusqlite::Result<()> {
+fn no_auto_checkpoint(conn: &Connection) -> rusqlite::Result<()> {
     conn.query_row("PRAGMA wal_autocheckpoint = 0", [], |_| Ok(()))
 }
 
 /// Copies committed WAL frames into the database and syncs it (PASSIVE:
 /// it never waits for, nor blocks, the writer).
-pub fn checkpoint(conn: &Connection) -> rusqlite::Result<Checkpoint> {
+fn checkpoint(conn: &Connection) -> rusqlite::Result<Checkpoint> {
     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
         Ok(Checkpoint {
             log: r.get(1)?,
@@ -281,20 +349,65 @@ pub fn checkpoint(conn: &Connection) -> rusqlite::Result<Checkpoint> {
     })
 }
 
+/// How often the checkpointer copies the WAL into the database: often, so
+/// that what the writer has left to copy before a WAL restart is small.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Starts the thread that checkpoints the WAL beside the writer, so that
+/// no commit (and no request waiting on one) pays for copying pages into
+/// the database and syncing it. It stops when `stop` is dropped.
+fn spawn_checkpointer(
+    conn: Connection,
+    stop: std::sync::mpsc::Receiver<()>,
+    wal_full: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("store-checkpoint".into())
+        .spawn(move || {
+            let mut failing = false;
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stop.recv_timeout(CHECKPOINT_EVERY)
+            {
+                let t = std::time::Instant::now();
+                match checkpoint(&conn) {
+                    Ok(c) => {
+                        failing = false;
+                        tracing::trace!(
+                            frames = c.log,
+                            copied = c.checkpointed,
+                            ms = t.elapsed().as_millis(),
+                            "checkpoint"
+                        );
+                        if c.log >= WAL_RESTART_FRAMES {
+                            wal_full.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    // Once per run of failures: the writer's own commits
+                    // still work, only the WAL grows until this recovers.
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                    }
+                    Err(_) => {}
+                }
+            }
+        })
+}
+
 /// Opens a read-only connection to an existing, migrated database.
-pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+pub fn open_reader(path: &Path) -> Result<SqliteReader, StoreError> {
     let name = path.display().to_string();
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|source| StoreError::Open {
-        path: name.clone(),
-        source,
-    })?;
+    .map_err(open_error(&name))?;
     conn.busy_handler(Some(wait_a_millisecond))
-        .map_err(|source| StoreError::Open { path: name, source })?;
-    Ok(conn)
+        .map_err(open_error(&name))?;
+    Ok(SqliteReader {
+        conn: Mutex::new(conn),
+        path: path.to_path_buf(),
+    })
 }
 
 /// Busy handler: retry every millisecond for up to 5 s. SQLite's own
@@ -323,7 +436,9 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 fn migrate(conn: &Connection, name: &str) -> Result<(), StoreError> {
-    let found: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let found: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(read)?;
     if found > SCHEMA_VERSION {
         return Err(StoreError::TooNew {
             path: name.to_string(),
@@ -333,31 +448,35 @@ fn migrate(conn: &Connection, name: &str) -> Result<(), StoreError> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let version = i + 1;
-        let tx = conn.unchecked_transaction()?;
+        let tx = conn.unchecked_transaction().map_err(read)?;
         tx.execute_batch(sql)
             .and_then(|()| tx.execute_batch(&format!("PRAGMA user_version = {version}")))
             .and_then(|()| tx.commit())
-            .map_err(|source| StoreError::Migrate { version, source })?;
+            .map_err(|source| StoreError::Migrate {
+                version,
+                source: Box::new(source),
+            })?;
     }
     Ok(())
 }
 
 /// Loads every path state and agent.
-#[allow(clippy::type_complexity)]
-pub fn load_state(
-    conn: &Connection,
-) -> Result<(BTreeMap<PathKey, PathState>, BTreeMap<String, AgentInfo>), StoreError> {
-    let mut paths = BTreeMap::new();
-    let mut stmt = conn.prepare("SELECT agent, prefix, state FROM paths")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-        ))
-    })?;
+fn load_state(conn: &Connection) -> Result<Live, StoreError> {
+    let mut live = Live::default();
+    let mut stmt = conn
+        .prepare("SELECT agent, prefix, state FROM paths")
+        .map_err(read)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(read)?;
     for row in rows {
-        let (agent, prefix, state) = row?;
+        let (agent, prefix, state) = row.map_err(read)?;
         let corrupt = |what: String| StoreError::Corrupt {
             agent: agent.clone(),
             prefix: prefix.clone(),
@@ -365,33 +484,31 @@ pub fn load_state(
         };
         let net: IpNet = prefix.parse().map_err(|e| corrupt(format!("{e}")))?;
         let s: PathState = serde_json::from_str(&state).map_err(|e| corrupt(e.to_string()))?;
-        paths.insert((agent.clone(), net), s);
+        live.paths.insert((agent.clone(), net), s);
     }
-    let mut agents = BTreeMap::new();
-    let mut stmt =
-        conn.prepare("SELECT name, first_seen_ms, last_seen_ms, traces, pings FROM agents")?;
-    let rows = stmt.query_map([], |r| {
-        Ok(AgentInfo {
-            name: r.get(0)?,
-            first_seen_ms: unms(r.get(1)?),
-            last_seen_ms: unms(r.get(2)?),
-            traces: unms(r.get(3)?),
-            pings: unms(r.get(4)?),
+    let mut stmt = conn
+        .prepare("SELECT name, first_seen_ms, last_seen_ms, traces, pings FROM agents")
+        .map_err(read)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(AgentInfo {
+                name: r.get(0)?,
+                first_seen_ms: unms(r.get(1)?),
+                last_seen_ms: unms(r.get(2)?),
+                traces: unms(r.get(3)?),
+                pings: unms(r.get(4)?),
+            })
         })
-    })?;
+        .map_err(read)?;
     for a in rows {
-        let a = a?;
-        agents.insert(a.name.clone(), a);
+        let a = a.map_err(read)?;
+        live.agents.insert(a.name.clone(), a);
     }
-    Ok((paths, agents))
+    Ok(live)
 }
 
 /// Inserts a raw trace; `false` if its id was already stored.
-pub fn insert_trace(
-    conn: &Connection,
-    row: &TraceRow<'_>,
-    received_ms: u64,
-) -> rusqlite::Result<bool> {
+fn insert_trace(conn: &Connection, row: &TraceRow<'_>, received_ms: u64) -> rusqlite::Result<bool> {
     let mut stmt = conn.prepare_cached(
         "INSERT OR IGNORE INTO traces (id, agent, prefix, dst, start_ms, received_ms, upstream, \
          upstream_asn, entered, confidence, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -413,11 +530,7 @@ pub fn insert_trace(
 }
 
 /// Inserts a raw ping; `false` if its id was already stored.
-pub fn insert_ping(
-    conn: &Connection,
-    row: &PingRow<'_>,
-    received_ms: u64,
-) -> rusqlite::Result<bool> {
+fn insert_ping(conn: &Connection, row: &PingRow<'_>, received_ms: u64) -> rusqlite::Result<bool> {
     let mut stmt = conn.prepare_cached(
         "INSERT OR IGNORE INTO pings (id, agent, prefix, dst, start_ms, received_ms, sent, received, record) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -437,7 +550,7 @@ pub fn insert_ping(
 }
 
 /// Writes a path's state.
-pub fn put_path(
+fn put_path(
     conn: &Connection,
     key: &PathKey,
     state: &PathState,
@@ -454,7 +567,7 @@ pub fn put_path(
 }
 
 /// Records a change event.
-pub fn put_event(
+fn put_event(
     conn: &Connection,
     key: &PathKey,
     change: &Change,
@@ -482,7 +595,7 @@ pub fn put_event(
 }
 
 /// Writes an agent's row.
-pub fn put_agent(conn: &Connection, a: &AgentInfo) -> rusqlite::Result<()> {
+fn put_agent(conn: &Connection, a: &AgentInfo) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO agents (name, first_seen_ms, last_seen_ms, traces, pings) VALUES (?1, ?2, ?3, ?4, ?5) \
          ON CONFLICT (name) DO UPDATE SET last_seen_ms = excluded.last_seen_ms, \
@@ -499,51 +612,47 @@ pub fn put_agent(conn: &Connection, a: &AgentInfo) -> rusqlite::Result<()> {
 }
 
 /// Lists change events, newest first.
-pub fn events(conn: &Connection, f: &EventFilter) -> Result<Vec<EventRow>, StoreError> {
-    let mut stmt = conn.prepare_cached(
+fn events(conn: &Connection, f: &EventFilter) -> Result<Vec<EventRow>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
         "SELECT id, agent, prefix, at_ms, from_upstream, from_asn, to_upstream, to_asn, trace_id, evidence \
          FROM events WHERE (?1 IS NULL OR prefix = ?1) AND (?2 IS NULL OR agent = ?2) \
          AND at_ms >= ?3 AND at_ms <= ?4 ORDER BY at_ms DESC, id DESC LIMIT ?5",
-    )?;
-    let rows = stmt.query_map(
-        params![
-            f.prefix.map(|p| p.to_string()),
-            f.agent,
-            ms(f.since_ms.unwrap_or(0)),
-            ms(f.until_ms.unwrap_or(u64::MAX)),
-            i64::try_from(f.limit).unwrap_or(i64::MAX),
-        ],
-        |r| {
-            let evidence: String = r.get(9)?;
-            Ok(EventRow {
-                id: r.get(0)?,
-                agent: r.get(1)?,
-                prefix: r.get(2)?,
-                at_ms: unms(r.get(3)?),
-                from_upstream: r.get(4)?,
-                from_asn: r.get(5)?,
-                to_upstream: r.get(6)?,
-                to_asn: r.get(7)?,
-                trace_id: r.get(8)?,
-                evidence: serde_json::from_str(&evidence).unwrap_or(serde_json::Value::Null),
-            })
-        },
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// Counts of rows removed by [`prune`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Pruned {
-    pub traces: usize,
-    pub pings: usize,
-    pub events: usize,
+    )
+        .map_err(read)?;
+    let rows = stmt
+        .query_map(
+            params![
+                f.prefix.map(|p| p.to_string()),
+                f.agent,
+                ms(f.since_ms.unwrap_or(0)),
+                ms(f.until_ms.unwrap_or(u64::MAX)),
+                i64::try_from(f.limit).unwrap_or(i64::MAX),
+            ],
+            |r| {
+                let evidence: String = r.get(9)?;
+                Ok(EventRow {
+                    id: r.get(0)?,
+                    agent: r.get(1)?,
+                    prefix: r.get(2)?,
+                    at_ms: unms(r.get(3)?),
+                    from_upstream: r.get(4)?,
+                    from_asn: r.get(5)?,
+                    to_upstream: r.get(6)?,
+                    to_asn: r.get(7)?,
+                    trace_id: r.get(8)?,
+                    evidence: serde_json::from_str(&evidence).unwrap_or(serde_json::Value::Null),
+                })
+            },
+        )
+        .map_err(read)?;
+    rows.collect::<Result<_, _>>().map_err(read)
 }
 
 /// Deletes raw records and events received before `cutoff_ms` (collector
 /// time: an agent with a wrong clock cannot make data vanish early).
 /// Path states and agents are kept (they are the current state).
-pub fn prune(conn: &Connection, cutoff_ms: u64) -> rusqlite::Result<Pruned> {
+fn prune(conn: &Connection, cutoff_ms: u64) -> rusqlite::Result<Pruned> {
     let tx = conn.unchecked_transaction()?;
     let c = ms(cutoff_ms);
     let traces = tx.execute("DELETE FROM traces WHERE received_ms < ?1", [c])?;
@@ -559,7 +668,7 @@ pub fn prune(conn: &Connection, cutoff_ms: u64) -> rusqlite::Result<Pruned> {
 
 /// Commits a small write (a page's worth) and syncs it: `Ok` means the
 /// store can commit now.
-pub fn probe_write(conn: &Connection, now_ms: u64) -> rusqlite::Result<()> {
+fn probe_write(conn: &Connection, now_ms: u64) -> rusqlite::Result<()> {
     let tx = conn.unchecked_transaction()?;
     tx.execute(
         "INSERT INTO health (id, at_ms, pad) VALUES (1, ?1, zeroblob(4000)) \
@@ -571,7 +680,7 @@ pub fn probe_write(conn: &Connection, now_ms: u64) -> rusqlite::Result<()> {
 
 /// Bytes free to this process, and in all, on the filesystem holding the
 /// database `db`.
-pub fn disk_space(db: &Path) -> std::io::Result<(u64, u64)> {
+fn disk_space(db: &Path) -> std::io::Result<(u64, u64)> {
     let dir = match db.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -583,22 +692,16 @@ pub fn disk_space(db: &Path) -> std::io::Result<(u64, u64)> {
     ))
 }
 
-/// Row counts, for tests and `/readyz`.
-pub fn count(conn: &Connection, table: &str) -> rusqlite::Result<u64> {
+/// Row counts.
+fn count(conn: &Connection, table: Table) -> rusqlite::Result<u64> {
     let sql = match table {
-        "traces" => "SELECT count(*) FROM traces",
-        "pings" => "SELECT count(*) FROM pings",
-        "events" => "SELECT count(*) FROM events",
-        "paths" => "SELECT count(*) FROM paths",
-        "agents" => "SELECT count(*) FROM agents",
-        _ => return Err(rusqlite::Error::InvalidParameterName(table.to_string())),
+        Table::Traces => "SELECT count(*) FROM traces",
+        Table::Pings => "SELECT count(*) FROM pings",
+        Table::Events => "SELECT count(*) FROM events",
+        Table::Paths => "SELECT count(*) FROM paths",
+        Table::Agents => "SELECT count(*) FROM agents",
     };
     conn.query_row(sql, [], |r| r.get::<_, i64>(0)).map(unms)
-}
-
-/// The schema version stored in the database.
-pub fn user_version(conn: &Connection) -> rusqlite::Result<u32> {
-    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
 }
 
 /// Packs a record line for the `record` column: an LZ4 block after the
@@ -628,14 +731,15 @@ pub fn unpack_record(blob: &[u8]) -> Result<String, String> {
 }
 
 /// The stored line of a trace, if there is one with this agent and id.
-pub fn raw_trace(conn: &Connection, agent: &str, id: &str) -> Result<Option<String>, StoreError> {
+fn raw_trace(conn: &Connection, agent: &str, id: &str) -> Result<Option<String>, StoreError> {
     let blob: Option<Vec<u8>> = conn
         .query_row(
             "SELECT record FROM traces WHERE agent = ?1 AND id = ?2",
             [agent, id],
             |r| r.get(0),
         )
-        .optional()?;
+        .optional()
+        .map_err(read)?;
     blob.map(|b| {
         unpack_record(&b).map_err(|e| StoreError::CorruptRecord {
             agent: agent.to_string(),
@@ -646,33 +750,31 @@ pub fn raw_trace(conn: &Connection, agent: &str, id: &str) -> Result<Option<Stri
     .transpose()
 }
 
-/// Is there a stored trace with this id from this agent?
-pub fn has_trace(conn: &Connection, agent: &str, id: &str) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT 1 FROM traces WHERE agent = ?1 AND id = ?2",
-        [agent, id],
-        |_| Ok(()),
-    )
-    .optional()
-    .map(|o| o.is_some())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::infer::Inference;
-    use crate::paths::TraceObservation;
+
+    store_conformance!({
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("t.db")).expect("open");
+        (dir, store)
+    });
 
     fn db() -> (tempfile::TempDir, Connection) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let conn = open(&dir.path().join("t.db")).expect("open");
+        let conn = open_conn(&dir.path().join("t.db")).expect("open");
         (dir, conn)
+    }
+
+    fn user_version(conn: &Connection) -> u32 {
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("user_version")
     }
 
     #[test]
     fn a_new_database_is_migrated_to_the_current_version_in_wal_mode() {
         let (_d, conn) = db();
-        assert_eq!(user_version(&conn).expect("v"), SCHEMA_VERSION);
+        assert_eq!(user_version(&conn), SCHEMA_VERSION);
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .expect("mode");
@@ -688,26 +790,27 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.db");
         {
-            let conn = open(&path).expect("open");
-            put_agent(
-                &conn,
-                &AgentInfo {
-                    name: "vp".into(),
-                    first_seen_ms: 1,
-                    last_seen_ms: 2,
-                    traces: 3,
-                    pings: 4,
-                },
-            )
+            let mut store = SqliteStore::open(&path).expect("open");
+            let mut tx = store.transaction().expect("tx");
+            tx.put_agent(&AgentInfo {
+                name: "vp".into(),
+                first_seen_ms: 1,
+                last_seen_ms: 2,
+                traces: 3,
+                pings: 4,
+            })
             .expect("agent");
+            tx.commit().expect("commit");
         }
-        let conn = open(&path).expect("reopen");
-        let (_, agents) = load_state(&conn).expect("load");
-        assert_eq!(agents["vp"].traces, 3);
-        conn.execute_batch("PRAGMA user_version = 99")
+        let mut store = SqliteStore::open(&path).expect("reopen");
+        let live = store.load_state().expect("load");
+        assert_eq!(live.agents["vp"].traces, 3);
+        store
+            .conn
+            .execute_batch("PRAGMA user_version = 99")
             .expect("bump");
-        drop(conn);
-        let e = open(&path).expect_err("too new");
+        drop(store);
+        let e = SqliteStore::open(&path).expect_err("too new");
         assert!(e.to_string().contains("schema version 99"), "{e}");
         assert!(e.to_string().contains("upgrade the collector"), "{e}");
     }
@@ -717,7 +820,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("junk.db");
         std::fs::write(&path, vec![0x42u8; 8192]).expect("write");
-        let e = open(&path).expect_err("junk");
+        let e = SqliteStore::open(&path).expect_err("junk");
         assert!(e.to_string().contains("junk.db"), "{e}");
     }
 
@@ -725,7 +828,7 @@ mod tests {
     fn a_commit_after_a_complete_checkpoint_starts_the_wal_over() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("c.db");
-        let writer = open(&path).expect("open");
+        let writer = open_conn(&path).expect("open");
         no_auto_checkpoint(&writer).expect("pragma");
         let cp = open_checkpointer(&path).expect("checkpointer");
         let wal = dir.path().join("c.db-wal");
@@ -769,19 +872,33 @@ mod tests {
             "WAL started over: {c:?}"
         );
         insert(52);
-        assert_eq!(count(&writer, "traces").expect("n"), 53);
+        assert_eq!(count(&writer, Table::Traces).expect("n"), 53);
+    }
+
+    /// The writer's store finishes a checkpoint between two commits once
+    /// its checkpointer saw the WAL past [`WAL_RESTART_FRAMES`].
+    #[test]
+    fn maintain_checkpoints_only_when_the_wal_is_full() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = SqliteStore::open(&dir.path().join("m.db")).expect("open");
+        store.maintain().expect("nothing to do");
+        store.wal_full.store(true, Ordering::Relaxed);
+        store.maintain().expect("checkpoint");
+        assert!(!store.wal_full.load(Ordering::Relaxed), "flag taken");
     }
 
     #[test]
-    fn raw_records_are_idempotent_and_state_round_trips() {
-        let (_d, conn) = db();
-        let prefix: IpNet = "175.45.177.0/24".parse().expect("p");
+    fn records_are_stored_lz4_packed_and_a_damaged_blob_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("p.db");
+        let mut store = SqliteStore::open(&path).expect("open");
         let line = r#"{"kind":"trace","id":"abc"}"#;
+        assert_eq!(unpack_record(&(store.pack())(line)).as_deref(), Ok(line));
         let packed = pack_record(line);
         let row = TraceRow {
             id: "abc",
-            agent: "vp",
-            prefix,
+            agent: "vp2",
+            prefix: "175.45.177.0/24".parse().expect("p"),
             dst: "175.45.177.1".parse().expect("a"),
             start_ms: 10,
             upstream: "china-unicom",
@@ -790,111 +907,26 @@ mod tests {
             confidence: 0.9,
             record: &packed,
         };
-        assert!(insert_trace(&conn, &row, 100).expect("1"));
-        assert!(!insert_trace(&conn, &row, 101).expect("2"));
-        assert!(has_trace(&conn, "vp", "abc").expect("has"));
+        let mut tx = store.transaction().expect("tx");
+        assert!(tx.insert_trace(&row, 100).expect("insert"));
+        tx.commit().expect("commit");
+        let reader = open_reader(&path).expect("reader");
         assert_eq!(
-            raw_trace(&conn, "vp", "abc").expect("raw").as_deref(),
+            reader.raw_trace("vp2", "abc").expect("raw").as_deref(),
             Some(line)
         );
-        assert_eq!(raw_trace(&conn, "vp", "nope").expect("raw"), None);
-        assert_eq!(count(&conn, "traces").expect("n"), 1);
-        // Ids are scoped by agent: another agent cannot pre-empt this
-        // agent's results by sending their ids first.
-        let other = TraceRow {
-            agent: "vp2",
-            ..row.clone()
-        };
-        assert!(insert_trace(&conn, &other, 102).expect("3"));
-        assert!(!has_trace(&conn, "vp3", "abc").expect("has"));
-        assert_eq!(count(&conn, "traces").expect("n"), 2);
         // A damaged blob is a clear error, not a panic, garbage or a huge
         // allocation.
         for damage in ["x'05'", "x'ffffff7f00'", "x'1000000011ab'", "x'02000000'"] {
-            conn.execute(
-                &format!("UPDATE traces SET record = {damage} WHERE agent = 'vp2'"),
-                [],
-            )
-            .expect("damage");
-            let err = raw_trace(&conn, "vp2", "abc").expect_err(damage);
+            store
+                .conn
+                .execute(
+                    &format!("UPDATE traces SET record = {damage} WHERE agent = 'vp2'"),
+                    [],
+                )
+                .expect("damage");
+            let err = reader.raw_trace("vp2", "abc").expect_err(damage);
             assert!(err.to_string().contains("vp2 abc"), "{damage}: {err}");
         }
-
-        let i: Inference = serde_json::from_value(serde_json::json!({
-            "target": "175.45.177.1", "upstream": "transtelecom", "upstream_asn": 20485,
-            "entered": true, "confidence": 0.95,
-            "evidence": {"last_foreign": null, "first_inside": null, "as_path": [20485, 131279],
-                         "silent_after_border": 0, "unattributed_after_border": 0}
-        }))
-        .expect("inference");
-        let mut state = PathState::default();
-        let key = ("vp".to_string(), prefix);
-        state.observe_trace(
-            &TraceObservation {
-                at_ms: 5,
-                trace_id: "abc",
-                inference: &i,
-            },
-            3,
-        );
-        put_path(&conn, &key, &state, 100).expect("path");
-        let (paths, _) = load_state(&conn).expect("load");
-        assert_eq!(paths[&key], state);
-    }
-
-    #[test]
-    fn events_filter_by_prefix_agent_and_time_and_prune_removes_old_rows() {
-        let (_d, conn) = db();
-        let p1: IpNet = "175.45.176.0/24".parse().expect("p");
-        let p2: IpNet = "175.45.177.0/24".parse().expect("p");
-        let evidence: crate::infer::Evidence = serde_json::from_value(serde_json::json!({
-            "last_foreign": null, "first_inside": null, "as_path": [],
-            "silent_after_border": 0, "unattributed_after_border": 0
-        }))
-        .expect("evidence");
-        for (agent, prefix, at) in [("a", p1, 100), ("a", p2, 200), ("b", p2, 300)] {
-            let change = Change {
-                from: None,
-                to: crate::paths::Upstream {
-                    name: "transtelecom".into(),
-                    asn: Some(20485),
-                },
-                at_ms: at,
-                trace_id: format!("t{at}"),
-                evidence: evidence.clone(),
-            };
-            put_event(&conn, &(agent.to_string(), prefix), &change, at).expect("event");
-        }
-        let all = events(
-            &conn,
-            &EventFilter {
-                limit: 10,
-                ..Default::default()
-            },
-        )
-        .expect("all");
-        assert_eq!(
-            all.iter().map(|e| e.at_ms).collect::<Vec<_>>(),
-            vec![300, 200, 100]
-        );
-        let f = EventFilter {
-            prefix: Some(p2),
-            since_ms: Some(250),
-            limit: 10,
-            ..Default::default()
-        };
-        let some = events(&conn, &f).expect("filtered");
-        assert_eq!(some.len(), 1);
-        assert_eq!(some[0].agent, "b");
-        let f = EventFilter {
-            agent: Some("a".into()),
-            until_ms: Some(150),
-            limit: 10,
-            ..Default::default()
-        };
-        assert_eq!(events(&conn, &f).expect("agent").len(), 1);
-        let pruned = prune(&conn, 250).expect("prune");
-        assert_eq!(pruned.events, 2);
-        assert_eq!(count(&conn, "events").expect("n"), 1);
     }
 }
