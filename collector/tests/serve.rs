@@ -674,6 +674,7 @@ async fn metrics_snapshot() {
         .map(|l| {
             if l.starts_with("tumen_agent_last_seen_timestamp_seconds{")
                 || l.starts_with("tumen_collector_store_last_write_timestamp_seconds ")
+                || l.starts_with("tumen_collector_prefix_table_loaded_timestamp_seconds ")
             {
                 let (k, v) = l.rsplit_once(' ').unwrap_or((l, ""));
                 let ok = v.parse::<f64>().is_ok_and(|v| v > 1.6e9);
@@ -1356,4 +1357,101 @@ fn tls_settings_are_checked_and_clear_text_off_loopback_needs_an_opt_in() {
         err.contains("tls_cert") && err.contains("junk.pem"),
         "{err}"
     );
+}
+
+/// `--asn-table` files are reloaded without a restart: on SIGHUP, and
+/// when a file changes; a broken file keeps the table in force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asn_tables_reload_on_sighup_and_on_change_and_a_broken_one_is_kept_out() {
+    let s = setup(&["vp-fra"]);
+    let t = s.token("vp-fra").to_string();
+    let table = s.dir.path().join("extra.dat");
+    std::fs::write(&table, "; pyasn\n198.51.100.0/24\t64500\n").expect("table");
+    let port = free_port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tumen-collector"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--hysteresis", "1", "--retention", "36500d"])
+        .arg("--asn-table")
+        .arg(&table)
+        .arg("--db")
+        .arg(s.dir.path().join("c.db"))
+        .arg("--token-file")
+        .arg(s.dir.path().join("tokens"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn collector");
+    let p = Proc {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    };
+    let srv = Server {
+        addr: p.addr,
+        stop: None,
+        task: tokio::spawn(async { Ok(()) }),
+        db: s.dir.path().join("c.db"),
+    };
+    srv.wait_ready().await;
+    let hops: &[&str] = &["192.0.2.1", "198.51.100.17"];
+    let upstream_after = |n: u64| {
+        let srv = &srv;
+        let t = t.clone();
+        async move {
+            let body = trace("vp-fra", &id(n), "175.45.177.10", 1_000 * n, hops, true);
+            let (st, v) = srv.post(Some(&t), body.into_bytes(), None).await;
+            assert_eq!(st, 200, "{v}");
+            srv.get("/api/v1/paths").await[0]["upstream"].clone()
+        }
+    };
+    let reloads = |m: &str, r: &str| {
+        metric(
+            m,
+            &format!("tumen_collector_prefix_table_reloads_total{{result=\"{r}\"}}"),
+        )
+    };
+    assert_eq!(upstream_after(1).await, "AS64500");
+
+    // SIGHUP, without waiting for the file check.
+    std::fs::write(&table, "; pyasn\n198.51.100.0/24\t64501\n").expect("table");
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &p.child.id().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(hup.success());
+    let mut ok = 0.0;
+    for _ in 0..100 {
+        ok = reloads(&srv.metrics().await, "ok").unwrap_or(0.0);
+        if ok >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok >= 1.0, "no reload after SIGHUP");
+    assert_eq!(upstream_after(2).await, "AS64501");
+
+    // A broken file: refused, counted, the table in force stays.
+    std::fs::write(&table, "; pyasn\nnot a prefix\tx\n").expect("table");
+    let mut err = 0.0;
+    for _ in 0..200 {
+        err = reloads(&srv.metrics().await, "error").unwrap_or(0.0);
+        if err >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(err >= 1.0, "the broken file was not noticed within 10 s");
+    assert_eq!(upstream_after(3).await, "AS64501");
+
+    // Fixed again: picked up from the change alone (no signal).
+    std::fs::write(&table, "; pyasn\n198.51.100.0/24\t64502\n").expect("table");
+    for _ in 0..200 {
+        if reloads(&srv.metrics().await, "ok").unwrap_or(0.0) >= ok + 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(upstream_after(4).await, "AS64502");
+    let m = srv.metrics().await;
+    let loaded = metric(&m, "tumen_collector_prefix_table_loaded_timestamp_seconds");
+    assert!(loaded.is_some_and(|v| v > 1.6e9), "{loaded:?}");
+    drop(p);
 }

@@ -129,6 +129,7 @@ async fn refusals_api(State(app): State<Arc<App>>, headers: HeaderMap, body: Bod
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     app.metrics.sync_http(&app.http, &app.bodies);
+    app.metrics.sync_table(&app.table);
     if let Some(d) = &app.dns {
         let s = d.stats();
         for (what, v) in [

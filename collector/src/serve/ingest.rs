@@ -72,8 +72,9 @@ async fn ingest_request(
             max_decoded: c.max_decoded_bytes,
             max_batch: c.max_batch,
         };
+        let table = app2.table.current();
         let upload = app2
-            .pipeline()
+            .pipeline(&table)
             .upload(
                 &agent,
                 &bytes,

@@ -37,6 +37,10 @@ pub struct Metrics {
     pub schedule_requests: IntCounterVec,
     pub schedule_refused: IntGaugeVec,
     pub token_reloads: IntCounterVec,
+    /// Prefix-table reloads by result; the table's size and age.
+    pub table_reloads: IntCounterVec,
+    table_prefixes: IntGauge,
+    table_loaded: Gauge,
     /// Records refused for their content (dates, semantic fields), per
     /// agent and reason.
     pub records_refused: IntCounterVec,
@@ -133,6 +137,24 @@ impl Metrics {
         for r in ["ok", "error"] {
             token_reloads.with_label_values(&[r]);
         }
+        let table_reloads = must(IntCounterVec::new(
+            Opts::new(
+                "tumen_collector_prefix_table_reloads_total",
+                "Reloads of the prefix table (SIGHUP or an --asn-table file changed), by result (ok, error: the table in force stays).",
+            ),
+            &["result"],
+        ));
+        for r in ["ok", "error"] {
+            table_reloads.with_label_values(&[r]);
+        }
+        let table_prefixes = must(IntGauge::new(
+            "tumen_collector_prefix_table_prefixes",
+            "Prefixes in the prefix table in force.",
+        ));
+        let table_loaded = must(Gauge::new(
+            "tumen_collector_prefix_table_loaded_timestamp_seconds",
+            "Unix time the prefix table in force was loaded.",
+        ));
         let records_refused = must(IntCounterVec::new(
             Opts::new(
                 "tumen_collector_records_refused_total",
@@ -197,6 +219,9 @@ impl Metrics {
             Box::new(schedule_requests.clone()),
             Box::new(schedule_refused.clone()),
             Box::new(token_reloads.clone()),
+            Box::new(table_reloads.clone()),
+            Box::new(table_prefixes.clone()),
+            Box::new(table_loaded.clone()),
             Box::new(records_refused.clone()),
             Box::new(http_open.clone()),
             Box::new(http_closed.clone()),
@@ -220,12 +245,22 @@ impl Metrics {
             schedule_requests,
             schedule_refused,
             token_reloads,
+            table_reloads,
+            table_prefixes,
+            table_loaded,
             records_refused,
             http_open,
             http_closed,
             http_accept_errors,
             body_budget,
         }
+    }
+
+    /// The prefix table's size and load time; called before each scrape.
+    pub fn sync_table(&self, t: &crate::table::LiveTable) {
+        self.table_prefixes
+            .set(i64::try_from(t.current().len()).unwrap_or(i64::MAX));
+        self.table_loaded.set(t.loaded_ms() as f64 / 1000.0);
     }
 
     /// Copies the HTTP server's counters (kept as atomics by the server

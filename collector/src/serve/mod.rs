@@ -37,7 +37,7 @@ use crate::pipeline::{Enrich, PackLine, Pipeline};
 use crate::state::Live;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError, StoreReader};
-use crate::table::PrefixTable;
+use crate::table::{LiveTable, PrefixTable};
 
 pub use config::{Config, ConfigErrors, LogFormat, RawConfig};
 
@@ -49,7 +49,8 @@ pub struct App {
     pub tokens: RwLock<auth::Tokens>,
     /// Refusals agents reported about their schedule, by agent.
     pub refusals: Mutex<std::collections::BTreeMap<String, schedule::Refusals>>,
-    pub table: PrefixTable,
+    /// Reloaded whole on SIGHUP or when an `--asn-table` file changes.
+    pub table: LiveTable,
     pub orgs: Orgs,
     pub target: Target,
     pub live: Arc<RwLock<Live>>,
@@ -73,12 +74,12 @@ pub struct App {
 }
 
 impl App {
-    /// The ingest pipeline over this collector's target, tables, DNS
-    /// enrichment and store.
-    pub fn pipeline(&self) -> Pipeline<'_> {
+    /// The ingest pipeline over this collector's target, `table` (the one
+    /// in force, taken for a whole batch), DNS enrichment and store.
+    pub fn pipeline<'a>(&'a self, table: &'a PrefixTable) -> Pipeline<'a> {
         Pipeline {
             target: &self.target,
-            table: &self.table,
+            table,
             orgs: &self.orgs,
             enrich: self.dns.as_ref().map(|d| d as &dyn Enrich),
             pack: self.pack,
@@ -143,18 +144,13 @@ pub fn target_of(config: &Config) -> Target {
 }
 
 /// Loads tables, organisations and tokens named by the config.
-pub fn load_inputs(config: &Config) -> Result<(PrefixTable, Orgs, auth::Tokens), StartError> {
+pub fn load_inputs(config: &Config) -> Result<(LiveTable, Orgs, auth::Tokens), StartError> {
     let tokens = auth::Tokens::load(&config.token_file)?;
     if tokens.is_empty() {
         tracing::warn!(file = %config.token_file.display(), "token file has no agents: every upload will be refused");
     }
-    let mut table = crate::defaults::default_table();
-    for path in &config.asn_tables {
-        let t = PrefixTable::load(path)
-            .map_err(|e| StartError::Input(format!("--asn-table {}: {e}", path.display())))?;
-        table.merge(t);
-    }
-    table.freeze();
+    let table =
+        LiveTable::load(&config.asn_tables).map_err(|e| StartError::Input(e.to_string()))?;
     let mut orgs = Orgs::default();
     if let Some(path) = &config.orgs {
         let text = std::fs::read_to_string(path)
@@ -192,7 +188,7 @@ pub async fn run(
         db = %config.db.display(),
         paths = live.paths.len(),
         agents = live.agents.len(),
-        prefixes = table.len(),
+        prefixes = table.current().len(),
         tokens = tokens.len(),
         "state restored"
     );
@@ -253,6 +249,10 @@ pub async fn run(
         token_watch(app.clone()),
         tracing::info_span!("tokens"),
     ));
+    let table_watch = tokio::spawn(tracing::Instrument::instrument(
+        table_watch(app.clone()),
+        tracing::info_span!("asn-tables"),
+    ));
     let router = api::router(app.clone());
     let limits = app.config.http.clone();
     let stats = app.http.clone();
@@ -290,6 +290,7 @@ pub async fn run(
     }
     retention.abort();
     token_watch.abort();
+    table_watch.abort();
     drop(app);
     drop(writer_tx);
     // The writer drains its queue and stops once every sender is gone;
@@ -331,6 +332,42 @@ async fn token_watch(app: Arc<App>) {
                     .with_label_values(&["error"])
                     .inc();
             }
+        }
+    }
+}
+
+/// How often the `--asn-table` files are checked for changes.
+const TABLE_CHECK: Duration = Duration::from_secs(5);
+
+/// Rebuilds the prefix table when SIGHUP arrives or an `--asn-table` file
+/// changes (checked every 5 s), and swaps it under lookups: a batch keeps
+/// the table it started with. A file that does not load is logged and
+/// counted; the table in force stays.
+async fn table_watch(app: Arc<App>) {
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        let signalled = tokio::select! {
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => None } } => true,
+            () = tokio::time::sleep(TABLE_CHECK) => false,
+        };
+        if !signalled && !app.table.changed() {
+            continue;
+        }
+        let app2 = app.clone();
+        let done = tokio::task::spawn_blocking(move || app2.table.reload()).await;
+        match done {
+            Ok(Ok(n)) => {
+                tracing::info!(prefixes = n, sighup = signalled, "prefix table reloaded");
+                app.metrics.table_reloads.with_label_values(&["ok"]).inc();
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = ?e.to_string(), "prefix table not reloaded; the table in force stays");
+                app.metrics
+                    .table_reloads
+                    .with_label_values(&["error"])
+                    .inc();
+            }
+            Err(e) => tracing::error!(error = %e, "prefix table reload failed"),
         }
     }
 }
