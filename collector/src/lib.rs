@@ -18,6 +18,7 @@ pub mod orgs;
 pub mod paths;
 pub mod pipeline;
 pub mod serve;
+pub mod source;
 pub mod state;
 pub mod store;
 pub mod table;

@@ -72,6 +72,13 @@ enum Command {
         /// for journald or a log shipper).
         #[arg(long, value_name = "FORMAT")]
         log_format: Option<String>,
+        /// Traceroute file (any format `infer` reads) fed to the live state
+        /// at start, as the vantage point --import-as; repeatable.
+        #[arg(long = "import", value_name = "FILE")]
+        imports: Vec<PathBuf>,
+        /// Vantage point of --import traces [default: import].
+        #[arg(long, value_name = "NAME")]
+        import_as: Option<String>,
     },
     /// Make a token for an agent: appends `NAME sha256:HASH` to the token
     /// file (created 0600) and prints the token, for the agent's --token-file.
@@ -415,6 +422,8 @@ fn main() -> ExitCode {
             tls_key,
             insecure_http,
             log_format,
+            imports,
+            import_as,
         } => serve_cmd(
             config.as_ref(),
             tumen_collector::serve::RawConfig {
@@ -432,6 +441,8 @@ fn main() -> ExitCode {
                 tls_key: tls_key.clone(),
                 insecure_http: insecure_http.then_some(true),
                 log_format: log_format.clone(),
+                imports: imports.clone(),
+                import_as: import_as.clone(),
                 ..Default::default()
             },
         ),

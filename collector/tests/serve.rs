@@ -1455,3 +1455,48 @@ async fn asn_tables_reload_on_sighup_and_on_change_and_a_broken_one_is_kept_out(
     assert!(loaded.is_some_and(|v| v > 1.6e9), "{loaded:?}");
     drop(p);
 }
+
+/// `--import FILE`: a pasted traceroute feeds the live state as its own
+/// vantage point, through the same pipeline as uploads (a second source).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_traceroute_file_feeds_the_state_as_a_vantage_point() {
+    let s = setup(&["vp-fra"]);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/input");
+    let srv = s
+        .start(RawConfig {
+            imports: vec![fixtures.join("dprk-transtelecom.txt")],
+            import_as: Some("forum-paste".into()),
+            ..Default::default()
+        })
+        .await;
+    let paths = srv.get("/api/v1/paths?agent=forum-paste").await;
+    let paths = paths.as_array().expect("array");
+    assert_eq!(paths.len(), 1, "{paths:?}");
+    assert_eq!(paths[0]["upstream"], "transtelecom");
+    let m = srv.metrics().await;
+    assert!(
+        m.lines().any(
+            |l| l.starts_with("tumen_path_upstream_info{agent=\"forum-paste\"")
+                && l.contains("upstream=\"transtelecom\"")
+        ),
+        "{m}"
+    );
+    srv.stop().await;
+
+    // A file that is not a traceroute stops the start with its name.
+    let bad = s.dir.path().join("notes.txt");
+    std::fs::write(&bad, "dear diary\n").expect("write");
+    let config = s
+        .raw(RawConfig {
+            imports: vec![bad],
+            ..Default::default()
+        })
+        .validate()
+        .expect("config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let r = serve::run(config, listener, async {}, Duration::from_secs(1)).await;
+    let e = r.expect_err("refused").to_string();
+    assert!(e.contains("--import") && e.contains("notes.txt"), "{e}");
+}

@@ -50,6 +50,12 @@ pub struct RawConfig {
     pub max_clock_skew: Option<String>,
     /// `text` (default) or `json`.
     pub log_format: Option<String>,
+    /// Traceroute files fed to the state at start, any format `infer`
+    /// reads (`--import`).
+    #[serde(default)]
+    pub imports: Vec<PathBuf>,
+    /// The vantage point imported traces belong to (`--import-as`).
+    pub import_as: Option<String>,
     /// Optional Team Cymru / PTR lookups.
     pub dns: Option<RawDns>,
     /// HTTPS: certificate chain and private key (PEM).
@@ -94,6 +100,8 @@ pub struct Config {
     pub max_inflight_body_bytes: usize,
     pub max_clock_skew: Duration,
     pub log_format: LogFormat,
+    pub imports: Vec<PathBuf>,
+    pub import_as: String,
     pub dns: Option<crate::dns::DnsConfig>,
     /// Certificate and key files: HTTPS when set.
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -176,6 +184,7 @@ impl RawConfig {
             max_inflight_body_bytes,
             max_clock_skew,
             log_format,
+            import_as,
             dns,
             tls_cert,
             tls_key,
@@ -187,6 +196,9 @@ impl RawConfig {
         }
         if !over.targets.is_empty() {
             self.targets = over.targets;
+        }
+        if !over.imports.is_empty() {
+            self.imports = over.imports;
         }
         self
     }
@@ -301,6 +313,15 @@ impl RawConfig {
                 LogFormat::Text
             }
         };
+        let import_as = self
+            .import_as
+            .clone()
+            .unwrap_or_else(|| crate::source::import::DEFAULT_NAME.to_string());
+        if !super::auth::valid_agent_name(&import_as) {
+            errs.push(format!(
+                "import_as {import_as:?} is not a vantage-point name (1-64 of [A-Za-z0-9._-])"
+            ));
+        }
         let max_connections = match self.max_connections {
             Some(n) => {
                 if n == 0 {
@@ -435,6 +456,8 @@ impl RawConfig {
             max_inflight_body_bytes,
             max_clock_skew,
             log_format,
+            imports: self.imports,
+            import_as,
             dns,
             tls,
             schedule,

@@ -253,6 +253,9 @@ pub async fn run(
         table_watch(app.clone()),
         tracing::info_span!("asn-tables"),
     ));
+    for path in &app.config.imports {
+        import(&app, path).await?;
+    }
     let router = api::router(app.clone());
     let limits = app.config.http.clone();
     let stats = app.http.clone();
@@ -334,6 +337,46 @@ async fn token_watch(app: Arc<App>) {
             }
         }
     }
+}
+
+/// `--import FILE`: every trace in the file, as the vantage point
+/// `--import-as` (default `import`), through the same pipeline, state and
+/// store as an agent's upload (a source other than agents).
+async fn import(app: &Arc<App>, path: &std::path::Path) -> Result<(), StartError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| StartError::Input(format!("--import {}: {e}", path.display())))?;
+    let name = path.display().to_string();
+    let agent = app.config.import_as.clone();
+    let now = metrics::now_ms();
+    let batch = crate::source::import::records(&text, &name, &agent, now)
+        .map_err(|e| StartError::Input(format!("--import {e}")))?;
+    if batch.is_empty() {
+        tracing::warn!(file = %name, "--import: no trace with a destination in the file");
+        return Ok(());
+    }
+    let table = app.table.current();
+    let upload = app.pipeline(&table).prepare(&agent, now, batch);
+    let n = upload.traces.len();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let stopped = || StartError::Input("--import: the store writer stopped".into());
+    app.writer
+        .send(writer::Job::Upload(upload, tx))
+        .await
+        .map_err(|_| stopped())?;
+    let outcome = rx
+        .await
+        .map_err(|_| stopped())?
+        .map_err(|e| StartError::Input(format!("--import {name}: store: {e}")))?;
+    tracing::info!(
+        file = %name,
+        agent = ?agent,
+        traces = n,
+        accepted = outcome.accepted,
+        duplicates = outcome.duplicates,
+        changes = outcome.changes,
+        "imported"
+    );
+    Ok(())
 }
 
 /// How often the `--asn-table` files are checked for changes.
