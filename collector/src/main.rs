@@ -196,7 +196,9 @@ fn serve_cmd(config: Option<&PathBuf>, flags: tumen_collector::serve::RawConfig)
         Err(e @ StartError::Config(_)) | Err(e @ StartError::Tokens(_)) => {
             fail_in("serve", EXIT_USAGE, e)
         }
-        Err(e @ StartError::Input(_)) => fail_in("serve", EXIT_NOINPUT, e),
+        Err(e @ StartError::Input(_)) | Err(e @ StartError::Tls(_)) => {
+            fail_in("serve", EXIT_NOINPUT, e)
+        }
         Err(e @ StartError::Store(_)) => fail_in("serve", EXIT_IOERR, e),
         Err(e @ StartError::Bind { .. }) | Err(e @ StartError::Io(_)) => {
             fail_in("serve", EXIT_OSERR, e)

@@ -147,8 +147,8 @@ pub enum LogFormat {
 pub struct ConfigErrors(pub Vec<String>);
 
 /// `30s`, `10m`, `12h`, `30d`, or plain seconds (`tumen_core`).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    tumen_core::parse_duration(s).map_err(|e| e.to_string())
+pub fn parse_duration(s: &str) -> Result<Duration, tumen_core::DurationError> {
+    tumen_core::parse_duration(s)
 }
 
 impl RawConfig {

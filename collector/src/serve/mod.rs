@@ -109,6 +109,8 @@ pub enum StartError {
     #[error("{0}")]
     Input(String),
     #[error("{0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("{0}")]
     Store(crate::store::StoreError),
     #[error("bind {addr}: {source}{hint}")]
     Bind {
@@ -241,18 +243,12 @@ pub async fn run(
 
     // `instrument`, not `span.enter()`: an entered span held across
     // `.await` leaks into whatever else runs on that thread.
-    let retention = tokio::spawn(tracing::Instrument::instrument(
-        retention_task(app.clone()),
-        tracing::info_span!("retention"),
-    ));
-    let token_watch = tokio::spawn(tracing::Instrument::instrument(
-        token_watch(app.clone()),
-        tracing::info_span!("tokens"),
-    ));
-    let table_watch = tokio::spawn(tracing::Instrument::instrument(
-        table_watch(app.clone()),
-        tracing::info_span!("asn-tables"),
-    ));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let tasks = vec![
+        Background::spawn("retention", &stop_rx, retention_task(app.clone())),
+        Background::spawn("tokens", &stop_rx, token_watch(app.clone())),
+        Background::spawn("asn-tables", &stop_rx, table_watch(app.clone())),
+    ];
     for path in &app.config.imports {
         import(&app, path).await?;
     }
@@ -265,7 +261,7 @@ pub async fn run(
     };
     match &app.config.tls {
         Some((cert, key)) => {
-            let acceptor = tls::acceptor(cert, key).map_err(StartError::Input)?;
+            let acceptor = tls::acceptor(cert, key)?;
             tracing::info!(cert = %cert.display(), "serving HTTPS");
             tumen_httpd::serve(
                 listener,
@@ -291,9 +287,11 @@ pub async fn run(
             .await;
         }
     }
-    retention.abort();
-    token_watch.abort();
-    table_watch.abort();
+    // One cancellation tree: the background tasks stop with the server.
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        t.finish(Duration::from_secs(2)).await;
+    }
     drop(app);
     drop(writer_tx);
     // The writer drains its queue and stops once every sender is gone;
@@ -334,6 +332,48 @@ async fn token_watch(app: Arc<App>) {
                     .token_reloads
                     .with_label_values(&["error"])
                     .inc();
+            }
+        }
+    }
+}
+
+/// A background task of the collector: named (its tracing span), stopped
+/// by the shutdown signal of [`run`], and waited for; an early end or a
+/// panic is logged, never lost.
+struct Background {
+    name: &'static str,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Background {
+    fn spawn(
+        name: &'static str,
+        stop: &tokio::sync::watch::Receiver<bool>,
+        work: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Self {
+        let mut stop = stop.clone();
+        let task = async move {
+            tokio::select! {
+                () = work => tracing::warn!("task ended by itself"),
+                _ = stop.wait_for(|s| *s) => {}
+            }
+        };
+        let handle = tokio::spawn(tracing::Instrument::instrument(
+            task,
+            tracing::info_span!("task", name),
+        ));
+        Self { name, handle }
+    }
+
+    /// Waits at most `limit` for the task to stop (it has been told to).
+    async fn finish(self, limit: Duration) {
+        let mut handle = self.handle;
+        match tokio::time::timeout(limit, &mut handle).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(task = self.name, error = %e, "task failed"),
+            Err(_) => {
+                tracing::warn!(task = self.name, "task did not stop in time: aborted");
+                handle.abort();
             }
         }
     }

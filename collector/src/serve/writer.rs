@@ -32,10 +32,22 @@ pub struct Outcome {
 /// Work for the writer.
 #[derive(Debug)]
 pub enum Job {
-    Upload(Upload, oneshot::Sender<Result<Outcome, String>>),
-    Prune(u64, oneshot::Sender<Result<Pruned, String>>),
+    Upload(Upload, oneshot::Sender<Result<Outcome, CommitError>>),
+    Prune(u64, oneshot::Sender<Result<Pruned, CommitError>>),
     /// Readiness: commit a small write now.
-    Probe(oneshot::Sender<Result<(), String>>),
+    Probe(oneshot::Sender<Result<(), CommitError>>),
+}
+
+/// Why the writer could not do a job: the store's error, shared by every
+/// upload of the group commit that failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct CommitError(pub std::sync::Arc<crate::store::StoreError>);
+
+impl From<crate::store::StoreError> for CommitError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self(std::sync::Arc::new(e))
+    }
 }
 
 /// Whether the store's latest commit worked: what `/readyz` answers from.
@@ -49,13 +61,13 @@ pub struct StoreHealth {
 }
 
 impl StoreHealth {
-    fn committed(&self, ok: Result<(), &str>) {
+    fn committed(&self, ok: Result<(), String>) {
         use std::sync::atomic::Ordering::Relaxed;
         let now = now_ms();
         match ok {
             Ok(()) => self.last_ok_ms.store(now, Relaxed),
             Err(e) => {
-                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = e.to_string();
+                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = e;
                 self.last_failed_ms.store(now, Relaxed);
             }
         }
@@ -110,7 +122,7 @@ fn run(
             match job {
                 Job::Upload(u, reply) => uploads.push((u, reply)),
                 Job::Prune(cutoff, reply) => {
-                    let r = store.prune(cutoff).map_err(|e| e.to_string());
+                    let r = store.prune(cutoff).map_err(CommitError::from);
                     if let Ok(p) = &r {
                         tracing::info!(
                             traces = p.traces,
@@ -122,8 +134,8 @@ fn run(
                     let _ = reply.send(r);
                 }
                 Job::Probe(reply) => {
-                    let r = store.probe(now_ms()).map_err(|e| e.to_string());
-                    health.committed(r.as_ref().map(|_| ()).map_err(String::as_str));
+                    let r = store.probe(now_ms()).map_err(CommitError::from);
+                    health.committed(r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
                     let _ = reply.send(r);
                 }
             }
@@ -164,10 +176,10 @@ fn run(
             Err(e) => {
                 tracing::error!(error = %e, uploads = uploads.len(), "store commit failed");
                 metrics.store_failed();
-                let msg = e.to_string();
-                health.committed(Err(&msg));
+                let e = CommitError::from(e);
+                health.committed(Err(e.to_string()));
                 for (_, reply) in uploads {
-                    let _ = reply.send(Err(msg.clone()));
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }
@@ -387,7 +399,7 @@ mod tests {
         p.prepare("vp-fra", received_ms, batch)
     }
 
-    fn send(w: &Writer, u: Upload) -> Result<Outcome, String> {
+    fn send(w: &Writer, u: Upload) -> Result<Outcome, CommitError> {
         let (tx, rx) = oneshot::channel();
         w.tx.blocking_send(Job::Upload(u, tx)).expect("send");
         rx.blocking_recv().expect("answer")
@@ -439,7 +451,7 @@ mod tests {
         let w = writer();
         w.full.store(true, Ordering::Relaxed);
         let e = send(&w, upload(1_000)).expect_err("full");
-        assert_eq!(e, "database or disk is full");
+        assert_eq!(e.to_string(), "database or disk is full");
         assert!(w.live.read().expect("live").agents.is_empty());
         assert_eq!(w.metrics.write_errors.get(), 1);
         assert!(!w.health.recently_ok(now_ms(), 60_000));

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
     EventFilter, EventRow, PingRow, Pruned, Store, StoreError, StoreReader, Table, TraceRow,
-    Transaction,
+    Transaction, UnpackError,
 };
 use crate::paths::{Change, PathKey, PathState};
 use crate::pipeline::PackLine;
@@ -177,8 +177,8 @@ fn insert(
     Ok(true)
 }
 
-fn unpack(line: &[u8]) -> Result<String, String> {
-    String::from_utf8(line.to_vec()).map_err(|e| e.to_string())
+fn unpack(line: &[u8]) -> Result<String, UnpackError> {
+    Ok(String::from_utf8(line.to_vec())?)
 }
 
 fn pack(line: &str) -> Vec<u8> {

@@ -37,6 +37,19 @@ pub mod sqlite;
 /// A backend's own error, kept whole for the message.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Why a stored record line does not read back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnpackError {
+    #[error("blob shorter than its length prefix")]
+    Short,
+    #[error("length prefix {len} exceeds {max}")]
+    TooLong { len: usize, max: usize },
+    #[error("not LZ4: {0}")]
+    Lz4(String),
+    #[error("not UTF-8: {0}")]
+    Utf8(#[from] std::string::FromUtf8Error),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database {path}: {source}")]
@@ -70,7 +83,7 @@ pub enum StoreError {
     CorruptRecord {
         agent: String,
         id: String,
-        what: String,
+        what: UnpackError,
     },
     /// A thread the backend needs could not be started.
     #[error("{0}")]

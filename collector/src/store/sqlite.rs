@@ -23,7 +23,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::{
     EventFilter, EventRow, PingRow, Pruned, Store, StoreError, StoreReader, Table, TraceRow,
-    Transaction,
+    Transaction, UnpackError,
 };
 use crate::paths::{Change, PathKey, PathState};
 use crate::pipeline::PackLine;
@@ -718,16 +718,20 @@ pub fn pack_record(line: &str) -> Vec<u8> {
 pub const MAX_RECORD_BYTES: usize = 64 << 20;
 
 /// The line a [`pack_record`] blob holds.
-pub fn unpack_record(blob: &[u8]) -> Result<String, String> {
+pub fn unpack_record(blob: &[u8]) -> Result<String, UnpackError> {
     let len = blob
         .get(..4)
         .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-        .ok_or("blob shorter than its length prefix")?;
+        .ok_or(UnpackError::Short)?;
     if len > MAX_RECORD_BYTES {
-        return Err(format!("length prefix {len} exceeds {MAX_RECORD_BYTES}"));
+        return Err(UnpackError::TooLong {
+            len,
+            max: MAX_RECORD_BYTES,
+        });
     }
-    let bytes = lz4_flex::block::decompress_size_prepended(blob).map_err(|e| e.to_string())?;
-    String::from_utf8(bytes).map_err(|e| e.to_string())
+    let bytes = lz4_flex::block::decompress_size_prepended(blob)
+        .map_err(|e| UnpackError::Lz4(e.to_string()))?;
+    Ok(String::from_utf8(bytes)?)
 }
 
 /// The stored line of a trace, if there is one with this agent and id.
