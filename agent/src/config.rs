@@ -120,10 +120,9 @@ impl RawConfig {
     /// Applies flags over the file: a flag given wins; list flags replace
     /// the file's list.
     pub fn merge(mut self, flags: RawConfig) -> Self {
-        macro_rules! over {
-            ($($f:ident),*) => { $( if flags.$f.is_some() { self.$f = flags.$f; } )* };
-        }
-        over!(
+        tumen_core::take_set!(
+            self,
+            flags;
             collector,
             token_file,
             id,

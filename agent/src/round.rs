@@ -30,7 +30,6 @@ use tumen_wire::{PingRecord, Record, StopReason, TraceMode, TraceRecord, SCHEMA_
 
 use crate::config::{Hosts, ProbeConfig};
 use crate::engine::{run, Gate, Ident, Job, JobResult, Network, Stats};
-use crate::packet::Protocol;
 use crate::ping::{PingSummary, Pingers};
 
 /// One destination and the unit (/24 or /48) it stands for.
@@ -248,11 +247,7 @@ impl<N: Network> Prober<N> {
     }
 
     fn record(&self, r: JobResult) -> Record {
-        let protocol = match self.cfg.trace.protocol {
-            Protocol::Icmp => tumen_wire::Protocol::Icmp,
-            Protocol::Udp => tumen_wire::Protocol::Udp,
-            Protocol::Tcp => tumen_wire::Protocol::Tcp,
-        };
+        let protocol = self.cfg.trace.protocol;
         Record::Trace(TraceRecord {
             schema: SCHEMA_VERSION,
             id: new_id(),

@@ -12,13 +12,9 @@ pub use parse::{
     ReplyKind, Unreach,
 };
 
-/// Probe protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Protocol {
-    Icmp,
-    Udp,
-    Tcp,
-}
+/// Probe protocol: the wire schema's, one definition for agent and
+/// collector.
+pub use tumen_wire::Protocol;
 
 /// A packet that cannot be built or parsed; says what and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -162,10 +162,9 @@ impl RawConfig {
 
     /// Values set in `over` win.
     pub fn merge(mut self, over: RawConfig) -> Self {
-        macro_rules! take {
-            ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f; } )* };
-        }
-        take!(
+        tumen_core::take_set!(
+            self,
+            over;
             listen,
             db,
             orgs,
