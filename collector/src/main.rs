@@ -28,57 +28,8 @@ enum Command {
         /// Configuration file (TOML); flags override its values.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
-        /// Address to listen on [default: 127.0.0.1:9640].
-        #[arg(long, value_name = "ADDR")]
-        listen: Option<String>,
-        /// SQLite database path [default: tumen-collector.db].
-        #[arg(long, value_name = "PATH")]
-        db: Option<PathBuf>,
-        /// Prefix-to-ASN table (pyasn dat, CAIDA pfx2as, iptoasn TSV, MRT RIB),
-        /// over the embedded one; repeatable.
-        #[arg(long = "asn-table", value_name = "FILE")]
-        asn_tables: Vec<PathBuf>,
-        /// ASN-to-organisation file (`4837 china-unicom` per line), over the embedded one.
-        #[arg(long, value_name = "FILE")]
-        orgs: Option<PathBuf>,
-        /// Target prefix (repeatable); replaces the DPRK preset.
-        #[arg(long = "target", value_name = "PREFIX")]
-        targets: Vec<String>,
-        /// Built-in target set (`dprk`, the default when no --target is given).
-        #[arg(long, value_name = "NAME")]
-        preset: Option<String>,
-        /// File of agent token hashes (`NAME sha256:HEX` per line; see `token`).
-        #[arg(long, value_name = "PATH")]
-        token_file: Option<PathBuf>,
-        /// Consecutive agreeing traces before a path's upstream changes [default: 2].
-        #[arg(long, value_name = "K")]
-        hysteresis: Option<u32>,
-        /// How long raw records and events are kept [default: 30d].
-        #[arg(long, value_name = "DURATION")]
-        retention: Option<String>,
-        /// Agents silent for longer lose their series [default: 10m].
-        #[arg(long, value_name = "DURATION")]
-        agent_silence: Option<String>,
-        /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
-        #[arg(long, value_name = "FILE")]
-        tls_cert: Option<PathBuf>,
-        /// Private key (PEM) of --tls-cert.
-        #[arg(long, value_name = "FILE")]
-        tls_key: Option<PathBuf>,
-        /// Allow plain HTTP on a non-loopback --listen (behind a TLS proxy).
-        #[arg(long)]
-        insecure_http: bool,
-        /// Log lines as `text` (default) or `json` (one object per line,
-        /// for journald or a log shipper).
-        #[arg(long, value_name = "FORMAT")]
-        log_format: Option<String>,
-        /// Traceroute file (any format `infer` reads) fed to the live state
-        /// at start, as the vantage point --import-as; repeatable.
-        #[arg(long = "import", value_name = "FILE")]
-        imports: Vec<PathBuf>,
-        /// Vantage point of --import traces [default: import].
-        #[arg(long, value_name = "NAME")]
-        import_as: Option<String>,
+        #[command(flatten)]
+        flags: tumen_collector::serve::RawConfig,
     },
     /// Make a token for an agent: appends `NAME sha256:HASH` to the token
     /// file (created 0600) and prints the token, for the agent's --token-file.
@@ -408,46 +359,7 @@ fn describe(i: &tumen_collector::infer::Inference) -> String {
 fn main() -> ExitCode {
     let args = Args::parse();
     match &args.command {
-        Command::Serve {
-            config,
-            listen,
-            db,
-            asn_tables,
-            orgs,
-            targets,
-            preset,
-            token_file,
-            hysteresis,
-            retention,
-            agent_silence,
-            tls_cert,
-            tls_key,
-            insecure_http,
-            log_format,
-            imports,
-            import_as,
-        } => serve_cmd(
-            config.as_ref(),
-            tumen_collector::serve::RawConfig {
-                listen: listen.clone(),
-                db: db.clone(),
-                asn_tables: asn_tables.clone(),
-                orgs: orgs.clone(),
-                targets: targets.clone(),
-                preset: preset.clone(),
-                token_file: token_file.clone(),
-                hysteresis: *hysteresis,
-                retention: retention.clone(),
-                agent_silence: agent_silence.clone(),
-                tls_cert: tls_cert.clone(),
-                tls_key: tls_key.clone(),
-                insecure_http: insecure_http.then_some(true),
-                log_format: log_format.clone(),
-                imports: imports.clone(),
-                import_as: import_as.clone(),
-                ..Default::default()
-            },
-        ),
+        Command::Serve { config, flags } => serve_cmd(config.as_ref(), flags.clone()),
         Command::Token {
             name,
             token_file,

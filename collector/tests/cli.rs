@@ -169,3 +169,39 @@ fn a_bad_listen_address_is_a_usage_error() {
         "{out:?}"
     );
 }
+
+/// Serve flags come from the config struct itself (one definition): a
+/// flag still reaches validation, and a boolean flag takes no value.
+#[test]
+fn serve_flags_reach_the_config_including_the_insecure_http_switch() {
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--token-file",
+            "/nonexistent/tokens",
+        ];
+        args.extend_from_slice(extra);
+        Command::new(BIN).args(&args).output().expect("run")
+    };
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no tls_cert/tls_key is set"),
+        "{out:?}"
+    );
+    // With the switch, validation passes and the missing token file is
+    // what stops it.
+    let out = run(&["--insecure-http"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/nonexistent/tokens"),
+        "{out:?}"
+    );
+    let out = run(&["--insecure-http", "yes"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a switch takes no value: {out:?}"
+    );
+}

@@ -9,61 +9,100 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-/// What the file and the flags may say.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// What the file and the flags may say: one struct for both, so that a
+/// new setting is one field (its `#[arg]` makes it a flag too; `skip`
+/// keeps it to the file).
+#[derive(Debug, Clone, Default, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// Address to listen on [default: 127.0.0.1:9640].
+    #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// SQLite database path [default: tumen-collector.db].
+    #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,
+    /// Prefix-to-ASN table (pyasn dat, CAIDA pfx2as, iptoasn TSV, MRT RIB),
+    /// over the embedded one; repeatable; reloaded on SIGHUP or change.
     #[serde(default)]
+    #[arg(long = "asn-table", value_name = "FILE")]
     pub asn_tables: Vec<PathBuf>,
+    /// ASN-to-organisation file (`4837 china-unicom` per line), over the embedded one.
+    #[arg(long, value_name = "FILE")]
     pub orgs: Option<PathBuf>,
+    /// Target prefix (repeatable); replaces the DPRK preset.
     #[serde(default)]
+    #[arg(long = "target", value_name = "PREFIX")]
     pub targets: Vec<String>,
+    /// Built-in target set (`dprk`, the default when no --target is given).
+    #[arg(long, value_name = "NAME")]
     pub preset: Option<String>,
+    /// File of agent token hashes (`NAME sha256:HEX` per line; see `token`).
+    #[arg(long, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
-    /// Consecutive agreeing traces before a path's upstream changes.
+    /// Consecutive agreeing traces before a path's upstream changes [default: 2].
+    #[arg(long, value_name = "K")]
     pub hysteresis: Option<u32>,
-    /// How long raw records and events are kept ("30d").
+    /// How long raw records and events are kept [default: 30d].
+    #[arg(long, value_name = "DURATION")]
     pub retention: Option<String>,
-    /// An agent silent for longer loses its series ("10m").
+    /// Agents silent for longer lose their series [default: 10m].
+    #[arg(long, value_name = "DURATION")]
     pub agent_silence: Option<String>,
     /// Largest request body accepted, as sent (bytes).
+    #[arg(skip)]
     pub max_body_bytes: Option<usize>,
     /// Largest request body after decompression (bytes).
+    #[arg(skip)]
     pub max_decoded_bytes: Option<usize>,
     /// Most records in one request.
+    #[arg(skip)]
     pub max_batch: Option<usize>,
     /// Time a client has to send a whole request head ("10s").
+    #[arg(skip)]
     pub header_read_timeout: Option<String>,
     /// Time a keep-alive connection may wait for its next request ("60s").
+    #[arg(skip)]
     pub idle_timeout: Option<String>,
     /// Time a client has to send a whole request body ("30s").
+    #[arg(skip)]
     pub body_timeout: Option<String>,
     /// Open connections at most (default: 4096, or three quarters of the
     /// open-files limit if lower).
+    #[arg(skip)]
     pub max_connections: Option<usize>,
     /// Bytes that all request bodies being received may hold together.
+    #[arg(skip)]
     pub max_inflight_body_bytes: Option<usize>,
     /// How far in the future of the collector's clock a record may be
     /// dated ("10m").
+    #[arg(skip)]
     pub max_clock_skew: Option<String>,
-    /// `text` (default) or `json`.
+    /// Log lines as `text` (default) or `json` (one object per line, for
+    /// journald or a log shipper).
+    #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,
-    /// Traceroute files fed to the state at start, any format `infer`
-    /// reads (`--import`).
+    /// Traceroute file (any format `infer` reads) fed to the live state at
+    /// start, as the vantage point --import-as; repeatable.
     #[serde(default)]
+    #[arg(long = "import", value_name = "FILE")]
     pub imports: Vec<PathBuf>,
-    /// The vantage point imported traces belong to (`--import-as`).
+    /// Vantage point of --import traces [default: import].
+    #[arg(long, value_name = "NAME")]
     pub import_as: Option<String>,
     /// Optional Team Cymru / PTR lookups.
+    #[arg(skip)]
     pub dns: Option<RawDns>,
-    /// HTTPS: certificate chain and private key (PEM).
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
-    /// Serve plain HTTP on a non-loopback address (behind a TLS proxy).
+    /// Allow plain HTTP on a non-loopback --listen (behind a TLS proxy).
+    #[arg(long, num_args = 0, default_missing_value = "true")]
     pub insecure_http: Option<bool>,
     /// What agents are asked to probe (`GET /api/v1/schedule`).
+    #[arg(skip)]
     pub schedule: Option<super::schedule::RawSchedule>,
 }
 
