@@ -191,6 +191,20 @@ pub(crate) mod capture {
     /// so dependencies' debug events stay out), until the guard is
     /// dropped.
     pub fn start(format: LogFormat) -> (tracing::subscriber::DefaultGuard, Log) {
+        // A global subscriber at the same level, writing nowhere, stays
+        // for the whole test binary: tracing caches per call site whether
+        // anyone listens and keeps a global level hint, and with only
+        // thread-local subscribers coming and going in parallel tests a
+        // call site could be cached as unheard and a line lost.
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            let _ = tracing::subscriber::set_global_default(
+                tracing_subscriber::fmt()
+                    .with_max_level(tracing::Level::INFO)
+                    .with_writer(std::io::sink)
+                    .finish(),
+            );
+        });
         let log = Log::default();
         let buf = log.0.clone();
         let make = move || Writer(buf.clone());
