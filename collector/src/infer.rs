@@ -362,6 +362,7 @@ mod tests {
                     ttl: *ttl,
                     addrs: addrs.iter().map(|a| a.parse().expect("ip")).collect(),
                     annotations: ann.iter().map(|s| s.to_string()).collect(),
+                    ..Hop::default()
                 })
                 .collect(),
         }

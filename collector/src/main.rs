@@ -300,11 +300,14 @@ fn infer_cmd(
             Err(e) => return fail(EXIT_NOINPUT, format!("{input}: {e}")),
         }
     };
-    let traces = match formats::read_traces(&text, &name) {
+    let read = match formats::read_traces(&text, &name) {
         Ok(t) => t,
         Err(e) => return fail(EXIT_DATAERR, e),
     };
-    for t in &traces {
+    for skipped in &read.skipped {
+        eprintln!("tumen-collector infer: warning: {skipped} (line skipped)");
+    }
+    for t in &read.traces {
         let i = infer::infer(t, &target, &table, &orgs);
         if json {
             match serde_json::to_string(&i) {

@@ -17,7 +17,7 @@ pub struct Trace {
 }
 
 /// What one TTL gave.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Hop {
     pub ttl: u8,
     /// Distinct responding addresses in order of first appearance; empty
@@ -26,6 +26,41 @@ pub struct Hop {
     /// Unreachable annotations seen at this hop: `!X`, `!N`, `!H`, `!P`,
     /// `!<code>`.
     pub annotations: Vec<String>,
+    /// Host names the tool printed for addresses of this hop (PTR names,
+    /// `name (address)`, `name [address]`), first name per address.
+    pub names: Vec<(IpAddr, String)>,
+    /// AS numbers the tool printed for addresses of this hop
+    /// (`traceroute -A` `[AS4837]`, mtr's `AS4837` column, NextTrace,
+    /// scamper, ...): the trace's own annotation, used when the prefix
+    /// tables have no answer. First per address.
+    pub asns: Vec<(IpAddr, u32)>,
+    /// Something answered at this hop but its address was not published:
+    /// redacted by the author (`(internal network)`, `x.x.x.x`) or not
+    /// printed by the tool. Such a hop is neither silent nor attributable.
+    pub hidden: bool,
+}
+
+impl Hop {
+    /// A hop nobody answered (yet).
+    pub fn new(ttl: u8) -> Self {
+        Self {
+            ttl,
+            ..Self::default()
+        }
+    }
+
+    /// The host name printed for `addr`, if any.
+    pub fn name_of(&self, addr: IpAddr) -> Option<&str> {
+        self.names
+            .iter()
+            .find(|(a, _)| *a == addr)
+            .map(|(_, n)| n.as_str())
+    }
+
+    /// The AS number the trace printed for `addr`, if any.
+    pub fn asn_of(&self, addr: IpAddr) -> Option<u32> {
+        self.asns.iter().find(|(a, _)| *a == addr).map(|(_, n)| *n)
+    }
 }
 
 impl Trace {

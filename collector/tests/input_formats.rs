@@ -10,7 +10,7 @@ use tumen_collector::defaults::DEFAULT_PREFIXES;
 use tumen_collector::infer::{infer, AsnLookup, Target};
 use tumen_collector::input::{
     detect, read_atlas_json, read_format, read_mtr_json, read_traceroute_text, read_traces,
-    read_tumen_json_lines, Format,
+    read_traces_with, read_tumen_json_lines, Format, Options,
 };
 use tumen_collector::model::{InputError, Trace};
 use tumen_collector::orgs::Orgs;
@@ -30,14 +30,24 @@ fn fixture(name: &str) -> String {
 
 /// Every trace of a fixture, through detection.
 fn read(name: &str) -> Vec<Trace> {
-    read_traces(&fixture(name), name).unwrap_or_else(|e| panic!("{name}: {e}"))
+    read_traces(&fixture(name), name)
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .traces
 }
 
-/// The error a fixture (or text) gives.
+/// The error a fixture (or text) gives in strict mode (`--strict`): the
+/// first line or record that cannot be read.
 fn fails(text: &str, name: &str) -> InputError {
-    match read_traces(text, name) {
+    match read_traces_with(text, name, strict()) {
         Ok(t) => panic!("{name}: expected an error, read {t:?}"),
         Err(e) => e,
+    }
+}
+
+fn strict() -> Options {
+    Options {
+        strict: true,
+        ..Options::default()
     }
 }
 
@@ -230,7 +240,7 @@ fn excerpts_without_header_have_no_target_and_split_where_numbers_restart() {
 fn crlf_bom_and_tabs_are_accepted() {
     let text =
         "\u{feff}traceroute to 192.0.2.9 (192.0.2.9), 30 hops max\r\n\t1\t192.0.2.1\t0.5 ms\r\n";
-    let t = read_traces(text, "w").expect("read");
+    let t = read_traces(text, "w").expect("read").traces;
     assert_eq!(t[0].target, Some(ip("192.0.2.9")));
     assert_eq!(hops(&t[0]), ["1 192.0.2.1"]);
 }
@@ -366,7 +376,7 @@ fn several_mtr_reports_appended_or_in_an_array() {
     let text = fixture("mtr-two.json");
     let lines: Vec<&str> = text.lines().collect();
     let array = format!("[\n{},\n{}\n]", lines[0], lines[1]);
-    let t2 = read_traces(&array, "a").expect("array");
+    let t2 = read_traces(&array, "a").expect("array").traces;
     assert_eq!(t2.len(), 2);
     assert_eq!(t2[1].origin, "a:3");
     assert_eq!(hops(&t2[1]), hops(&t[1]));
@@ -711,7 +721,10 @@ fn tumen_errors_name_line_and_field() {
         let e = read_tumen_json_lines(&text, "t").expect_err(&bad);
         assert_eq!(e.origin, origin, "{bad}: {e}");
         assert!(e.what.contains(needle), "{bad}: {e}");
-        assert_eq!(read_traces(&text, "t").expect_err("detected"), e);
+        assert_eq!(
+            read_traces_with(&text, "t", strict()).expect_err("detected"),
+            e
+        );
     }
 }
 
@@ -747,8 +760,8 @@ fn every_fixture_is_detected_as_its_format() {
         let text = fixture(name);
         assert_eq!(detect(&text, name).expect(name), format, "{name}");
         let direct = read_format(format, &text, name).expect(name);
-        assert_eq!(direct, read(name), "{name}");
-        assert!(!direct.is_empty(), "{name}");
+        assert_eq!(direct.traces, read(name), "{name}");
+        assert!(!direct.traces.is_empty(), "{name}");
         // Each other reader refuses it, with an error rather than a panic.
         for other in Format::ALL.into_iter().filter(|f| *f != format) {
             if let Ok(t) = read_format(other, &text, name) {
@@ -760,7 +773,8 @@ fn every_fixture_is_detected_as_its_format() {
 
 #[test]
 fn detection_failures_say_what_was_tried() {
-    let e = fails(&fixture("not-a-traceroute.txt"), "not-a-traceroute.txt");
+    let e = read_traces(&fixture("not-a-traceroute.txt"), "not-a-traceroute.txt")
+        .expect_err("ping output is not a traceroute");
     assert_eq!(e.origin, "not-a-traceroute.txt:1");
     for f in Format::ALL {
         assert!(e.what.contains(f.name()), "{e}");
@@ -779,13 +793,19 @@ fn detection_failures_say_what_was_tried() {
     }
     let e = fails("{\"a\":\n{\"b\": 1}\n}\n", "x");
     assert!(e.what.contains("mtr --json has `report`"), "{e}");
+    // A shell prompt in brackets is not JSON.
+    let e = fails("[root@host ~]# ls\nhello\n", "x");
+    assert!(!e.what.contains("JSON, but"), "{e}");
     let e = fails(
         &format!("[{}]", fixture("tumen.jsonl").lines().next().expect("line")),
         "x",
     );
     assert!(e.what.contains("one JSON object per line"), "{e}");
     // An empty Atlas download is a valid, empty answer.
-    assert_eq!(read_traces("[]", "x").expect("empty array"), Vec::new());
+    assert_eq!(
+        read_traces("[]", "x").expect("empty array").traces,
+        Vec::new()
+    );
 }
 
 // ---------------------------------------------------------------------

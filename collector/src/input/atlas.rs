@@ -30,6 +30,100 @@ use super::json::{documents, kind, Node};
 use super::{push_addr, push_annotation, Hops};
 use crate::model::{InputError, Trace};
 
+/// A RIPE Atlas result has `type: "traceroute"` or the measurement's
+/// keys; an empty array is an Atlas download with no results.
+pub(crate) fn sniff(text: &str) -> u8 {
+    if super::json::is_empty_array(text) {
+        return 50;
+    }
+    let Some(o) = super::json::first_object(text) else {
+        return 0;
+    };
+    if o.get("type").and_then(Value::as_str) == Some("traceroute") {
+        return 95;
+    }
+    let keys = ["result", "dst_addr", "msm_id", "prb_id"]
+        .iter()
+        .filter(|k| o.contains_key(**k))
+        .count();
+    match keys {
+        0 => 0,
+        1 => 60,
+        _ => 90,
+    }
+}
+
+/// Every trace in `text`, leniently: a result that cannot be read is
+/// skipped with a warning, and in a newline-delimited dump so is a line
+/// that is not JSON. A single document that is not valid JSON is refused.
+pub(crate) fn read(text: &str, name: &str) -> Result<super::Read, InputError> {
+    let text = super::strip_bom(text);
+    let mut read = super::Read::new(super::Format::AtlasJson);
+    if super::json::is_empty_array(text) {
+        return Ok(read);
+    }
+    if is_line_delimited(text) {
+        for (i, line) in text.lines().enumerate() {
+            read_line(line, name, i, &mut read);
+        }
+        return Ok(read);
+    }
+    for doc in &documents(text, name)? {
+        read_doc(doc, &mut read);
+    }
+    Ok(read)
+}
+
+/// The first non-blank line is a whole JSON object or array: a dump with
+/// one result (or one array of results) per line.
+pub(crate) fn is_line_delimited(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .is_some_and(|l| {
+            (l.starts_with('{') || l.starts_with('['))
+                && serde_json::from_str::<serde::de::IgnoredAny>(l).is_ok()
+        })
+}
+
+/// Reads one line of a newline-delimited dump (`before` lines precede
+/// it) into `read`: its results, or a warning.
+pub(crate) fn read_line(line: &str, name: &str, before: usize, read: &mut super::Read) {
+    if line.trim().is_empty() {
+        return;
+    }
+    match super::json::documents_at(line, name, before) {
+        Ok(docs) => {
+            for doc in &docs {
+                read_doc(doc, read);
+            }
+        }
+        Err(e) => read.skipped.push(e),
+    }
+}
+
+fn read_doc(doc: &super::json::Doc<'_>, read: &mut super::Read) {
+    let root = doc.root();
+    if root.value.is_array() {
+        match root.array() {
+            Ok(results) => {
+                for result in results {
+                    match read_result(&result) {
+                        Ok(t) => read.traces.push(t),
+                        Err(e) => read.skipped.push(e),
+                    }
+                }
+            }
+            Err(e) => read.skipped.push(e),
+        }
+    } else {
+        match read_result(&root) {
+            Ok(t) => read.traces.push(t),
+            Err(e) => read.skipped.push(e),
+        }
+    }
+}
+
 /// Reads every traceroute result in RIPE Atlas JSON.
 pub fn read_atlas_json(text: &str, name: &str) -> Result<Vec<Trace>, InputError> {
     let text = super::strip_bom(text);
@@ -66,6 +160,13 @@ fn read_result(node: &Node<'_>) -> Result<Trace, InputError> {
     }
     let target = node.get("dst_addr").map(|n| n.addr()).transpose()?;
     let mut hops = Hops::default();
+    let atlas_keys = ["dst_addr", "msm_id", "prb_id", "type"];
+    if node.get("result").is_none() && !atlas_keys.iter().any(|k| node.get(k).is_some()) {
+        return Err(node.error(
+            "not a RIPE Atlas traceroute result: no `result`, `dst_addr`, `msm_id`, `prb_id` \
+             or `type`",
+        ));
+    }
     let entries = match node.get("result") {
         Some(r) => r.array()?,
         // A failed measurement: `{"error": "...", ...}` and no hops.

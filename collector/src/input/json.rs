@@ -71,6 +71,8 @@ pub(crate) struct Doc<'a> {
     /// Byte offset of the value's first character.
     pub(crate) start: usize,
     pub(crate) value: Value,
+    /// Lines of the input before `text` (a line read from a stream).
+    pub(crate) line_base: usize,
 }
 
 impl<'a> Doc<'a> {
@@ -78,7 +80,7 @@ impl<'a> Doc<'a> {
     /// field cannot be found, e.g. a missing one).
     pub(crate) fn line_of(&self, path: &Path) -> usize {
         let at = locate(self.text, self.start, path).unwrap_or(self.start);
-        line_at(self.text, at)
+        self.line_base + line_at(self.text, at)
     }
 
     /// `name:line` of a field (the element or object it designates).
@@ -97,7 +99,7 @@ impl<'a> Doc<'a> {
                 break;
             }
         }
-        let line = line.unwrap_or_else(|| line_at(self.text, self.start));
+        let line = self.line_base + line.unwrap_or_else(|| line_at(self.text, self.start));
         let origin = if path.is_empty() {
             format!("{}:{line}", self.name)
         } else {
@@ -142,6 +144,16 @@ pub(crate) fn syntax_error(name: &str, e: &serde_json::Error) -> InputError {
 /// Every top-level JSON value in `text`: one document, several
 /// concatenated ones, or one per line.
 pub(crate) fn documents<'a>(text: &'a str, name: &'a str) -> Result<Vec<Doc<'a>>, InputError> {
+    documents_at(text, name, 0)
+}
+
+/// [`documents`] of a text that starts after `line_base` lines of the
+/// input (one line of a stream).
+pub(crate) fn documents_at<'a>(
+    text: &'a str,
+    name: &'a str,
+    line_base: usize,
+) -> Result<Vec<Doc<'a>>, InputError> {
     let mut stream = Deserializer::from_str(text).into_iter::<Value>();
     let mut docs = Vec::new();
     loop {
@@ -153,29 +165,48 @@ pub(crate) fn documents<'a>(text: &'a str, name: &'a str) -> Result<Vec<Doc<'a>>
                 name,
                 start,
                 value,
+                line_base,
             }),
-            Some(Err(e)) => return Err(syntax_error(name, &e)),
+            Some(Err(e)) => {
+                let mut error = syntax_error(name, &e);
+                error.origin = format!("{name}:{}", line_base + e.line().max(1));
+                return Err(error);
+            }
         }
     }
     Ok(docs)
 }
 
-/// The first top-level value of `text`, for format detection.
-pub(crate) fn first_document<'a>(
-    text: &'a str,
-    name: &'a str,
-) -> Option<Result<Doc<'a>, InputError>> {
-    let mut stream = Deserializer::from_str(text).into_iter::<Value>();
-    let start = skip_ws(text.as_bytes(), 0);
-    stream.next().map(|r| {
-        r.map(|value| Doc {
-            text,
-            name,
-            start,
-            value,
-        })
-        .map_err(|e| syntax_error(name, &e))
-    })
+/// The first JSON object of `text`, for format sniffing: the text itself
+/// when it starts with `{`, or its first element when it starts with
+/// `[{`. Parsed alone, so that sniffing a large array costs one record.
+/// `None` when the text does not start with a complete JSON object.
+pub(crate) fn first_object(text: &str) -> Option<serde_json::Map<String, Value>> {
+    let b = text.as_bytes();
+    let mut at = skip_ws(b, 0);
+    if b.get(at) == Some(&b'\xef') {
+        // A byte order mark.
+        at = skip_ws(b, at + 3);
+    }
+    if b.get(at) == Some(&b'[') {
+        at = skip_ws(b, at + 1);
+    }
+    if b.get(at) != Some(&b'{') {
+        return None;
+    }
+    let end = skip_value(b, at)?;
+    match serde_json::from_slice::<Value>(b.get(at..end)?) {
+        Ok(Value::Object(o)) => Some(o),
+        _ => None,
+    }
+}
+
+/// `text` is a JSON array that is empty (`[]`, spaces allowed).
+pub(crate) fn is_empty_array(text: &str) -> bool {
+    let t = text.trim_start_matches('\u{feff}').trim();
+    t.strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .is_some_and(|r| r.trim().is_empty())
 }
 
 /// What kind of JSON value this is, for messages.

@@ -1,31 +1,45 @@
 //! Readers for the traceroute formats people paste into
-//! `tumen-collector infer`, each turned into the common [`Trace`] model:
+//! `tumen-collector infer`, each turned into the common [`Trace`] model.
+//! Every format has a module with two functions:
 //!
-//! - Linux and macOS `traceroute` text ([`read_traceroute_text`]): the
-//!   `traceroute` package, inetutils, BSD/macOS, IPv4 and IPv6, with or
-//!   without `-n`, several traces per input or excerpts without a header;
-//! - `mtr --json` ([`read_mtr_json`]);
-//! - RIPE Atlas traceroute results ([`read_atlas_json`]): one object, an
-//!   array of them, or one per line, every firmware variant;
-//! - Tumen's own JSON lines ([`read_tumen_json_lines`]), as `tumen-agent
-//!   --once` prints them.
+//! - `sniff(text) -> u8`: how sure the module is that `text` is its format
+//!   (0: not at all, 100: certain), from cheap signs (a header, a column
+//!   line, a JSON key) — it must never claim another format's input;
+//! - `read(text, name) -> Result<Read, InputError>`: every trace that can
+//!   be read, and every line (or record) that could not, as `skipped`
+//!   warnings naming `file:line` and why. An `Err` means the input is not
+//!   this format at all, or nothing in it could be read.
 //!
-//! [`read_traces`] detects the format from the input itself. Every reader
-//! returns every trace of its input, or an [`InputError`] naming the line
-//! (and for JSON the field: `input.json:14:result[2].hop`) and the fault;
-//! none panics, whatever the input.
+//! [`read_traces`] asks every module to sniff, reads with the most likely
+//! format first and falls back to the next while nothing is read. Reading
+//! is lenient: prose, prompts and lines no reader understands are skipped
+//! with a warning. [`Options::strict`] turns the first skipped line into
+//! the error (the behaviour before lenient reading existed). When nothing
+//! can be read, the error says which formats were tried and which came
+//! closest. No reader panics, whatever the input.
 
 mod atlas;
+mod atlas_text;
 mod json;
 mod mtr;
+mod mtr_csv;
+mod mtr_report;
+mod mtr_xml;
+mod nexttrace;
+mod nmap;
+mod paris;
+mod router;
+mod scamper;
 mod text;
+mod tracepath;
+mod tracert;
+mod trippy;
 pub(crate) mod tumen;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::{BufRead as _, Read as _};
 use std::net::IpAddr;
-
-use serde_json::Value;
 
 pub use atlas::read_atlas_json;
 pub use mtr::read_mtr_json;
@@ -35,12 +49,40 @@ pub use tumen::read_tumen_json_lines;
 use crate::model::{Hop, InputError, Trace};
 
 /// The input formats [`read_traces`] knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Format {
-    /// Linux (`traceroute`, inetutils) or BSD/macOS `traceroute` text.
+    /// Linux (`traceroute`, inetutils, busybox), BSD/macOS and JunOS
+    /// `traceroute` text.
     TracerouteText,
+    /// Linux `tracepath`.
+    Tracepath,
+    /// `paris-traceroute`.
+    ParisTraceroute,
+    /// Windows `tracert`, in any of its languages.
+    Tracert,
+    /// `mtr --report` / `--report-wide`, with or without `-z` AS column.
+    MtrReport,
+    /// `mtr --csv`.
+    MtrCsv,
+    /// `mtr --xml`.
+    MtrXml,
     /// `mtr --json`.
     MtrJson,
+    /// `nmap --traceroute`.
+    Nmap,
+    /// Router CLIs and looking glasses: Cisco IOS/IOS-XR, MikroTik
+    /// RouterOS, BIRD looking glasses.
+    RouterCli,
+    /// NextTrace and besttrace.
+    NextTrace,
+    /// `ripe-atlas report` text.
+    AtlasText,
+    /// scamper JSON (`scamper -O json`, `sc_warts2json`).
+    ScamperJson,
+    /// trippy's JSON report.
+    TrippyJson,
+    /// trippy's CSV report.
+    TrippyCsv,
     /// RIPE Atlas traceroute results.
     AtlasJson,
     /// Tumen's JSON lines (`tumen_wire::Record`).
@@ -48,22 +90,97 @@ pub enum Format {
 }
 
 impl Format {
-    /// Every format, in the order detection considers them.
-    pub const ALL: [Format; 4] = [
-        Format::TracerouteText,
-        Format::MtrJson,
-        Format::AtlasJson,
+    /// Every format, in the order detection breaks ties.
+    pub const ALL: [Format; 17] = [
         Format::TumenJsonLines,
+        Format::AtlasJson,
+        Format::MtrJson,
+        Format::ScamperJson,
+        Format::TrippyJson,
+        Format::MtrXml,
+        Format::MtrCsv,
+        Format::TrippyCsv,
+        Format::MtrReport,
+        Format::Tracert,
+        Format::Nmap,
+        Format::RouterCli,
+        Format::NextTrace,
+        Format::AtlasText,
+        Format::Tracepath,
+        Format::ParisTraceroute,
+        Format::TracerouteText,
     ];
 
-    /// Human name, as error messages use it.
+    /// Human name, as messages use it.
     pub fn name(self) -> &'static str {
         match self {
-            Format::TracerouteText => "traceroute text (Linux/macOS)",
+            Format::TracerouteText => "traceroute text (Linux/BSD/macOS/JunOS)",
+            Format::Tracepath => "tracepath",
+            Format::ParisTraceroute => "paris-traceroute",
+            Format::Tracert => "Windows tracert",
+            Format::MtrReport => "mtr --report",
+            Format::MtrCsv => "mtr --csv",
+            Format::MtrXml => "mtr --xml",
             Format::MtrJson => "mtr --json",
+            Format::Nmap => "nmap --traceroute",
+            Format::RouterCli => "router CLI (Cisco/MikroTik/BIRD)",
+            Format::NextTrace => "NextTrace/besttrace",
+            Format::AtlasText => "ripe-atlas report text",
+            Format::ScamperJson => "scamper JSON",
+            Format::TrippyJson => "trippy JSON",
+            Format::TrippyCsv => "trippy CSV",
             Format::AtlasJson => "RIPE Atlas traceroute JSON",
             Format::TumenJsonLines => "Tumen JSON lines",
         }
+    }
+
+    /// How sure this format's reader is that `text` is its format, 0..=100.
+    pub fn sniff(self, text: &str) -> u8 {
+        let score = match self {
+            Format::TracerouteText => text::sniff(text),
+            Format::Tracepath => tracepath::sniff(text),
+            Format::ParisTraceroute => paris::sniff(text),
+            Format::Tracert => tracert::sniff(text),
+            Format::MtrReport => mtr_report::sniff(text),
+            Format::MtrCsv => mtr_csv::sniff(text),
+            Format::MtrXml => mtr_xml::sniff(text),
+            Format::MtrJson => mtr::sniff(text),
+            Format::Nmap => nmap::sniff(text),
+            Format::RouterCli => router::sniff(text),
+            Format::NextTrace => nexttrace::sniff(text),
+            Format::AtlasText => atlas_text::sniff(text),
+            Format::ScamperJson => scamper::sniff(text),
+            Format::TrippyJson => trippy::sniff_json(text),
+            Format::TrippyCsv => trippy::sniff_csv(text),
+            Format::AtlasJson => atlas::sniff(text),
+            Format::TumenJsonLines => tumen::sniff(text),
+        };
+        score.min(100)
+    }
+
+    /// Reads `text` as this format (lenient: see [`Read::skipped`]).
+    fn read(self, text: &str, name: &str) -> Result<Read, InputError> {
+        let mut read = match self {
+            Format::TracerouteText => text::read(text, name),
+            Format::Tracepath => tracepath::read(text, name),
+            Format::ParisTraceroute => paris::read(text, name),
+            Format::Tracert => tracert::read(text, name),
+            Format::MtrReport => mtr_report::read(text, name),
+            Format::MtrCsv => mtr_csv::read(text, name),
+            Format::MtrXml => mtr_xml::read(text, name),
+            Format::MtrJson => mtr::read(text, name),
+            Format::Nmap => nmap::read(text, name),
+            Format::RouterCli => router::read(text, name),
+            Format::NextTrace => nexttrace::read(text, name),
+            Format::AtlasText => atlas_text::read(text, name),
+            Format::ScamperJson => scamper::read(text, name),
+            Format::TrippyJson => trippy::read_json(text, name),
+            Format::TrippyCsv => trippy::read_csv(text, name),
+            Format::AtlasJson => atlas::read(text, name),
+            Format::TumenJsonLines => tumen::read(text, name),
+        }?;
+        read.format = self;
+        Ok(read)
     }
 }
 
@@ -73,136 +190,385 @@ impl fmt::Display for Format {
     }
 }
 
-/// "tried traceroute text (Linux/macOS), mtr --json, ..." for messages.
-fn tried() -> String {
-    let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+/// What reading an input gave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Read {
+    /// The format it was read as.
+    pub format: Format,
+    /// Every trace read, in input order.
+    pub traces: Vec<Trace>,
+    /// Every line or record skipped, in input order: `file:line` and why.
+    pub skipped: Vec<InputError>,
+}
+
+impl Read {
+    /// Nothing read yet, as `format`.
+    pub fn new(format: Format) -> Self {
+        Self {
+            format,
+            traces: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+
+    /// Records a skipped line.
+    pub(crate) fn skip(&mut self, origin: String, what: impl Into<String>) {
+        self.skipped.push(InputError {
+            origin,
+            what: what.into(),
+        });
+    }
+}
+
+/// How to read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Refuse the input at the first line that cannot be read, instead of
+    /// skipping it with a warning.
+    pub strict: bool,
+    /// Read as this format, without detection.
+    pub format: Option<Format>,
+}
+
+/// "tried A, B, C" for messages.
+fn tried(formats: &[Format]) -> String {
+    let names: Vec<&str> = formats.iter().map(|f| f.name()).collect();
     format!("tried {}", names.join(", "))
 }
 
-/// Reads every trace in `text`, whatever its format (see [`detect`]).
-/// `name` (a file name, `-`, a label) prefixes error origins and the
-/// traces' `origin`.
-pub fn read_traces(text: &str, name: &str) -> Result<Vec<Trace>, InputError> {
-    let format = detect(text, name)?;
-    read_format(format, text, name)
+/// Reads every trace in `text`, whatever its format, leniently (see the
+/// module documentation). `name` (a file name, `-`, a label) prefixes
+/// origins.
+pub fn read_traces(text: &str, name: &str) -> Result<Read, InputError> {
+    read_traces_with(text, name, Options::default())
 }
 
-/// Reads `text` as `format`.
-pub fn read_format(format: Format, text: &str, name: &str) -> Result<Vec<Trace>, InputError> {
-    match format {
-        Format::TracerouteText => read_traceroute_text(text, name),
-        Format::MtrJson => read_mtr_json(text, name),
-        Format::AtlasJson => read_atlas_json(text, name),
-        Format::TumenJsonLines => read_tumen_json_lines(text, name),
-    }
+/// Reads `text` as `format`, leniently.
+pub fn read_format(format: Format, text: &str, name: &str) -> Result<Read, InputError> {
+    read_traces_with(
+        text,
+        name,
+        Options {
+            format: Some(format),
+            ..Options::default()
+        },
+    )
 }
 
-/// Which format `text` is in. JSON (first character `{` or `[`) is told
-/// apart by its first value: `kind` and `schema` make a Tumen record,
-/// `report` an mtr report, `result`/`dst_addr`/`msm_id`/`prb_id` or
-/// `type: "traceroute"` a RIPE Atlas result (an empty array is an Atlas
-/// download with no results). Anything else is text if its first
-/// significant line (not blank, not a `#` comment, not a `traceroute:`
-/// message) is a `traceroute to` header or a hop line. When nothing fits,
-/// the error says which formats were tried.
-pub fn detect(text: &str, name: &str) -> Result<Format, InputError> {
+/// Reads every trace in `text` as `options` say.
+pub fn read_traces_with(text: &str, name: &str, options: Options) -> Result<Read, InputError> {
     let text = strip_bom(text);
-    let Some(first) = text.trim_start().chars().next() else {
+    if text.trim().is_empty() {
         return Err(InputError {
             origin: format!("{name}:1"),
-            what: format!("empty input: no traceroute ({})", tried()),
+            what: format!("empty input: no traceroute ({})", tried(&Format::ALL)),
         });
-    };
-    if first == '{' || first == '[' {
-        return detect_json(text, name);
     }
-    match text::first_significant(text) {
-        Some((_, text::LineKind::Header | text::LineKind::Hop)) => Ok(Format::TracerouteText),
-        Some((n, _)) => Err(InputError {
-            origin: format!("{name}:{n}"),
+    let candidates: Vec<(Format, u8)> = match options.format {
+        Some(f) => vec![(f, 100)],
+        None => ranked(text),
+    };
+    let mut closest: Option<(Format, u8, InputError)> = None;
+    for &(format, score) in &candidates {
+        match format.read(text, name) {
+            Ok(read) if !read.traces.is_empty() => {
+                if options.strict {
+                    if let Some(first) = read.skipped.first() {
+                        return Err(first.clone());
+                    }
+                }
+                return Ok(read);
+            }
+            // A valid input without traces (an empty RIPE Atlas download).
+            Ok(read) if read.skipped.is_empty() && score >= 50 => return Ok(read),
+            Ok(read) => {
+                let e = read.skipped.into_iter().next().unwrap_or(InputError {
+                    origin: format!("{name}:1"),
+                    what: format!("no trace in this {} input", format.name()),
+                });
+                if options.strict && score > 0 {
+                    // Strict: the most likely format's first fault.
+                    return Err(e);
+                }
+                if closest.as_ref().is_none_or(|c| c.1 < score) {
+                    closest = Some((format, score, e));
+                }
+            }
+            Err(e) if options.strict && score > 0 => return Err(e),
+            Err(e) => {
+                if closest.as_ref().is_none_or(|c| c.1 < score) {
+                    closest = Some((format, score, e));
+                }
+            }
+        }
+    }
+    let formats: Vec<Format> = match options.format {
+        Some(f) => vec![f],
+        None => Format::ALL.to_vec(),
+    };
+    match closest {
+        Some((format, score, e)) if score > 0 || options.format.is_some() => Err(InputError {
+            origin: e.origin,
             what: format!(
-                "not a traceroute format I know: this line is neither a `traceroute to` \
-                 header nor a hop line, and the input is not JSON ({})",
-                tried()
+                "{} ({}; closest: {}, which stopped here)",
+                e.what,
+                tried(&formats),
+                format.name()
             ),
         }),
-        None => Err(InputError {
+        _ if looks_like_json(text) => Err(InputError {
             origin: format!("{name}:1"),
             what: format!(
-                "no traceroute: only comments and `traceroute:` messages ({})",
-                tried()
+                "JSON, but not a traceroute format I know ({}): mtr --json has `report`, \
+                 RIPE Atlas has `result` and `dst_addr`, scamper has `\"type\": \"trace\"`, \
+                 trippy has `hops`, Tumen records have `kind` and `schema`",
+                tried(&formats)
+            ),
+        }),
+        _ => Err(InputError {
+            origin: format!("{name}:1"),
+            what: format!(
+                "not a traceroute format I know: no line looks like a hop, a header or a \
+                 traceroute record ({})",
+                tried(&formats)
             ),
         }),
     }
 }
 
-fn detect_json(text: &str, name: &str) -> Result<Format, InputError> {
-    let doc = match json::first_document(text, name) {
-        Some(Ok(doc)) => doc,
-        Some(Err(mut e)) => {
-            e.what = format!(
-                "{}; input starting with `{{` or `[` is read as JSON ({})",
-                e.what,
-                tried()
-            );
-            return Err(e);
-        }
-        // Not reached: the input is not blank. Answered, not panicked.
-        None => {
-            return Err(InputError {
-                origin: format!("{name}:1"),
-                what: format!("no JSON value in input ({})", tried()),
-            })
-        }
-    };
-    let (value, path) = match &doc.value {
-        Value::Array(items) => match items.first() {
-            None => return Ok(Format::AtlasJson),
-            Some(v) => (v, json::Path::default().index(0)),
-        },
-        v => (v, json::Path::default()),
-    };
-    let Value::Object(o) = value else {
-        return Err(doc.error(
-            &path,
-            format!(
-                "JSON {} is not a traceroute: expected an object ({})",
-                json::kind(value),
-                tried()
-            ),
-        ));
-    };
-    if o.contains_key("kind") && o.contains_key("schema") {
-        if !path.is_empty() {
-            return Err(doc.error(
-                &path,
-                "Tumen records are read one JSON object per line, not as a JSON array",
-            ));
-        }
-        return Ok(Format::TumenJsonLines);
-    }
-    if o.contains_key("report") {
-        return Ok(Format::MtrJson);
-    }
-    let traceroute_type = o.get("type").and_then(Value::as_str) == Some("traceroute");
-    if traceroute_type
-        || ["result", "dst_addr", "msm_id", "prb_id"]
-            .iter()
-            .any(|k| o.contains_key(*k))
-    {
-        return Ok(Format::AtlasJson);
-    }
-    Err(doc.error(
-        &path,
-        format!(
-            "JSON, but not a traceroute format I know ({}): mtr --json has `report`, \
-             RIPE Atlas has `result` and `dst_addr`, Tumen records have `kind` and `schema`",
-            tried()
-        ),
-    ))
+/// Starts with `{` or `[` and holds a JSON value (a shell prompt such as
+/// `[root@host ~]#` does not).
+fn looks_like_json(text: &str) -> bool {
+    let t = text.trim_start();
+    (t.starts_with('{') || t.starts_with('['))
+        && serde_json::Deserializer::from_str(t)
+            .into_iter::<serde::de::IgnoredAny>()
+            .next()
+            .is_some_and(|r| r.is_ok())
 }
 
-fn strip_bom(text: &str) -> &str {
+/// Formats that claim `text`, most likely first (ties in [`Format::ALL`]
+/// order); the formats that do not claim it follow with score 0, so that
+/// a lenient reader still gets its chance.
+fn ranked(text: &str) -> Vec<(Format, u8)> {
+    let mut scored: Vec<(Format, u8)> = Format::ALL.iter().map(|&f| (f, f.sniff(text))).collect();
+    scored.sort_by_key(|&(_, s)| std::cmp::Reverse(s));
+    scored
+}
+
+/// The most likely format of `text`, by sniffing alone (no reading).
+pub fn detect(text: &str, name: &str) -> Result<Format, InputError> {
+    let text = strip_bom(text);
+    match ranked(text).first() {
+        Some(&(f, s)) if s > 0 => Ok(f),
+        _ => Err(InputError {
+            origin: format!("{name}:1"),
+            what: format!("not a traceroute format I know ({})", tried(&Format::ALL)),
+        }),
+    }
+}
+
+/// What [`read_stream`] hands over, in input order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Trace(Trace),
+    Skipped(InputError),
+}
+
+/// What [`read_stream`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Streamed {
+    pub format: Format,
+    pub traces: usize,
+    pub skipped: usize,
+    /// Read line by line in bounded memory (a newline-delimited dump).
+    pub streamed: bool,
+}
+
+/// The longest line a newline-delimited dump may have; a longer one is
+/// skipped with a warning (RIPE Atlas results are a few KiB).
+pub const MAX_LINE_BYTES: usize = 16 << 20;
+
+/// Reads traces from `reader` and hands each to `on` as soon as it is
+/// read, with every skipped line. A newline-delimited JSON dump (RIPE
+/// Atlas results, Tumen records) is read line by line, so a dump of any
+/// size is read in bounded memory; any other input is read whole first
+/// (pastes are small), decoded from UTF-8 (invalid bytes replaced, so a
+/// legacy code page still reads) or from UTF-16 when it has a byte order
+/// mark (PowerShell's `>` writes that). `on` stops the read by returning
+/// [`std::ops::ControlFlow::Break`]. In strict mode the first skipped line
+/// is the error. When nothing can be read, the error says what was tried.
+pub fn read_stream(
+    reader: &mut dyn std::io::BufRead,
+    name: &str,
+    options: Options,
+    on: &mut dyn FnMut(Event) -> std::ops::ControlFlow<()>,
+) -> Result<Streamed, InputError> {
+    let io_error = |e: std::io::Error| InputError {
+        origin: name.to_string(),
+        what: format!("cannot read: {e}"),
+    };
+    // The lines up to and including the first non-blank one.
+    let mut head: Vec<u8> = Vec::new();
+    let mut lines_before = 0usize;
+    let first = loop {
+        let mut line = Vec::new();
+        let n = (&mut *reader)
+            .take(MAX_LINE_BYTES as u64)
+            .read_until(b'\n', &mut line)
+            .map_err(io_error)?;
+        if n == 0 {
+            break None;
+        }
+        let blank = line.iter().all(u8::is_ascii_whitespace);
+        head.extend_from_slice(&line);
+        if !blank {
+            break Some(line);
+        }
+        lines_before += 1;
+    };
+    let streaming = first
+        .as_deref()
+        .and_then(|l| line_format(l, options.format));
+    let Some(format) = streaming else {
+        let mut rest = head;
+        reader.read_to_end(&mut rest).map_err(io_error)?;
+        let text = decode(&rest);
+        let read = read_traces_with(&text, name, options)?;
+        let (traces, skipped) = (read.traces.len(), read.skipped.len());
+        let events = read
+            .skipped
+            .into_iter()
+            .map(Event::Skipped)
+            .chain(read.traces.into_iter().map(Event::Trace));
+        for e in events {
+            if on(e).is_break() {
+                break;
+            }
+        }
+        return Ok(Streamed {
+            format: read.format,
+            traces,
+            skipped,
+            streamed: false,
+        });
+    };
+    let mut done = Streamed {
+        format,
+        traces: 0,
+        skipped: 0,
+        streamed: true,
+    };
+    let mut line = first.unwrap_or_default();
+    let mut before = lines_before;
+    loop {
+        let mut read = Read::new(format);
+        let too_long = line.len() >= MAX_LINE_BYTES && line.last() != Some(&b'\n');
+        if too_long {
+            read.skip(
+                format!("{name}:{}", before + 1),
+                format!("line longer than {} MiB: skipped", MAX_LINE_BYTES >> 20),
+            );
+            // The rest of the line.
+            loop {
+                let buf = reader.fill_buf().map_err(io_error)?;
+                if buf.is_empty() {
+                    break;
+                }
+                match buf.iter().position(|&b| b == b'\n') {
+                    Some(i) => {
+                        reader.consume(i + 1);
+                        break;
+                    }
+                    None => {
+                        let n = buf.len();
+                        reader.consume(n);
+                    }
+                }
+            }
+        } else {
+            match std::str::from_utf8(&line) {
+                Ok(text) => match format {
+                    Format::TumenJsonLines => tumen::read_line(text, name, before, &mut read),
+                    _ => atlas::read_line(text, name, before, &mut read),
+                },
+                Err(e) => read.skip(
+                    format!("{name}:{}", before + 1),
+                    format!("not UTF-8 (byte {})", e.valid_up_to() + 1),
+                ),
+            }
+        }
+        if options.strict {
+            if let Some(e) = read.skipped.first() {
+                return Err(e.clone());
+            }
+        }
+        done.traces += read.traces.len();
+        done.skipped += read.skipped.len();
+        let events = read
+            .skipped
+            .into_iter()
+            .map(Event::Skipped)
+            .chain(read.traces.into_iter().map(Event::Trace));
+        for e in events {
+            if on(e).is_break() {
+                return Ok(done);
+            }
+        }
+        before += 1;
+        line.clear();
+        let n = (&mut *reader)
+            .take(MAX_LINE_BYTES as u64)
+            .read_until(b'\n', &mut line)
+            .map_err(io_error)?;
+        if n == 0 {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// The format of a newline-delimited dump whose first non-blank line is
+/// `line`, if it is one that is streamed.
+fn line_format(line: &[u8], wanted: Option<Format>) -> Option<Format> {
+    let text = std::str::from_utf8(line).ok()?;
+    let text = strip_bom(text).trim();
+    if !text.starts_with('{') || serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+        return None;
+    }
+    let format = if tumen::sniff(text) == 100 {
+        Format::TumenJsonLines
+    } else if atlas::sniff(text) >= 60 {
+        Format::AtlasJson
+    } else {
+        return None;
+    };
+    match wanted {
+        Some(w) if w != format => None,
+        _ => Some(format),
+    }
+}
+
+/// Text from bytes: UTF-16 with a byte order mark, else UTF-8 with invalid
+/// sequences replaced.
+pub fn decode(bytes: &[u8]) -> String {
+    let utf16 = |units: Vec<u16>| String::from_utf16_lossy(&units);
+    match bytes {
+        [0xff, 0xfe, rest @ ..] => utf16(
+            rest.chunks(2)
+                .map(|c| u16::from_le_bytes([c[0], *c.get(1).unwrap_or(&0)]))
+                .collect(),
+        ),
+        [0xfe, 0xff, rest @ ..] => utf16(
+            rest.chunks(2)
+                .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))
+                .collect(),
+        ),
+        _ => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+pub(crate) fn strip_bom(text: &str) -> &str {
     text.strip_prefix('\u{feff}').unwrap_or(text)
 }
 
@@ -220,23 +586,50 @@ pub(crate) fn parse_addr(s: &str) -> Option<IpAddr> {
     }
 }
 
-fn empty_hop(ttl: u8) -> Hop {
-    Hop {
-        ttl,
-        addrs: Vec::new(),
-        annotations: Vec::new(),
-    }
+pub(crate) fn empty_hop(ttl: u8) -> Hop {
+    Hop::new(ttl)
 }
 
 /// Adds an address unless the hop has it already.
-fn push_addr(hop: &mut Hop, addr: IpAddr) {
+pub(crate) fn push_addr(hop: &mut Hop, addr: IpAddr) {
     if !hop.addrs.contains(&addr) {
         hop.addrs.push(addr);
     }
 }
 
+/// Records the host name printed for `addr` (the first one wins).
+pub(crate) fn push_name(hop: &mut Hop, addr: IpAddr, name: &str) {
+    let name = name.trim();
+    if !name.is_empty() && name != addr.to_string() && hop.name_of(addr).is_none() {
+        hop.names.push((addr, name.to_string()));
+    }
+}
+
+/// Records the AS number printed for `addr` (the first one wins).
+pub(crate) fn push_asn(hop: &mut Hop, addr: IpAddr, asn: u32) {
+    if asn != 0 && hop.asn_of(addr).is_none() {
+        hop.asns.push((addr, asn));
+    }
+}
+
+/// `AS4837`, `as4837`, `[AS4837]`, `AS4837/AS9929` (the first), `4837`:
+/// an AS number as tools print it; `None` for `*`, `AS???`, `[*]`, `0`.
+pub(crate) fn parse_asn(s: &str) -> Option<u32> {
+    let s = s.trim().trim_start_matches('[').trim_end_matches(']');
+    let s = s.split(['/', ',']).next().unwrap_or("");
+    let digits = s
+        .strip_prefix("AS")
+        .or_else(|| s.strip_prefix("as"))
+        .or_else(|| s.strip_prefix("As"))
+        .unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u32>().ok().filter(|&a| a != 0)
+}
+
 /// Adds an annotation unless the hop has it already.
-fn push_annotation(hop: &mut Hop, annotation: &str) {
+pub(crate) fn push_annotation(hop: &mut Hop, annotation: &str) {
     if !hop.annotations.iter().any(|a| a == annotation) {
         hop.annotations.push(annotation.to_string());
     }
@@ -244,14 +637,14 @@ fn push_annotation(hop: &mut Hop, annotation: &str) {
 
 /// Hops gathered by TTL (entries for the same TTL merge), in TTL order.
 #[derive(Debug, Default)]
-struct Hops(BTreeMap<u8, Hop>);
+pub(crate) struct Hops(BTreeMap<u8, Hop>);
 
 impl Hops {
-    fn at(&mut self, ttl: u8) -> &mut Hop {
+    pub(crate) fn at(&mut self, ttl: u8) -> &mut Hop {
         self.0.entry(ttl).or_insert_with(|| empty_hop(ttl))
     }
 
-    fn into_vec(self) -> Vec<Hop> {
+    pub(crate) fn into_vec(self) -> Vec<Hop> {
         self.0.into_values().collect()
     }
 }
@@ -325,8 +718,8 @@ mod tests {
             assert!(e.what.contains("tried"), "{text}: {e}");
             assert!(e.what.contains("mtr --json"), "{text}: {e}");
         }
-        let e = detect(r#"[{"kind":"trace","schema":1}]"#, "t").expect_err("array");
+        let e = read_traces(r#"[{"kind":"trace","schema":1}]"#, "t").expect_err("array");
         assert!(e.what.contains("one JSON object per line"), "{e}");
-        assert_eq!(e.origin, "t:1:[0]");
+        assert_eq!(e.origin, "t:1");
     }
 }

@@ -13,6 +13,21 @@ use super::json::{documents, Node};
 use super::{parse_addr, push_addr, Hops};
 use crate::model::{InputError, Trace};
 
+/// An `mtr --json` report has a `report` object.
+pub(crate) fn sniff(text: &str) -> u8 {
+    match super::json::first_object(text) {
+        Some(o) if o.contains_key("report") => 95,
+        _ => 0,
+    }
+}
+
+/// Every trace in `text`, as the registry reads it.
+pub(crate) fn read(text: &str, name: &str) -> Result<super::Read, InputError> {
+    let mut read = super::Read::new(super::Format::MtrJson);
+    read.traces = read_mtr_json(text, name)?;
+    Ok(read)
+}
+
 /// Reads every report in `mtr --json` output.
 pub fn read_mtr_json(text: &str, name: &str) -> Result<Vec<Trace>, InputError> {
     let text = super::strip_bom(text);

@@ -19,7 +19,7 @@
 
 use std::net::IpAddr;
 
-use super::{empty_hop, parse_addr, push_addr, push_annotation};
+use super::{empty_hop, parse_addr, parse_asn, push_addr, push_annotation, push_asn, push_name};
 use crate::model::{Hop, InputError, Trace};
 
 /// What a line of traceroute text is.
@@ -53,14 +53,6 @@ pub(crate) fn classify(line: &str) -> LineKind {
     LineKind::Other
 }
 
-/// The first line that is neither blank nor skipped: its number and kind.
-pub(crate) fn first_significant(text: &str) -> Option<(usize, LineKind)> {
-    text.lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, classify(l)))
-        .find(|(_, k)| !matches!(k, LineKind::Blank | LineKind::Skip))
-}
-
 /// What follows `traceroute to ` in a header.
 fn header_rest(t: &str) -> Option<&str> {
     ["traceroute to ", "traceroute6 to "]
@@ -89,6 +81,32 @@ fn parse_header(rest: &str) -> Result<Option<IpAddr>, String> {
         }
         _ => Ok(parse_addr(host)),
     }
+}
+
+/// How sure this reader is that `text` is traceroute text: a `traceroute
+/// to` header anywhere is near certain; hop lines alone are a weak sign
+/// that other, more specific formats override.
+pub(crate) fn sniff(text: &str) -> u8 {
+    let mut hops = 0;
+    for line in text.lines().take(2000) {
+        match classify(line) {
+            LineKind::Header => return 80,
+            LineKind::Hop => hops += 1,
+            _ => {}
+        }
+    }
+    if hops > 0 {
+        20
+    } else {
+        0
+    }
+}
+
+/// Every trace in `text`, as the registry reads it.
+pub(crate) fn read(text: &str, name: &str) -> Result<super::Read, InputError> {
+    let mut read = super::Read::new(super::Format::TracerouteText);
+    read.traces = read_traceroute_text(text, name)?;
+    Ok(read)
 }
 
 /// Reads every trace in traceroute text.
@@ -221,6 +239,14 @@ fn parse_hop(ttl: u8, tokens: &[(usize, &str)], name: &str) -> Result<Hop, Input
             _ => None,
         };
         if let Some(close) = close {
+            // `[AS64496]` (`-A`) after an address: the trace's own AS
+            // annotation for it.
+            if let (Some(asn), Some(&addr)) = (parse_asn(t), hop.addrs.last()) {
+                if t.ends_with(']') {
+                    push_asn(&mut hop, addr, asn);
+                    continue;
+                }
+            }
             // `<MPLS:L=16,E=0,S=1,T=1>`, `[AS64496]`, possibly spread over
             // several tokens.
             match tokens[i - 1..].iter().position(|x| x.1.ends_with(close)) {
@@ -252,7 +278,14 @@ fn parse_hop(ttl: u8, tokens: &[(usize, &str)], name: &str) -> Result<Hop, Input
         }
         if let Some(inner) = t.strip_prefix('(').and_then(|s| s.strip_suffix(')')) {
             match parse_addr(inner) {
-                Some(a) => push_addr(&mut hop, a),
+                Some(a) => {
+                    push_addr(&mut hop, a);
+                    if let Some(&(_, name)) = tokens.get(i.wrapping_sub(2)) {
+                        if i >= 2 && !name.starts_with('(') && parse_addr(name) != Some(a) {
+                            push_name(&mut hop, a, name);
+                        }
+                    }
+                }
                 None => {
                     return Err(err(
                         line,

@@ -11,6 +11,58 @@ use super::json::path_at;
 use super::{push_addr, push_annotation, Hops};
 use crate::model::{InputError, Trace};
 
+/// A Tumen record has `kind` and `schema`.
+pub(crate) fn sniff(text: &str) -> u8 {
+    match super::json::first_object(text) {
+        Some(o) if o.contains_key("kind") && o.contains_key("schema") => {
+            if text
+                .trim_start_matches('\u{feff}')
+                .trim_start()
+                .starts_with('[')
+            {
+                // Refused by `read`, with the reason.
+                60
+            } else {
+                100
+            }
+        }
+        _ => 0,
+    }
+}
+
+/// Every trace in `text`, as the registry reads it.
+pub(crate) fn read(text: &str, name: &str) -> Result<super::Read, InputError> {
+    let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+    if trimmed.starts_with('[') {
+        return Err(InputError {
+            origin: format!("{name}:1"),
+            what: "Tumen records are read one JSON object per line, not as a JSON array".into(),
+        });
+    }
+    let mut read = super::Read::new(super::Format::TumenJsonLines);
+    for (i, line) in super::strip_bom(text).lines().enumerate() {
+        read_line(line, name, i, &mut read);
+    }
+    Ok(read)
+}
+
+/// Reads one line (`before` lines precede it) into `read`: its trace, or
+/// a warning. Blank lines and ping records give nothing.
+pub(crate) fn read_line(raw: &str, name: &str, before: usize, read: &mut super::Read) {
+    let line = raw.trim();
+    if line.is_empty() {
+        return;
+    }
+    let n = before + 1;
+    match Record::from_json_line(line) {
+        Ok(Record::Trace(t)) => read.traces.push(convert(&t, format!("{name}:{n}"))),
+        Ok(Record::Ping(_)) => {}
+        Err(e) => read
+            .skipped
+            .push(record_error(line, &e, &format!("{name}:{n}"))),
+    }
+}
+
 /// Reads every trace record in Tumen JSON lines.
 pub fn read_tumen_json_lines(text: &str, name: &str) -> Result<Vec<Trace>, InputError> {
     let text = super::strip_bom(text);

@@ -26,8 +26,12 @@ pub fn records(
     agent: &str,
     now_ms: u64,
 ) -> Result<Vec<Incoming>, InputError> {
-    let traces = crate::input::read_traces(text, name)?;
-    Ok(traces
+    let read = crate::input::read_traces(text, name)?;
+    for skipped in &read.skipped {
+        tracing::warn!(origin = %skipped.origin, reason = %skipped.what, "import: line skipped");
+    }
+    Ok(read
+        .traces
         .iter()
         .filter_map(|t| record(t, agent, now_ms))
         .map(|r| {
@@ -166,7 +170,9 @@ mod tests {
         .expect("valid wire record");
         assert_eq!(again.len(), 1);
         // Same trace, same model: the inference sees what `infer` sees.
-        let model = crate::input::read_traces(TEXT, "paste.txt").expect("read");
+        let model = crate::input::read_traces(TEXT, "paste.txt")
+            .expect("read")
+            .traces;
         let back = crate::input::tumen::convert(r, String::new());
         assert_eq!(back.hops, model[0].hops);
         // The same trace gets the same id (a re-import is a duplicate when
