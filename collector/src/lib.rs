@@ -13,6 +13,7 @@ pub mod defaults;
 pub mod dns;
 pub mod infer;
 pub mod input;
+pub mod ixp;
 pub mod model;
 pub mod orgs;
 pub mod paths;
