@@ -10,6 +10,7 @@
 //! them ([`serve`]).
 
 pub mod defaults;
+pub mod delegated;
 pub mod dns;
 pub mod infer;
 pub mod input;
