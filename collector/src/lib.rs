@@ -10,9 +10,11 @@
 //! them ([`serve`]).
 
 pub mod defaults;
+pub mod delegated;
 pub mod dns;
 pub mod infer;
 pub mod input;
+pub mod ixp;
 pub mod model;
 pub mod orgs;
 pub mod paths;
