@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::model::Trace;
+use crate::model::{Hop, Trace};
 use crate::orgs::Orgs;
 
 /// Origin ASN of an address, by longest-prefix match.
@@ -55,16 +55,91 @@ impl Target {
             asns: DPRK_ASNS.iter().copied().collect(),
         }
     }
-
-    fn contains(&self, addr: IpAddr, asn: Option<u32>) -> bool {
-        self.prefixes.iter().any(|p| p.contains(&addr))
-            || asn.is_some_and(|a| self.asns.contains(&a))
-    }
 }
 
 /// Addresses that never carry an attribution of their own: the one
 /// definition both inference and DNS enrichment use.
 pub use tumen_core::is_unattributable as unattributable;
+
+impl Target {
+    /// The target as messages name it: `175.45.176.0/22, AS131279`, at
+    /// most a few of each.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.prefixes.iter().take(4).map(|p| p.to_string()).collect();
+        if self.prefixes.len() > 4 {
+            parts.push(format!("… ({} prefixes)", self.prefixes.len()));
+        }
+        let mut asns: Vec<u32> = self.asns.iter().copied().collect();
+        asns.sort_unstable();
+        parts.extend(asns.iter().take(4).map(|a| format!("AS{a}")));
+        if asns.len() > 4 {
+            parts.push(format!("… ({} ASes)", asns.len()));
+        }
+        if parts.is_empty() {
+            "(empty)".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// Internet exchange peering LANs: a hop there carries no attribution of
+/// its own (some LANs are announced by the exchange's AS, which would
+/// otherwise be named as the upstream).
+pub trait IxpLookup {
+    /// The exchange whose LAN holds `addr` (its name, possibly empty).
+    fn ixp(&self, addr: IpAddr) -> Option<String>;
+}
+
+/// No exchange LANs known.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoIxps;
+
+impl IxpLookup for NoIxps {
+    fn ixp(&self, _addr: IpAddr) -> Option<String> {
+        None
+    }
+}
+
+impl IxpLookup for crate::ixp::IxpList {
+    fn ixp(&self, addr: IpAddr) -> Option<String> {
+        self.contains(addr).map(|p| {
+            if p.name.is_empty() {
+                p.prefix.to_string()
+            } else {
+                format!("{} {}", p.name, p.prefix)
+            }
+        })
+    }
+}
+
+/// Everything inference consults.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    pub target: &'a Target,
+    pub lookup: &'a dyn AsnLookup,
+    pub orgs: &'a Orgs,
+    pub ixps: &'a dyn IxpLookup,
+}
+
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a hop's AS number came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AsnSource {
+    /// The prefix tables (longest-prefix match).
+    Table,
+    /// The trace's own annotation (`[AS4837]`, mtr's AS column, ...),
+    /// used because the tables had no answer.
+    Trace,
+}
 
 /// A hop cited as evidence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,10 +148,23 @@ pub struct HopRef {
     pub addr: IpAddr,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub asn: Option<u32>,
+    /// Where `asn` came from, when not from the tables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asn_source: Option<AsnSource>,
+}
+
+/// The tables and the trace's own annotation name different ASes for a
+/// hop: the tables win, both are reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AsnConflict {
+    pub ttl: u8,
+    pub addr: IpAddr,
+    pub table_asn: u32,
+    pub trace_asn: u32,
 }
 
 /// Why the answer is what it is.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Evidence {
     /// The last hop outside the target with a known ASN.
     pub last_foreign: Option<HopRef>,
@@ -88,7 +176,7 @@ pub struct Evidence {
     /// (or the end of the trace).
     pub silent_after_border: u8,
     /// Responding hops without attribution skipped after the last foreign
-    /// hop (private, shared, IXP, unannounced).
+    /// hop (private, shared, IXP, unannounced, hidden by the author).
     pub unattributed_after_border: u8,
     /// Annotation (`!X` ...) at the last responding hop, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,6 +185,12 @@ pub struct Evidence {
     /// balancing across upstreams at the border).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also_at_border: Vec<String>,
+    /// Hops where the trace's AS annotation disagrees with the tables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub asn_conflicts: Vec<AsnConflict>,
+    /// IXP LAN hops skipped (`ttl addr exchange`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ixp_hops: Vec<String>,
 }
 
 /// The answer for one trace.
@@ -111,6 +205,48 @@ pub struct Inference {
     /// 0..=1.
     pub confidence: f64,
     pub evidence: Evidence,
+    /// Why the answer is `unknown` or weak, and what would help.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Where a hop (one address of it) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Place {
+    Inside,
+    Outside,
+    /// Answered, but carries no attribution (private, IXP, unannounced,
+    /// hidden).
+    Unattributed,
+    /// Nobody answered.
+    Silent,
+}
+
+/// How one address (or a silent or hidden hop) was judged, for
+/// `infer --explain`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HopVerdict {
+    pub ttl: u8,
+    pub addr: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asn: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asn_source: Option<AsnSource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    pub place: Place,
+    /// The rule that decided, in words.
+    pub rule: String,
+}
+
+/// An inference with the verdict on every hop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Explained {
+    pub inference: Inference,
+    pub hops: Vec<HopVerdict>,
 }
 
 /// What a responding address is.
@@ -121,51 +257,149 @@ enum Class {
     Unattributed,
 }
 
-fn classify(addr: IpAddr, target: &Target, lookup: &dyn AsnLookup) -> Class {
-    let asn = if unattributable(addr) {
-        None
-    } else {
-        lookup.asn(addr)
+/// Judges one address of hop `hop`.
+fn judge(addr: IpAddr, hop: &Hop, ctx: &Context<'_>, conflicts: &mut Vec<AsnConflict>) -> (Class, HopVerdict) {
+    let mut v = HopVerdict {
+        ttl: hop.ttl,
+        addr: Some(addr),
+        name: hop.name_of(addr).map(str::to_string),
+        asn: None,
+        asn_source: None,
+        org: None,
+        place: Place::Unattributed,
+        rule: String::new(),
     };
-    if target.contains(addr, asn) {
-        return Class::Inside(asn);
+    if let Some(p) = ctx.target.prefixes.iter().find(|p| p.contains(&addr)) {
+        let asn = if unattributable(addr) { None } else { ctx.lookup.asn(addr) };
+        v.asn = asn;
+        v.org = asn.and_then(|a| ctx.orgs.of(a)).map(str::to_string);
+        v.place = Place::Inside;
+        v.rule = format!("in target prefix {p}");
+        return (Class::Inside(asn), v);
     }
-    match asn {
-        Some(a) if !unattributable(addr) => Class::Foreign(a),
-        _ => Class::Unattributed,
+    if unattributable(addr) {
+        v.rule = "private, shared or reserved address: no attribution of its own".into();
+        return (Class::Unattributed, v);
+    }
+    let table = ctx.lookup.asn(addr);
+    let printed = hop.asn_of(addr);
+    if let (Some(t), Some(p)) = (table, printed) {
+        if t != p {
+            conflicts.push(AsnConflict {
+                ttl: hop.ttl,
+                addr,
+                table_asn: t,
+                trace_asn: p,
+            });
+        }
+    }
+    if let Some(ixp) = ctx.ixps.ixp(addr) {
+        v.asn = table.or(printed);
+        v.rule = format!("IXP peering LAN ({ixp}): no attribution of its own");
+        return (Class::Unattributed, v);
+    }
+    let (asn, source) = match (table, printed) {
+        (Some(t), _) => (t, AsnSource::Table),
+        (None, Some(p)) => (p, AsnSource::Trace),
+        (None, None) => {
+            v.rule = "unannounced: no prefix table entry and no AS printed in the trace".into();
+            return (Class::Unattributed, v);
+        }
+    };
+    v.asn = Some(asn);
+    v.asn_source = Some(source);
+    v.org = ctx.orgs.of(asn).map(str::to_string);
+    let how = match source {
+        AsnSource::Table => "prefix table".to_string(),
+        AsnSource::Trace => "AS printed in the trace (no table entry)".to_string(),
+    };
+    let conflict = match (source, printed) {
+        (AsnSource::Table, Some(p)) if p != asn => format!("; the trace printed AS{p}"),
+        _ => String::new(),
+    };
+    if ctx.target.asns.contains(&asn) {
+        v.place = Place::Inside;
+        v.rule = format!("AS{asn} is a target AS ({how}){conflict}");
+        (Class::Inside(Some(asn)), v)
+    } else {
+        v.place = Place::Outside;
+        v.rule = format!("AS{asn} from the {how}{conflict}");
+        (Class::Foreign(asn), v)
     }
 }
 
-/// Infers the upstream of one trace.
+/// Infers the upstream of one trace (no IXP list).
 pub fn infer(trace: &Trace, target: &Target, lookup: &dyn AsnLookup, orgs: &Orgs) -> Inference {
-    let classes: Vec<(u8, Vec<(IpAddr, Class)>)> = trace
-        .hops
-        .iter()
-        .map(|h| {
-            (
-                h.ttl,
-                h.addrs
-                    .iter()
-                    .map(|&a| (a, classify(a, target, lookup)))
-                    .collect(),
-            )
-        })
-        .collect();
+    infer_with(
+        trace,
+        &Context {
+            target,
+            lookup,
+            orgs,
+            ixps: &NoIxps,
+        },
+    )
+}
 
-    let first_inside = classes.iter().find_map(|(ttl, addrs)| {
+/// Infers the upstream of one trace.
+pub fn infer_with(trace: &Trace, ctx: &Context<'_>) -> Inference {
+    explain(trace, ctx).inference
+}
+
+/// Infers the upstream of one trace, with the verdict on every hop.
+pub fn explain(trace: &Trace, ctx: &Context<'_>) -> Explained {
+    let mut verdicts: Vec<HopVerdict> = Vec::new();
+    let mut conflicts: Vec<AsnConflict> = Vec::new();
+    let mut ixp_hops: Vec<String> = Vec::new();
+    // Per hop: ttl, judged addresses, hidden (answered, address not shown).
+    let mut classes: Vec<(u8, Vec<(IpAddr, Class)>, bool)> = Vec::new();
+    for h in &trace.hops {
+        let mut judged = Vec::new();
+        for &a in &h.addrs {
+            let (c, v) = judge(a, h, ctx, &mut conflicts);
+            if v.rule.starts_with("IXP") {
+                ixp_hops.push(format!("{} {}", h.ttl, a));
+            }
+            judged.push((a, c));
+            verdicts.push(v);
+        }
+        let hidden = h.hidden && h.addrs.is_empty();
+        if h.addrs.is_empty() {
+            verdicts.push(HopVerdict {
+                ttl: h.ttl,
+                addr: None,
+                name: None,
+                asn: None,
+                asn_source: None,
+                org: None,
+                place: if hidden { Place::Unattributed } else { Place::Silent },
+                rule: if hidden {
+                    "answered, but the address is not shown".into()
+                } else if let Some(a) = h.annotations.first() {
+                    format!("no address, annotation {a}")
+                } else {
+                    "no answer".into()
+                },
+            });
+        }
+        classes.push((h.ttl, judged, hidden));
+    }
+
+    let first_inside = classes.iter().find_map(|(ttl, addrs, _)| {
         addrs.iter().find_map(|(a, c)| match c {
             Class::Inside(asn) => Some(HopRef {
                 ttl: *ttl,
                 addr: *a,
                 asn: *asn,
+                asn_source: None,
             }),
             _ => None,
         })
     });
-    let limit = first_inside.as_ref().map_or(u8::MAX, |h| h.ttl);
+    let limit = first_inside.as_ref().map_or(u16::MAX, |h| u16::from(h.ttl));
 
     let mut as_path: Vec<u32> = Vec::new();
-    for (_, addrs) in &classes {
+    for (_, addrs, _) in &classes {
         for (_, c) in addrs {
             let asn = match c {
                 Class::Foreign(a) | Class::Inside(Some(a)) => *a,
@@ -179,36 +413,41 @@ pub fn infer(trace: &Trace, target: &Target, lookup: &dyn AsnLookup, orgs: &Orgs
 
     // Walk back from the first inside hop (or the end) to the last hop
     // with a foreign attribution.
-    let before: Vec<&(u8, Vec<(IpAddr, Class)>)> =
-        classes.iter().filter(|(t, _)| *t < limit).collect();
+    let before: Vec<&(u8, Vec<(IpAddr, Class)>, bool)> =
+        classes.iter().filter(|(t, _, _)| u16::from(*t) < limit).collect();
+    let responds = |h: &(u8, Vec<(IpAddr, Class)>, bool)| !h.1.is_empty() || h.2;
     let mut silent = 0u8;
     let mut unattributed = 0u8;
-    let mut border: Option<&(u8, Vec<(IpAddr, Class)>)> = None;
+    let mut border: Option<&(u8, Vec<(IpAddr, Class)>, bool)> = None;
     for hop in before.iter().rev() {
         let foreign = hop.1.iter().any(|(_, c)| matches!(c, Class::Foreign(_)));
         if foreign {
             border = Some(hop);
             break;
         }
-        if hop.1.is_empty() {
-            silent = silent.saturating_add(1);
-        } else {
+        if responds(hop) {
             unattributed = unattributed.saturating_add(1);
+        } else {
+            silent = silent.saturating_add(1);
         }
     }
-    // Trailing silence after the border counts only up to the end of the
-    // responding part of a trace that never entered.
+    // The last hop that answered (an address, a hidden one, or an
+    // annotation such as `!X` without address).
+    let last_responding = trace
+        .hops
+        .iter()
+        .rev()
+        .find(|h| !h.addrs.is_empty() || h.hidden || !h.annotations.is_empty())
+        .map(|h| h.ttl);
+    // A trace that never entered: only the silence between the border and
+    // the last hop that answered counts; trailing silence is where the
+    // trace gave up, not a gap in the path.
     if first_inside.is_none() {
-        let last_responding = classes
-            .iter()
-            .rev()
-            .find(|(_, a)| !a.is_empty())
-            .map(|(t, _)| *t);
         if let (Some(b), Some(lr)) = (border, last_responding) {
             silent = u8::try_from(
                 classes
                     .iter()
-                    .filter(|(t, a)| *t > b.0 && *t < lr && a.is_empty())
+                    .filter(|(t, a, hidden)| *t > b.0 && *t < lr && a.is_empty() && !hidden)
                     .count(),
             )
             .unwrap_or(u8::MAX);
@@ -221,40 +460,39 @@ pub fn infer(trace: &Trace, target: &Target, lookup: &dyn AsnLookup, orgs: &Orgs
         .find(|h| !h.addrs.is_empty() || !h.annotations.is_empty())
         .and_then(|h| h.annotations.first().cloned());
 
-    let unknown = |first_inside, as_path, terminal_annotation| Inference {
-        target: trace.effective_target(),
-        upstream: "unknown".into(),
-        upstream_asn: None,
-        entered: false,
-        confidence: 0.0,
-        evidence: Evidence {
-            last_foreign: None,
-            first_inside,
-            as_path,
-            silent_after_border: silent,
-            unattributed_after_border: unattributed,
-            terminal_annotation,
-            also_at_border: Vec::new(),
-        },
-    };
     let entered = first_inside.is_some();
-    let Some((ttl, addrs)) = border else {
-        let mut i = unknown(first_inside, as_path, terminal_annotation);
-        i.entered = entered;
-        return i;
+    let evidence = |last_foreign, also_at_border| Evidence {
+        last_foreign,
+        first_inside: first_inside.clone(),
+        as_path: as_path.clone(),
+        silent_after_border: silent,
+        unattributed_after_border: unattributed,
+        terminal_annotation: terminal_annotation.clone(),
+        also_at_border,
+        asn_conflicts: conflicts.clone(),
+        ixp_hops: ixp_hops.clone(),
+    };
+    let Some((ttl, addrs, _)) = border else {
+        let note = unknown_note(trace, ctx, entered, &classes);
+        return Explained {
+            inference: Inference {
+                target: trace.effective_target(),
+                upstream: "unknown".into(),
+                upstream_asn: None,
+                entered,
+                confidence: 0.0,
+                evidence: evidence(None, Vec::new()),
+                note: Some(note),
+            },
+            hops: verdicts,
+        };
     };
     // The border hop may have several addresses (load balancing): the
     // organisation most of them belong to wins, ties to the first seen.
-    let foreign: Vec<(IpAddr, u32)> = addrs
-        .iter()
-        .filter_map(|(a, c)| match c {
-            Class::Foreign(asn) => Some((*a, *asn)),
-            _ => None,
-        })
-        .collect();
     let mut tally: Vec<(String, usize, IpAddr, u32)> = Vec::new();
-    for (a, asn) in &foreign {
-        let org = orgs.label(*asn);
+    for (a, c) in addrs {
+        let Class::Foreign(asn) = c else { continue };
+        let org = ctx.orgs.label(*asn);
         match tally.iter_mut().find(|t| t.0 == org) {
             Some(t) => t.1 += 1,
             None => tally.push((org, 1, *a, *asn)),
@@ -268,21 +506,35 @@ pub fn infer(trace: &Trace, target: &Target, lookup: &dyn AsnLookup, orgs: &Orgs
     let Some((upstream, _, addr, asn)) = best else {
         // Cannot happen (the border hop has a foreign address); answer
         // "unknown" rather than panic.
-        let mut i = unknown(first_inside, as_path, terminal_annotation);
-        i.entered = entered;
-        return i;
+        return Explained {
+            inference: Inference {
+                target: trace.effective_target(),
+                upstream: "unknown".into(),
+                upstream_asn: None,
+                entered,
+                confidence: 0.0,
+                evidence: evidence(None, Vec::new()),
+                note: None,
+            },
+            hops: verdicts,
+        };
     };
     let also: Vec<String> = tally
         .iter()
         .filter(|t| t.0 != upstream)
         .map(|t| t.0.clone())
         .collect();
+    let border_hop = trace.hops.iter().find(|h| h.ttl == *ttl);
+    let asn_source = border_hop
+        .filter(|h| ctx.lookup.asn(addr).is_none() && h.asn_of(addr) == Some(asn))
+        .map(|_| AsnSource::Trace);
 
     let mut confidence: f64 = if entered {
         0.95
-    } else if terminal_annotation.is_some() && before.last().is_some_and(|h| h.0 == *ttl) {
+    } else if terminal_annotation.is_some() && last_responding == Some(*ttl) {
         // The border itself answered "administratively prohibited" (or
-        // similar) and nothing after it: the classic filtered border.
+        // similar) and nothing answered after it, however many silent
+        // hops the tool printed: the classic filtered border.
         0.7
     } else {
         0.5
@@ -292,26 +544,188 @@ pub fn infer(trace: &Trace, target: &Target, lookup: &dyn AsnLookup, orgs: &Orgs
     if !also.is_empty() {
         confidence *= 0.8;
     }
-    Inference {
-        target: trace.effective_target(),
-        upstream,
-        upstream_asn: Some(asn),
-        entered,
-        confidence: (confidence.clamp(0.05, 1.0) * 100.0).round() / 100.0,
-        evidence: Evidence {
-            last_foreign: Some(HopRef {
-                ttl: *ttl,
-                addr,
-                asn: Some(asn),
-            }),
-            first_inside,
-            as_path,
-            silent_after_border: silent,
-            unattributed_after_border: unattributed,
-            terminal_annotation,
-            also_at_border: also,
-        },
+    if asn_source == Some(AsnSource::Trace) {
+        // Only the trace's own annotation names the upstream.
+        confidence *= 0.9;
     }
+    let note = if entered {
+        None
+    } else {
+        Some(format!(
+            "did not enter the target ({}): the upstream is the last network seen before the \
+             trace stopped",
+            ctx.target.describe()
+        ))
+    };
+    Explained {
+        inference: Inference {
+            target: trace.effective_target(),
+            upstream,
+            upstream_asn: Some(asn),
+            entered,
+            confidence: (confidence.clamp(0.05, 1.0) * 100.0).round() / 100.0,
+            evidence: evidence(
+                Some(HopRef {
+                    ttl: *ttl,
+                    addr,
+                    asn: Some(asn),
+                    asn_source,
+                }),
+                also,
+            ),
+            note,
+        },
+        hops: verdicts,
+    }
+}
+
+/// Why there is no answer, and what would help.
+fn unknown_note(
+    trace: &Trace,
+    ctx: &Context<'_>,
+    entered: bool,
+    classes: &[(u8, Vec<(IpAddr, Class)>, bool)],
+) -> String {
+    let responding = classes.iter().filter(|(_, a, _)| !a.is_empty()).count();
+    if trace.hops.is_empty() || responding == 0 {
+        return "no hop answered with an address: nothing to attribute".into();
+    }
+    let target = ctx.target.describe();
+    if entered {
+        return format!(
+            "the trace enters the target ({target}), but no hop before the first inside one has \
+             a known AS (private, IXP or unannounced addresses): add `--asn-table` with a full \
+             routing table (pyasn, CAIDA pfx2as or an MRT RIB)"
+        );
+    }
+    format!(
+        "no hop is in the target network {target}, and no hop has a known AS: is `--target` \
+         right (or `--target-asn`/`--target-country`)? Add `--asn-table` with a full routing \
+         table to attribute the hops"
+    )
+}
+
+/// `infer --explain`: a table per trace, then the verdict.
+pub fn render_explained(e: &Explained, origin: &str) -> String {
+    use std::fmt::Write as _;
+    let mut rows: Vec<[String; 7]> = vec![[
+        "ttl".into(),
+        "address".into(),
+        "host name".into(),
+        "asn".into(),
+        "organisation".into(),
+        "where".into(),
+        "rule".into(),
+    ]];
+    for v in &e.hops {
+        let asn = match (v.asn, v.asn_source) {
+            (Some(a), Some(AsnSource::Trace)) => format!("AS{a} (trace)"),
+            (Some(a), _) => format!("AS{a}"),
+            (None, _) => "-".into(),
+        };
+        rows.push([
+            v.ttl.to_string(),
+            v.addr.map_or_else(|| "*".into(), |a| a.to_string()),
+            v.name.clone().map_or_else(|| "-".into(), |n| sanitize(&n)),
+            asn,
+            v.org.clone().unwrap_or_else(|| "-".into()),
+            match v.place {
+                Place::Inside => "inside",
+                Place::Outside => "outside",
+                Place::Unattributed => "unattributed",
+                Place::Silent => "silent",
+            }
+            .into(),
+            v.rule.clone(),
+        ]);
+    }
+    let mut widths = [0usize; 7];
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r.iter()) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let i = &e.inference;
+    let _ = writeln!(
+        out,
+        "{origin}: trace to {}",
+        i.target.map_or_else(|| "?".into(), |t| t.to_string())
+    );
+    for r in &rows {
+        let mut line = String::new();
+        for (k, (c, w)) in r.iter().zip(widths.iter()).enumerate() {
+            if k + 1 == r.len() {
+                line.push_str(c);
+            } else {
+                let pad = w.saturating_sub(c.chars().count());
+                line.push_str(c);
+                line.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        let _ = writeln!(out, "  {}", line.trim_end());
+    }
+    let _ = writeln!(out, "  => {}", describe(i));
+    if let Some(n) = &i.note {
+        let _ = writeln!(out, "  note: {n}");
+    }
+    for c in &i.evidence.asn_conflicts {
+        let _ = writeln!(
+            out,
+            "  note: hop {} {}: the tables say AS{}, the trace printed AS{} (the tables win)",
+            c.ttl, c.addr, c.table_asn, c.trace_asn
+        );
+    }
+    out
+}
+
+/// A host name from the input, printable on a terminal (no control
+/// characters).
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// One line per trace for people.
+pub fn describe(i: &Inference) -> String {
+    let target = i.target.map_or_else(|| "?".to_string(), |t| t.to_string());
+    let asn = i
+        .upstream_asn
+        .map(|a| format!(" (AS{a})"))
+        .unwrap_or_default();
+    let mut s = format!(
+        "{target}: upstream {}{asn}, {}, confidence {:.2}",
+        i.upstream,
+        if i.entered {
+            "entered the target"
+        } else {
+            "did not enter the target"
+        },
+        i.confidence
+    );
+    if let Some(h) = &i.evidence.last_foreign {
+        s.push_str(&format!("; last foreign hop {} {}", h.ttl, h.addr));
+        if h.asn_source == Some(AsnSource::Trace) {
+            s.push_str(" (AS from the trace)");
+        }
+    }
+    if let Some(a) = &i.evidence.terminal_annotation {
+        s.push_str(&format!(" {a}"));
+    }
+    if let Some(h) = &i.evidence.first_inside {
+        s.push_str(&format!("; first inside hop {} {}", h.ttl, h.addr));
+    }
+    if !i.evidence.as_path.is_empty() {
+        let path: Vec<String> = i
+            .evidence
+            .as_path
+            .iter()
+            .map(|a| format!("AS{a}"))
+            .collect();
+        s.push_str(&format!("; AS path {}", path.join(" ")));
+    }
+    s
 }
 
 #[cfg(test)]

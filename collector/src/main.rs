@@ -44,24 +44,64 @@ enum Command {
         #[arg(long)]
         rotate: bool,
     },
-    /// Infer the upstream of traceroutes read from FILE or `-` (stdin).
-    Infer {
-        /// One JSON object per trace.
-        #[arg(long)]
-        json: bool,
-        /// Prefix-to-ASN table (pyasn dat, CAIDA pfx2as, iptoasn TSV, MRT RIB),
-        /// over the embedded one; repeatable.
-        #[arg(long = "asn-table", value_name = "FILE")]
-        asn_tables: Vec<PathBuf>,
-        /// ASN-to-organisation file (`4837 china-unicom` per line), over the embedded one.
-        #[arg(long, value_name = "FILE")]
-        orgs: Option<PathBuf>,
-        /// Target prefix (repeatable); replaces the DPRK preset.
-        #[arg(long = "target", value_name = "PREFIX")]
-        targets: Vec<String>,
-        /// Traceroute input, or `-` for standard input.
-        input: String,
-    },
+    /// Infer the upstream of traceroutes read from FILEs or `-` (stdin):
+    /// Linux/BSD/macOS traceroute, Windows tracert (many languages), mtr
+    /// (report, wide, CSV, XML, JSON), tracepath, paris-traceroute,
+    /// scamper and trippy JSON, nmap, router CLIs, NextTrace/besttrace,
+    /// RIPE Atlas JSON and `ripe-atlas report` text, Tumen JSON lines.
+    Infer(InferArgs),
+}
+
+/// `tumen-collector infer`.
+#[derive(Debug, clap::Args)]
+struct InferArgs {
+    /// One JSON object per trace.
+    #[arg(long)]
+    json: bool,
+    /// Print a table per trace: every hop's address, host name, AS,
+    /// organisation, inside or outside, and the rule that decided it.
+    #[arg(long)]
+    explain: bool,
+    /// Refuse the input at the first line that cannot be read (default:
+    /// skip it with a warning on standard error).
+    #[arg(long)]
+    strict: bool,
+    /// Read as this format instead of detecting it (e.g. tracert,
+    /// mtr-report, atlas; `--format list` lists them).
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<String>,
+    /// Prefix-to-ASN table (pyasn dat, CAIDA pfx2as, iptoasn TSV, MRT RIB),
+    /// over the embedded one; repeatable.
+    #[arg(long = "asn-table", value_name = "FILE")]
+    asn_tables: Vec<PathBuf>,
+    /// ASN-to-organisation file (`4837 china-unicom` per line), over the embedded one.
+    #[arg(long, value_name = "FILE")]
+    orgs: Option<PathBuf>,
+    /// Target prefix (repeatable); replaces the DPRK preset.
+    #[arg(long = "target", value_name = "PREFIX")]
+    targets: Vec<String>,
+    /// Target AS (repeatable): inside means originated by it. Replaces the
+    /// DPRK preset; combines with --target and --target-country.
+    #[arg(long = "target-asn", value_name = "ASN")]
+    target_asns: Vec<String>,
+    /// Target country (ISO code, e.g. KP): every block and AS the RIR
+    /// statistics files (--delegated) give it.
+    #[arg(long = "target-country", value_name = "CC")]
+    target_countries: Vec<String>,
+    /// RIR delegated statistics file (`delegated-apnic-extended-latest`
+    /// and the like), for --target-country; repeatable.
+    #[arg(long, value_name = "FILE")]
+    delegated: Vec<PathBuf>,
+    /// IXP peering LAN list (PeeringDB `ixpfx` JSON, CAIDA IXP JSON lines,
+    /// or `prefix name` text), over the embedded one; repeatable.
+    #[arg(long = "ixp", value_name = "FILE")]
+    ixps: Vec<PathBuf>,
+    /// Do not use the embedded IXP list.
+    #[arg(long)]
+    no_default_ixps: bool,
+    /// Traceroute inputs, or `-` for standard input.
+    #[arg(required = true, value_name = "FILE")]
+    inputs: Vec<String>,
 }
 
 /// Exit code for bad command-line values (BSD `EX_USAGE`).
@@ -239,22 +279,116 @@ fn file_names_agent(path: &std::path::Path, name: &str) -> bool {
     })
 }
 
-fn infer_cmd(
-    json: bool,
-    asn_tables: &[PathBuf],
-    orgs_file: Option<&PathBuf>,
-    targets: &[String],
-    input: &str,
-) -> ExitCode {
-    use std::io::Read;
-    use tumen_collector::{infer, input as formats, orgs::Orgs};
+/// The target network from the flags (the DPRK preset when none).
+fn target_from(a: &InferArgs) -> Result<tumen_collector::infer::Target, String> {
+    use tumen_collector::infer::Target;
+    if a.targets.is_empty() && a.target_asns.is_empty() && a.target_countries.is_empty() {
+        if !a.delegated.is_empty() {
+            return Err("--delegated is read for --target-country, which is not given".into());
+        }
+        return Ok(Target::dprk());
+    }
+    let mut target = Target {
+        prefixes: Vec::new(),
+        asns: Default::default(),
+    };
+    for t in &a.targets {
+        match t
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        {
+            Ok(n) => target.prefixes.push(n.trunc()),
+            Err(_) => {
+                return Err(format!(
+                    "--target {t:?} is not an address or prefix (e.g. 175.45.176.0/24)"
+                ))
+            }
+        }
+    }
+    for t in &a.target_asns {
+        let digits = t
+            .strip_prefix("AS")
+            .or_else(|| t.strip_prefix("as"))
+            .unwrap_or(t);
+        match digits.parse::<u32>() {
+            Ok(n) if n > 0 => {
+                target.asns.insert(n);
+            }
+            _ => {
+                return Err(format!(
+                    "--target-asn {t:?} is not an AS number (e.g. 131279 or AS131279)"
+                ))
+            }
+        }
+    }
+    if !a.target_countries.is_empty() {
+        if a.delegated.is_empty() {
+            return Err(
+                "--target-country needs the RIR statistics files: add --delegated FILE for each \
+                 registry (e.g. delegated-apnic-extended-latest from \
+                 https://ftp.apnic.net/stats/apnic/)"
+                    .into(),
+            );
+        }
+        for cc in &a.target_countries {
+            let h = tumen_collector::delegated::load_country(&a.delegated, cc)
+                .map_err(|e| e.to_string())?;
+            if h.is_empty() {
+                return Err(format!(
+                    "--target-country {cc}: the statistics files give it no address block and \
+                     no AS (is the code right, and the file that of its registry?)"
+                ));
+            }
+            target.prefixes.extend(h.prefixes.iter().copied());
+            for r in &h.asns {
+                // A country's AS ranges are small; a range beyond a
+                // million is a broken file, cut rather than exhaust memory.
+                target
+                    .asns
+                    .extend(r.clone().take(1_000_000));
+            }
+        }
+    }
+    Ok(target)
+}
 
-    let table = match tumen_collector::table::build(asn_tables) {
+fn infer_cmd(a: &InferArgs) -> ExitCode {
+    use std::io::Write as _;
+    use std::ops::ControlFlow;
+    use tumen_collector::infer::{self, Context, IxpLookup, NoIxps};
+    use tumen_collector::input::{self as formats, Event, Format, Options};
+    use tumen_collector::ixp::IxpList;
+    use tumen_collector::orgs::Orgs;
+
+    let format = match a.format.as_deref() {
+        None => None,
+        Some("list") => {
+            for f in Format::ALL {
+                println!("{:<14} {}", f.slug(), f.name());
+            }
+            return ExitCode::SUCCESS;
+        }
+        Some(name) => match Format::from_slug(name) {
+            Some(f) => Some(f),
+            None => {
+                let slugs: Vec<&str> = Format::ALL.iter().map(|f| f.slug()).collect();
+                return fail(
+                    EXIT_USAGE,
+                    format!("--format {name:?}: not a format I know ({})", slugs.join(", ")),
+                );
+            }
+        },
+    };
+    let target = match target_from(a) {
+        Ok(t) => t,
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
+    let table = match tumen_collector::table::build(&a.asn_tables) {
         Ok(t) => t,
         Err(e) => return fail(EXIT_NOINPUT, e),
     };
     let mut orgs = Orgs::default();
-    if let Some(path) = orgs_file {
+    if let Some(path) = &a.orgs {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) => return fail(EXIT_NOINPUT, format!("--orgs {}: {e}", path.display())),
@@ -263,100 +397,122 @@ fn infer_cmd(
             return fail(EXIT_USAGE, format!("--orgs {e}"));
         }
     }
-    let target = if targets.is_empty() {
-        infer::Target::dprk()
+    let mut ixps = if a.no_default_ixps {
+        IxpList::new()
     } else {
-        let mut prefixes = Vec::new();
-        for t in targets {
-            match t
-                .parse::<ipnet::IpNet>()
-                .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-            {
-                Ok(n) => prefixes.push(n.trunc()),
-                Err(_) => {
-                    return fail(
-                        EXIT_USAGE,
-                        format!(
-                            "--target {t:?} is not an address or prefix (e.g. 175.45.176.0/24)"
-                        ),
-                    )
+        IxpList::default_list().clone()
+    };
+    for path in &a.ixps {
+        match IxpList::load(path) {
+            Ok(l) => ixps.extend(l),
+            Err(e) => return fail(EXIT_NOINPUT, format!("--ixp {e}")),
+        }
+    }
+    let ixp_lookup: &dyn IxpLookup = if ixps.is_empty() { &NoIxps } else { &ixps };
+    let ctx = Context {
+        target: &target,
+        lookup: &table,
+        orgs: &orgs,
+        ixps: ixp_lookup,
+    };
+    let options = Options {
+        strict: a.strict,
+        format,
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut total = 0usize;
+    let mut output_error: Option<std::io::Error> = None;
+    let mut worst: Option<(u8, String)> = None;
+    for input in &a.inputs {
+        let (name, mut reader): (String, Box<dyn std::io::BufRead>) = if input == "-" {
+            ("stdin".into(), Box::new(std::io::BufReader::new(std::io::stdin())))
+        } else {
+            match std::fs::File::open(input) {
+                Ok(f) => (
+                    input.clone(),
+                    Box::new(std::io::BufReader::with_capacity(1 << 16, f)),
+                ),
+                Err(e) => {
+                    eprintln!("tumen-collector infer: {input}: {e}");
+                    worst.get_or_insert((EXIT_NOINPUT, String::new()));
+                    continue;
                 }
             }
-        }
-        infer::Target {
-            prefixes,
-            asns: Default::default(),
-        }
-    };
-    let (name, text) = if input == "-" {
-        let mut s = String::new();
-        if let Err(e) = std::io::stdin().read_to_string(&mut s) {
-            return fail(EXIT_NOINPUT, format!("standard input: {e}"));
-        }
-        ("stdin".to_string(), s)
-    } else {
-        match std::fs::read_to_string(input) {
-            Ok(s) => (input.to_string(), s),
-            Err(e) => return fail(EXIT_NOINPUT, format!("{input}: {e}")),
-        }
-    };
-    let read = match formats::read_traces(&text, &name) {
-        Ok(t) => t,
-        Err(e) => return fail(EXIT_DATAERR, e),
-    };
-    for skipped in &read.skipped {
-        eprintln!("tumen-collector infer: warning: {skipped} (line skipped)");
-    }
-    for t in &read.traces {
-        let i = infer::infer(t, &target, &table, &orgs);
-        if json {
-            match serde_json::to_string(&i) {
-                Ok(line) => println!("{line}"),
-                Err(e) => return fail(EXIT_DATAERR, e),
+        };
+        let mut on = |event: Event| -> ControlFlow<()> {
+            match event {
+                Event::Skipped(e) => {
+                    eprintln!("tumen-collector infer: warning: {e} (skipped)");
+                    ControlFlow::Continue(())
+                }
+                Event::Trace(t) => {
+                    let r = if a.explain {
+                        let e = infer::explain(&t, &ctx);
+                        if a.json {
+                            serde_json::to_string(&e)
+                                .map_err(std::io::Error::other)
+                                .and_then(|l| writeln!(out, "{l}"))
+                        } else {
+                            writeln!(out, "{}", infer::render_explained(&e, &t.origin))
+                        }
+                    } else {
+                        let i = infer::infer_with(&t, &ctx);
+                        if a.json {
+                            serde_json::to_string(&i)
+                                .map_err(std::io::Error::other)
+                                .and_then(|l| writeln!(out, "{l}"))
+                        } else {
+                            writeln!(out, "{}", infer::describe(&i))
+                        }
+                    };
+                    match r {
+                        Ok(()) => ControlFlow::Continue(()),
+                        Err(e) => {
+                            output_error = Some(e);
+                            ControlFlow::Break(())
+                        }
+                    }
+                }
             }
-        } else {
-            println!("{}", describe(&i));
+        };
+        match formats::read_stream(&mut reader, &name, options, &mut on) {
+            Ok(done) => {
+                total += done.traces;
+                if done.skipped > 0 {
+                    eprintln!(
+                        "tumen-collector infer: {name}: read {} trace{} as {}, skipped {} \
+                         line{} (--strict refuses instead)",
+                        done.traces,
+                        if done.traces == 1 { "" } else { "s" },
+                        done.format,
+                        done.skipped,
+                        if done.skipped == 1 { "" } else { "s" },
+                    );
+                }
+            }
+            Err(e) => {
+                eprintln!("tumen-collector infer: {e}");
+                worst = Some((EXIT_DATAERR, String::new()));
+            }
+        }
+        if let Some(e) = output_error.take() {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return ExitCode::SUCCESS;
+            }
+            return fail(EXIT_IOERR, format!("standard output: {e}"));
         }
     }
-    ExitCode::SUCCESS
-}
-
-/// One line per trace for people.
-fn describe(i: &tumen_collector::infer::Inference) -> String {
-    let target = i.target.map_or_else(|| "?".to_string(), |t| t.to_string());
-    let asn = i
-        .upstream_asn
-        .map(|a| format!(" (AS{a})"))
-        .unwrap_or_default();
-    let mut s = format!(
-        "{target}: upstream {}{asn}, {}, confidence {:.2}",
-        i.upstream,
-        if i.entered {
-            "entered the target"
-        } else {
-            "did not enter the target"
-        },
-        i.confidence
-    );
-    if let Some(h) = &i.evidence.last_foreign {
-        s.push_str(&format!("; last foreign hop {} {}", h.ttl, h.addr));
+    if let Err(e) = out.flush() {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return fail(EXIT_IOERR, format!("standard output: {e}"));
+        }
     }
-    if let Some(a) = &i.evidence.terminal_annotation {
-        s.push_str(&format!(" {a}"));
+    match worst {
+        Some((code, _)) => ExitCode::from(code),
+        None if total == 0 => ExitCode::SUCCESS,
+        None => ExitCode::SUCCESS,
     }
-    if let Some(h) = &i.evidence.first_inside {
-        s.push_str(&format!("; first inside hop {} {}", h.ttl, h.addr));
-    }
-    if !i.evidence.as_path.is_empty() {
-        let path: Vec<String> = i
-            .evidence
-            .as_path
-            .iter()
-            .map(|a| format!("AS{a}"))
-            .collect();
-        s.push_str(&format!("; AS path {}", path.join(" ")));
-    }
-    s
 }
 
 fn main() -> ExitCode {
@@ -368,12 +524,6 @@ fn main() -> ExitCode {
             token_file,
             rotate,
         } => token_cmd(name, token_file, *rotate),
-        Command::Infer {
-            json,
-            asn_tables,
-            orgs,
-            targets,
-            input,
-        } => infer_cmd(*json, asn_tables, orgs.as_ref(), targets, input),
+        Command::Infer(a) => infer_cmd(a),
     }
 }

@@ -274,14 +274,12 @@ mod tests {
                     ttl: 9,
                     addr: "219.158.39.54".parse().expect("addr"),
                     asn: Some(a),
+                    asn_source: None,
                 }),
-                first_inside: None,
                 as_path: asn.into_iter().collect(),
-                silent_after_border: 0,
-                unattributed_after_border: 0,
-                terminal_annotation: None,
-                also_at_border: Vec::new(),
+                ..Evidence::default()
             },
+            note: None,
         }
     }
 

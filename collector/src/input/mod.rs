@@ -134,6 +134,34 @@ impl Format {
         }
     }
 
+    /// The short name `--format` takes.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Format::TracerouteText => "traceroute",
+            Format::Tracepath => "tracepath",
+            Format::ParisTraceroute => "paris-traceroute",
+            Format::Tracert => "tracert",
+            Format::MtrReport => "mtr-report",
+            Format::MtrCsv => "mtr-csv",
+            Format::MtrXml => "mtr-xml",
+            Format::MtrJson => "mtr-json",
+            Format::Nmap => "nmap",
+            Format::RouterCli => "router",
+            Format::NextTrace => "nexttrace",
+            Format::AtlasText => "atlas-report",
+            Format::ScamperJson => "scamper",
+            Format::TrippyJson => "trippy-json",
+            Format::TrippyCsv => "trippy-csv",
+            Format::AtlasJson => "atlas",
+            Format::TumenJsonLines => "tumen",
+        }
+    }
+
+    /// The format `--format NAME` names.
+    pub fn from_slug(name: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.slug() == name)
+    }
+
     /// How sure this format's reader is that `text` is its format, 0..=100.
     pub fn sniff(self, text: &str) -> u8 {
         let score = match self {
