@@ -65,7 +65,12 @@ impl Target {
     /// The target as messages name it: `175.45.176.0/22, AS131279`, at
     /// most a few of each.
     pub fn describe(&self) -> String {
-        let mut parts: Vec<String> = self.prefixes.iter().take(4).map(|p| p.to_string()).collect();
+        let mut parts: Vec<String> = self
+            .prefixes
+            .iter()
+            .take(4)
+            .map(|p| p.to_string())
+            .collect();
         if self.prefixes.len() > 4 {
             parts.push(format!("… ({} prefixes)", self.prefixes.len()));
         }
@@ -249,6 +254,10 @@ pub struct Explained {
     pub hops: Vec<HopVerdict>,
 }
 
+/// One hop as judged: ttl, its addresses with their class, and whether
+/// it answered without showing its address.
+type Judged = (u8, Vec<(IpAddr, Class)>, bool);
+
 /// What a responding address is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
@@ -258,7 +267,12 @@ enum Class {
 }
 
 /// Judges one address of hop `hop`.
-fn judge(addr: IpAddr, hop: &Hop, ctx: &Context<'_>, conflicts: &mut Vec<AsnConflict>) -> (Class, HopVerdict) {
+fn judge(
+    addr: IpAddr,
+    hop: &Hop,
+    ctx: &Context<'_>,
+    conflicts: &mut Vec<AsnConflict>,
+) -> (Class, HopVerdict) {
     let mut v = HopVerdict {
         ttl: hop.ttl,
         addr: Some(addr),
@@ -270,7 +284,11 @@ fn judge(addr: IpAddr, hop: &Hop, ctx: &Context<'_>, conflicts: &mut Vec<AsnConf
         rule: String::new(),
     };
     if let Some(p) = ctx.target.prefixes.iter().find(|p| p.contains(&addr)) {
-        let asn = if unattributable(addr) { None } else { ctx.lookup.asn(addr) };
+        let asn = if unattributable(addr) {
+            None
+        } else {
+            ctx.lookup.asn(addr)
+        };
         v.asn = asn;
         v.org = asn.and_then(|a| ctx.orgs.of(a)).map(str::to_string);
         v.place = Place::Inside;
@@ -352,7 +370,7 @@ pub fn explain(trace: &Trace, ctx: &Context<'_>) -> Explained {
     let mut conflicts: Vec<AsnConflict> = Vec::new();
     let mut ixp_hops: Vec<String> = Vec::new();
     // Per hop: ttl, judged addresses, hidden (answered, address not shown).
-    let mut classes: Vec<(u8, Vec<(IpAddr, Class)>, bool)> = Vec::new();
+    let mut classes: Vec<Judged> = Vec::new();
     for h in &trace.hops {
         let mut judged = Vec::new();
         for &a in &h.addrs {
@@ -372,7 +390,11 @@ pub fn explain(trace: &Trace, ctx: &Context<'_>) -> Explained {
                 asn: None,
                 asn_source: None,
                 org: None,
-                place: if hidden { Place::Unattributed } else { Place::Silent },
+                place: if hidden {
+                    Place::Unattributed
+                } else {
+                    Place::Silent
+                },
                 rule: if hidden {
                     "answered, but the address is not shown".into()
                 } else if let Some(a) = h.annotations.first() {
@@ -413,12 +435,14 @@ pub fn explain(trace: &Trace, ctx: &Context<'_>) -> Explained {
 
     // Walk back from the first inside hop (or the end) to the last hop
     // with a foreign attribution.
-    let before: Vec<&(u8, Vec<(IpAddr, Class)>, bool)> =
-        classes.iter().filter(|(t, _, _)| u16::from(*t) < limit).collect();
-    let responds = |h: &(u8, Vec<(IpAddr, Class)>, bool)| !h.1.is_empty() || h.2;
+    let before: Vec<&Judged> = classes
+        .iter()
+        .filter(|(t, _, _)| u16::from(*t) < limit)
+        .collect();
+    let responds = |h: &Judged| !h.1.is_empty() || h.2;
     let mut silent = 0u8;
     let mut unattributed = 0u8;
-    let mut border: Option<&(u8, Vec<(IpAddr, Class)>, bool)> = None;
+    let mut border: Option<&Judged> = None;
     for hop in before.iter().rev() {
         let foreign = hop.1.iter().any(|(_, c)| matches!(c, Class::Foreign(_)));
         if foreign {
@@ -580,12 +604,7 @@ pub fn explain(trace: &Trace, ctx: &Context<'_>) -> Explained {
 }
 
 /// Why there is no answer, and what would help.
-fn unknown_note(
-    trace: &Trace,
-    ctx: &Context<'_>,
-    entered: bool,
-    classes: &[(u8, Vec<(IpAddr, Class)>, bool)],
-) -> String {
+fn unknown_note(trace: &Trace, ctx: &Context<'_>, entered: bool, classes: &[Judged]) -> String {
     let responding = classes.iter().filter(|(_, a, _)| !a.is_empty()).count();
     if trace.hops.is_empty() || responding == 0 {
         return "no hop answered with an address: nothing to attribute".into();
@@ -950,5 +969,226 @@ mod tests {
         assert_eq!(run(&t).upstream, "china-unicom");
         let i = run(&trace(&[]));
         assert_eq!((i.upstream.as_str(), i.entered), ("unknown", false));
+    }
+
+    fn with_asns(mut t: Trace, asns: &[(u8, &str, u32)]) -> Trace {
+        for (ttl, addr, asn) in asns {
+            if let Some(h) = t.hops.iter_mut().find(|h| h.ttl == *ttl) {
+                h.asns.push((addr.parse().expect("ip"), *asn));
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn an_as_printed_in_the_trace_names_the_upstream_when_the_tables_have_none() {
+        // 203.0.113.7 is in no table; traceroute -A printed [AS4837].
+        let t = with_asns(
+            trace(&[
+                (1, &["4.68.1.1"], &[]),
+                (2, &["203.0.113.7"], &[]),
+                (3, &["175.45.176.1"], &[]),
+            ]),
+            &[(2, "203.0.113.7", 4837)],
+        );
+        let i = run(&t);
+        assert_eq!(
+            (i.upstream.as_str(), i.upstream_asn),
+            ("china-unicom", Some(4837))
+        );
+        let hop = i.evidence.last_foreign.expect("border");
+        assert_eq!((hop.ttl, hop.asn_source), (2, Some(AsnSource::Trace)));
+        // Less sure than the tables' word: 0.95 * 0.9.
+        assert_eq!(i.confidence, 0.86);
+        assert!(describe(&run(&t)).contains("(AS from the trace)"));
+    }
+
+    #[test]
+    fn when_the_trace_and_the_tables_disagree_the_tables_win_and_both_are_reported() {
+        let t = with_asns(
+            trace(&[(1, &["188.43.1.9"], &[]), (2, &["175.45.176.1"], &[])]),
+            &[(1, "188.43.1.9", 4837)],
+        );
+        let i = run(&t);
+        assert_eq!(i.upstream, "transtelecom");
+        assert_eq!(
+            i.evidence.asn_conflicts,
+            vec![AsnConflict {
+                ttl: 1,
+                addr: "188.43.1.9".parse().expect("ip"),
+                table_asn: 20485,
+                trace_asn: 4837,
+            }]
+        );
+        let x = explain(&t, &ctx_parts().ctx());
+        assert!(
+            render_explained(&x, "t").contains("the tables say AS20485, the trace printed AS4837")
+        );
+    }
+
+    struct Parts {
+        target: Target,
+        table: Table,
+        orgs: Orgs,
+        ixps: Ixps,
+    }
+
+    impl Parts {
+        fn ctx(&self) -> Context<'_> {
+            Context {
+                target: &self.target,
+                lookup: &self.table,
+                orgs: &self.orgs,
+                ixps: &self.ixps,
+            }
+        }
+    }
+
+    struct Ixps(Vec<(IpNet, &'static str)>);
+
+    impl IxpLookup for Ixps {
+        fn ixp(&self, addr: IpAddr) -> Option<String> {
+            self.0
+                .iter()
+                .find(|(n, _)| n.contains(&addr))
+                .map(|(_, s)| s.to_string())
+        }
+    }
+
+    fn ctx_parts() -> Parts {
+        let mut table = table();
+        // An exchange LAN announced by the exchange's own AS.
+        table
+            .0
+            .push(("80.249.208.0/21".parse().expect("net"), 1200));
+        Parts {
+            target: Target::dprk(),
+            table,
+            orgs: Orgs::default(),
+            ixps: Ixps(vec![("80.249.208.0/21".parse().expect("net"), "AMS-IX")]),
+        }
+    }
+
+    #[test]
+    fn an_exchange_lan_announced_by_the_exchange_is_not_the_upstream() {
+        let t = trace(&[
+            (1, &["219.158.100.1"], &[]),
+            (2, &["80.249.209.1"], &[]),
+            (3, &["175.45.176.1"], &[]),
+        ]);
+        let parts = ctx_parts();
+        // Without the IXP list the exchange's AS would be named.
+        assert_eq!(run_with_table(&t, &parts.table).upstream, "AS1200");
+        let x = explain(&t, &parts.ctx());
+        assert_eq!(x.inference.upstream, "china-unicom");
+        assert_eq!(
+            x.inference.evidence.ixp_hops,
+            vec!["2 80.249.209.1".to_string()]
+        );
+        assert_eq!(x.inference.evidence.unattributed_after_border, 1);
+        let v = x.hops.iter().find(|v| v.ttl == 2).expect("hop 2");
+        assert_eq!(v.place, Place::Unattributed);
+        assert!(v.rule.contains("IXP peering LAN (AMS-IX)"), "{}", v.rule);
+    }
+
+    fn run_with_table(t: &Trace, table: &Table) -> Inference {
+        infer(t, &Target::dprk(), table, &Orgs::default())
+    }
+
+    #[test]
+    fn a_hidden_hop_answered_and_is_not_counted_as_silence() {
+        let mut t = trace(&[
+            (1, &["219.158.100.1"], &[]),
+            (2, &[], &[]),
+            (3, &["175.45.176.1"], &[]),
+        ]);
+        t.hops[1].hidden = true;
+        let i = run(&t);
+        assert_eq!(i.upstream, "china-unicom");
+        assert_eq!(
+            (
+                i.evidence.silent_after_border,
+                i.evidence.unattributed_after_border
+            ),
+            (0, 1)
+        );
+    }
+
+    /// A border that answers `!X` and is followed by the silent hops the
+    /// tool keeps printing until its maximum TTL had the confidence of a
+    /// silent trace (0.5): judge by the last hop that answered.
+    #[test]
+    fn a_filtered_border_followed_by_silent_hops_keeps_the_filtered_confidence() {
+        let t = trace(&[
+            (1, &["4.68.1.1"], &[]),
+            (2, &["219.158.100.1"], &["!X"]),
+            (3, &[], &[]),
+            (4, &[], &[]),
+            (5, &[], &[]),
+        ]);
+        let i = run(&t);
+        assert_eq!((i.upstream.as_str(), i.entered), ("china-unicom", false));
+        assert_eq!(i.confidence, 0.7);
+        assert_eq!(i.evidence.silent_after_border, 0);
+    }
+
+    #[test]
+    fn unknown_answers_say_why_and_what_to_add() {
+        let t = trace(&[(1, &["198.51.100.1"], &[]), (2, &["198.51.100.2"], &[])]);
+        let i = run(&t);
+        assert_eq!(i.upstream, "unknown");
+        let note = i.note.expect("note");
+        assert!(
+            note.contains("no hop is in the target network 175.45.176.0/22"),
+            "{note}"
+        );
+        assert!(note.contains("is `--target` right"), "{note}");
+        assert!(note.contains("--asn-table"), "{note}");
+        let t = trace(&[(1, &["198.51.100.1"], &[]), (2, &["175.45.176.9"], &[])]);
+        let note = run(&t).note.expect("note");
+        assert!(note.contains("enters the target"), "{note}");
+        let note = run(&trace(&[(1, &[], &[])])).note.expect("note");
+        assert!(note.contains("no hop answered"), "{note}");
+    }
+
+    #[test]
+    fn a_target_given_as_an_as_is_entered_by_origin() {
+        let t = trace(&[
+            (1, &["4.68.1.1"], &[]),
+            (2, &["188.43.1.9"], &[]),
+            (3, &["219.158.100.1"], &[]),
+        ]);
+        let target = Target {
+            prefixes: Vec::new(),
+            asns: [4837].into_iter().collect(),
+        };
+        let i = infer(&t, &target, &table(), &Orgs::default());
+        assert_eq!((i.upstream.as_str(), i.entered), ("transtelecom", true));
+        assert_eq!(target.describe(), "AS4837");
+    }
+
+    #[test]
+    fn explain_prints_every_hop_with_its_rule() {
+        let mut t = trace(&[
+            (1, &["192.168.1.1"], &[]),
+            (2, &["219.158.100.1"], &[]),
+            (3, &[], &[]),
+            (4, &["175.45.176.1"], &[]),
+        ]);
+        t.hops[1].names.push((
+            "219.158.100.1".parse().expect("ip"),
+            "bj\u{1b}[2J.cu.example".into(),
+        ));
+        let x = explain(&t, &ctx_parts().ctx());
+        let want = "\
+t:1: trace to 175.45.176.71
+  ttl  address        host name          asn       organisation  where         rule
+  1    192.168.1.1    -                  -         -             unattributed  private, shared or reserved address: no attribution of its own
+  2    219.158.100.1  bj?[2J.cu.example  AS4837    china-unicom  outside       AS4837 from the prefix table
+  3    *              -                  -         -             silent        no answer
+  4    175.45.176.1   -                  AS131279  star-jv       inside        in target prefix 175.45.176.0/22
+  => 175.45.176.71: upstream china-unicom (AS4837), entered the target, confidence 0.85; last foreign hop 2 219.158.100.1; first inside hop 4 175.45.176.1; AS path AS4837 AS131279
+";
+        assert_eq!(render_explained(&x, "t:1"), want);
     }
 }

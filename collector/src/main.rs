@@ -343,9 +343,7 @@ fn target_from(a: &InferArgs) -> Result<tumen_collector::infer::Target, String> 
             for r in &h.asns {
                 // A country's AS ranges are small; a range beyond a
                 // million is a broken file, cut rather than exhaust memory.
-                target
-                    .asns
-                    .extend(r.clone().take(1_000_000));
+                target.asns.extend(r.clone().take(1_000_000));
             }
         }
     }
@@ -374,7 +372,10 @@ fn infer_cmd(a: &InferArgs) -> ExitCode {
                 let slugs: Vec<&str> = Format::ALL.iter().map(|f| f.slug()).collect();
                 return fail(
                     EXIT_USAGE,
-                    format!("--format {name:?}: not a format I know ({})", slugs.join(", ")),
+                    format!(
+                        "--format {name:?}: not a format I know ({})",
+                        slugs.join(", ")
+                    ),
                 );
             }
         },
@@ -426,7 +427,10 @@ fn infer_cmd(a: &InferArgs) -> ExitCode {
     let mut worst: Option<(u8, String)> = None;
     for input in &a.inputs {
         let (name, mut reader): (String, Box<dyn std::io::BufRead>) = if input == "-" {
-            ("stdin".into(), Box::new(std::io::BufReader::new(std::io::stdin())))
+            (
+                "stdin".into(),
+                Box::new(std::io::BufReader::new(std::io::stdin())),
+            )
         } else {
             match std::fs::File::open(input) {
                 Ok(f) => (

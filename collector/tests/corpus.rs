@@ -96,7 +96,10 @@ fn target(e: &Entry) -> Target {
         prefixes: e
             .target_prefix
             .iter()
-            .map(|p| p.parse().unwrap_or_else(|err| panic!("{}: {p}: {err}", e.file)))
+            .map(|p| {
+                p.parse()
+                    .unwrap_or_else(|err| panic!("{}: {p}: {err}", e.file))
+            })
             .collect(),
         asns: e.target_asn.into_iter().collect(),
     }
@@ -109,7 +112,12 @@ fn the_manifest_is_complete_and_names_real_files() {
     let mut formats: BTreeMap<&str, usize> = BTreeMap::new();
     for e in &m.trace {
         assert!(corpus_dir().join(&e.file).exists(), "{} is missing", e.file);
-        assert!(e.source.starts_with("http"), "{}: source {:?}", e.file, e.source);
+        assert!(
+            e.source.starts_with("http"),
+            "{}: source {:?}",
+            e.file,
+            e.source
+        );
         assert!(!e.reasoning.is_empty(), "{}: no reasoning", e.file);
         let definite = !matches!(e.expected.as_str(), "ambiguous" | "unknown");
         if definite && e.per_trace.is_empty() {
@@ -124,7 +132,10 @@ fn the_manifest_is_complete_and_names_real_files() {
     }
     let traces: usize = m.trace.iter().map(|e| e.traces).sum();
     assert!(traces >= 40, "only {traces} traces");
-    println!("corpus: {} files, {traces} traces, formats {formats:?}", m.trace.len());
+    println!(
+        "corpus: {} files, {traces} traces, formats {formats:?}",
+        m.trace.len()
+    );
 }
 
 #[test]

@@ -176,7 +176,16 @@ impl Pipeline<'_> {
             match item {
                 Incoming::Trace(record, line) => {
                     let trace = crate::input::tumen::convert(&record, String::new());
-                    let inference = crate::infer::infer(&trace, self.target, &lookup, self.orgs);
+                    // Exchange LANs carry no attribution, as in `infer`.
+                    let inference = crate::infer::infer_with(
+                        &trace,
+                        &crate::infer::Context {
+                            target: self.target,
+                            lookup: &lookup,
+                            orgs: self.orgs,
+                            ixps: crate::ixp::IxpList::default_list(),
+                        },
+                    );
                     if let Some(d) = self.enrich {
                         for hop in &trace.hops {
                             for &a in &hop.addrs {
