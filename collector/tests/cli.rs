@@ -205,3 +205,214 @@ fn serve_flags_reach_the_config_including_the_insecure_http_switch() {
         "a switch takes no value: {out:?}"
     );
 }
+
+fn fixture_in(dir: &str, name: &str) -> String {
+    format!("{}/tests/fixtures/{dir}/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN).args(args).output().expect("run");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn temp(name: &str, body: &[u8]) -> (std::path::PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!(
+        "tumen-cli-{}-{name}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let path = dir.join(name);
+    std::fs::write(&path, body).expect("write");
+    let s = path.display().to_string();
+    (dir, s)
+}
+
+#[test]
+fn infer_skips_what_it_cannot_read_with_a_warning_and_strict_refuses_it() {
+    let good = std::fs::read_to_string(fixture("atlas-lines.jsonl")).expect("fixture");
+    let mut lines: Vec<&str> = good.lines().collect();
+    lines.insert(
+        2,
+        "{\"dst_addr\": \"198.18.178.20\", \"result\": [{\"hop\": \"x\"}]}",
+    );
+    lines.insert(3, "{not json");
+    let (dir, path) = temp("dump.jsonl", lines.join("\n").as_bytes());
+    let (code, out, err) = run(&["infer", &path]);
+    assert_eq!(code, Some(0), "{err}");
+    // Three results (the fixture has a blank line).
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(
+        err.contains("dump.jsonl:3:result[0].hop") && err.contains("(skipped)"),
+        "{err}"
+    );
+    assert!(err.contains("dump.jsonl:4: invalid JSON"), "{err}");
+    assert!(
+        err.contains("read 3 traces as RIPE Atlas traceroute JSON, skipped 2 lines"),
+        "{err}"
+    );
+    let (code, out, err) = run(&["infer", "--strict", &path]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, Some(65), "{err}");
+    assert!(err.contains("dump.jsonl:3:result[0].hop"), "{err}");
+    assert!(
+        !err.contains("dump.jsonl:4"),
+        "strict stops at the first: {err}"
+    );
+    // Output may have started before the fault: the traces before it.
+    assert_eq!(out.lines().count(), 1, "{out}");
+}
+
+#[test]
+fn infer_explain_prints_a_table_per_trace() {
+    let (code, out, err) = run(&["infer", "--explain", &fixture("dprk-transtelecom.txt")]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("ttl  address"), "{out}");
+    assert!(
+        out.contains("188.43.225.153  -               AS20485   transtelecom  outside"),
+        "{out}"
+    );
+    assert!(out.contains("in target prefix 175.45.176.0/22"), "{out}");
+    let (code, out, _) = run(&[
+        "infer",
+        "--explain",
+        "--json",
+        &fixture("dprk-transtelecom.txt"),
+    ]);
+    assert_eq!(code, Some(0));
+    let v: serde_json::Value =
+        serde_json::from_str(out.lines().next().expect("line")).expect("json");
+    assert_eq!(v["inference"]["upstream"], "transtelecom");
+    assert_eq!(v["hops"][3]["rule"], "AS20485 from the prefix table");
+}
+
+#[test]
+fn infer_targets_given_as_an_as_or_a_country() {
+    let trace = fixture("dprk-transtelecom.txt");
+    let (code, out, err) = run(&["infer", "--target-asn", "AS131279", &trace]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("upstream transtelecom (AS20485), entered the target"),
+        "{out}"
+    );
+    let apnic = fixture_in("delegated", "delegated-apnic-20141224-excerpt");
+    let (code, out, err) = run(&[
+        "infer",
+        "--target-country",
+        "kp",
+        "--delegated",
+        &apnic,
+        &trace,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("upstream transtelecom (AS20485), entered the target"),
+        "{out}"
+    );
+    // Another country: the trace never enters it.
+    let (code, out, _) = run(&[
+        "infer",
+        "--target-country",
+        "JP",
+        "--delegated",
+        &apnic,
+        &trace,
+    ]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("did not enter the target"), "{out}");
+    for (args, needle) in [
+        (
+            vec!["--target-country", "KP"],
+            "needs the RIR statistics files",
+        ),
+        (
+            vec!["--target-country", "K", "--delegated", &apnic],
+            "country code",
+        ),
+        (
+            vec!["--target-country", "ZW", "--delegated", &apnic],
+            "no address block and no AS",
+        ),
+        (
+            vec!["--delegated", &apnic],
+            "--target-country, which is not given",
+        ),
+        (vec!["--target-asn", "AS-X"], "not an AS number"),
+        (vec!["--target-asn", "0"], "not an AS number"),
+        (vec!["--format", "nope"], "not a format I know"),
+    ] {
+        let mut a = vec!["infer"];
+        a.extend(args.iter().copied());
+        a.push(&trace);
+        let (code, _, err) = run(&a);
+        assert_eq!(code, Some(64), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let (code, _, err) = run(&[
+        "infer",
+        "--target-country",
+        "KP",
+        "--delegated",
+        "/nonexistent/d",
+        &trace,
+    ]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("/nonexistent/d"), "{err}");
+}
+
+#[test]
+fn infer_lists_formats_and_reads_the_one_named() {
+    let (code, out, _) = run(&["infer", "--format", "list", "-"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("tracert") && out.contains("mtr-csv") && out.contains("atlas"),
+        "{out}"
+    );
+    // Named: a Linux trace read as Atlas JSON is refused, with the reason.
+    let (code, _, err) = run(&["infer", "--format", "atlas", &fixture("linux-n.txt")]);
+    assert_eq!(code, Some(65), "{err}");
+    assert!(err.contains("tried RIPE Atlas traceroute JSON"), "{err}");
+}
+
+#[test]
+fn infer_reads_several_inputs_and_goes_on_past_a_missing_one() {
+    let (code, out, err) = run(&[
+        "infer",
+        &fixture("dprk-china-unicom-x.txt"),
+        "/nonexistent/t.txt",
+        &fixture("dprk-transtelecom.txt"),
+    ]);
+    assert_eq!(code, Some(66), "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(err.contains("/nonexistent/t.txt"), "{err}");
+}
+
+#[test]
+fn infer_loads_ixp_lists_and_refuses_broken_ones() {
+    let ixp = fixture_in("ixp", "ixp.txt");
+    let (code, _, err) = run(&["infer", "--ixp", &ixp, &fixture("dprk-transtelecom.txt")]);
+    assert_eq!(code, Some(0), "{err}");
+    let (dir, bad) = temp("ixp.json", b"{\"data\": [{\"prefix\": 7}]}");
+    let (code, _, err) = run(&["infer", "--ixp", &bad, &fixture("dprk-transtelecom.txt")]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, Some(66), "{err}");
+    assert!(err.contains("--ixp") && err.contains("ixp.json"), "{err}");
+}
+
+#[test]
+fn infer_reads_utf16_saved_by_powershell() {
+    let text = std::fs::read_to_string(fixture("dprk-transtelecom.txt")).expect("fixture");
+    let mut bytes = vec![0xff, 0xfe];
+    for u in text.encode_utf16() {
+        bytes.extend_from_slice(&u.to_le_bytes());
+    }
+    let (dir, path) = temp("utf16.txt", &bytes);
+    let (code, out, err) = run(&["infer", &path]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("upstream transtelecom"), "{out}");
+}

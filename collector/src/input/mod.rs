@@ -580,18 +580,20 @@ fn line_format(line: &[u8], wanted: Option<Format>) -> Option<Format> {
 /// Text from bytes: UTF-16 with a byte order mark, else UTF-8 with invalid
 /// sequences replaced.
 pub fn decode(bytes: &[u8]) -> String {
-    let utf16 = |units: Vec<u16>| String::from_utf16_lossy(&units);
+    let utf16 = |rest: &[u8], unit: fn([u8; 2]) -> u16| {
+        let chunks = rest.chunks_exact(2);
+        let odd = !chunks.remainder().is_empty();
+        let units: Vec<u16> = chunks.map(|c| unit([c[0], c[1]])).collect();
+        let mut s = String::from_utf16_lossy(&units);
+        if odd {
+            // A truncated last unit.
+            s.push('\u{fffd}');
+        }
+        s
+    };
     match bytes {
-        [0xff, 0xfe, rest @ ..] => utf16(
-            rest.chunks(2)
-                .map(|c| u16::from_le_bytes([c[0], *c.get(1).unwrap_or(&0)]))
-                .collect(),
-        ),
-        [0xfe, 0xff, rest @ ..] => utf16(
-            rest.chunks(2)
-                .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))
-                .collect(),
-        ),
+        [0xff, 0xfe, rest @ ..] => utf16(rest, u16::from_le_bytes),
+        [0xfe, 0xff, rest @ ..] => utf16(rest, u16::from_be_bytes),
         _ => String::from_utf8_lossy(bytes).into_owned(),
     }
 }
@@ -749,5 +751,99 @@ mod tests {
         let e = read_traces(r#"[{"kind":"trace","schema":1}]"#, "t").expect_err("array");
         assert!(e.what.contains("one JSON object per line"), "{e}");
         assert_eq!(e.origin, "t:1");
+    }
+
+    fn stream(bytes: &[u8], options: Options) -> (Result<Streamed, InputError>, Vec<Event>) {
+        let mut events = Vec::new();
+        let mut reader = std::io::BufReader::with_capacity(64, bytes);
+        let r = read_stream(&mut reader, "s", options, &mut |e| {
+            events.push(e);
+            std::ops::ControlFlow::Continue(())
+        });
+        (r, events)
+    }
+
+    const ATLAS: &str = r#"{"dst_addr":"192.0.2.9","result":[{"hop":1,"result":[{"from":"192.0.2.1","rtt":1.0}]}]}"#;
+
+    #[test]
+    fn a_newline_delimited_dump_is_streamed_line_by_line_with_warnings_in_place() {
+        let text = format!("\n{ATLAS}\n{{oops\n{ATLAS}\n\n{}\n", "x".repeat(100));
+        let (r, events) = stream(text.as_bytes(), Options::default());
+        let done = r.expect("read");
+        assert!(done.streamed);
+        assert_eq!(
+            (done.format, done.traces, done.skipped),
+            (Format::AtlasJson, 2, 2)
+        );
+        let kinds: Vec<String> = events
+            .iter()
+            .map(|e| match e {
+                Event::Trace(t) => format!("trace {}", t.origin),
+                Event::Skipped(e) => format!("skip {}", e.origin),
+            })
+            .collect();
+        assert_eq!(kinds, ["trace s:2", "skip s:3", "trace s:4", "skip s:6"]);
+        // Strict: the first fault.
+        let (r, events) = stream(
+            text.as_bytes(),
+            Options {
+                strict: true,
+                ..Options::default()
+            },
+        );
+        assert_eq!(r.expect_err("strict").origin, "s:3");
+        assert_eq!(events.len(), 1);
+    }
+
+    #[test]
+    fn a_line_longer_than_the_limit_is_skipped_and_the_next_one_read() {
+        let mut text = format!("{ATLAS}\n");
+        text.push_str(&" ".repeat(MAX_LINE_BYTES + 10));
+        text.push('\n');
+        text.push_str(ATLAS);
+        let (r, events) = stream(text.as_bytes(), Options::default());
+        let done = r.expect("read");
+        assert_eq!((done.traces, done.skipped), (2, 1));
+        match &events[1] {
+            Event::Skipped(e) => {
+                assert_eq!(e.origin, "s:2");
+                assert!(e.what.contains("longer than 16 MiB"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        match &events[2] {
+            Event::Trace(t) => assert_eq!(t.origin, "s:3"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn other_inputs_are_read_whole_and_decoded() {
+        let text = "traceroute to 192.0.2.9 (192.0.2.9), 30 hops max\n 1  192.0.2.9  1 ms\n";
+        let (r, events) = stream(text.as_bytes(), Options::default());
+        let done = r.expect("read");
+        assert!(!done.streamed);
+        assert_eq!((done.format, done.traces), (Format::TracerouteText, 1));
+        assert_eq!(events.len(), 1);
+        // A pretty-printed Atlas result is not line-delimited: read whole.
+        let pretty = "{\n  \"dst_addr\": \"192.0.2.9\",\n  \"result\": []\n}\n";
+        let done = stream(pretty.as_bytes(), Options::default())
+            .0
+            .expect("pretty");
+        assert!(!done.streamed);
+        // Invalid UTF-8 (a legacy code page) is replaced, not refused.
+        let mut bytes = b"traceroute to 192.0.2.9 (192.0.2.9), 30 hops max\n".to_vec();
+        bytes.extend_from_slice(b"# \xe4\xf6\xfc\n 1  192.0.2.9  1 ms\n");
+        assert_eq!(
+            stream(&bytes, Options::default())
+                .0
+                .expect("latin-1")
+                .traces,
+            1
+        );
+        assert_eq!(decode(b"\xfe\xff\x00a\x00b"), "ab");
+        assert_eq!(decode(b"\xff\xfea\x00b\x00c"), "ab\u{fffd}");
+        let (r, _) = stream(b"", Options::default());
+        assert!(r.expect_err("empty").what.contains("empty input"));
     }
 }
