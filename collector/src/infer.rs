@@ -266,38 +266,63 @@ enum Class {
     Unattributed,
 }
 
-/// Judges one address of hop `hop`.
+/// The rule that decided an address, rendered only for `--explain`.
+#[derive(Debug, Clone, PartialEq)]
+enum Why {
+    TargetPrefix(IpNet),
+    Reserved,
+    Ixp(String),
+    Unannounced,
+    /// AS, where it came from, a different AS the trace printed.
+    Asn(u32, AsnSource, Option<u32>),
+}
+
+impl Why {
+    fn render(&self, inside: bool) -> String {
+        match self {
+            Why::TargetPrefix(p) => format!("in target prefix {p}"),
+            Why::Reserved => {
+                "private, shared or reserved address: no attribution of its own".into()
+            }
+            Why::Ixp(x) => format!("IXP peering LAN ({x}): no attribution of its own"),
+            Why::Unannounced => {
+                "unannounced: no prefix table entry and no AS printed in the trace".into()
+            }
+            Why::Asn(asn, source, other) => {
+                let how = match source {
+                    AsnSource::Table => "prefix table",
+                    AsnSource::Trace => "AS printed in the trace (no table entry)",
+                };
+                let conflict =
+                    other.map_or_else(String::new, |p| format!("; the trace printed AS{p}"));
+                if inside {
+                    format!("AS{asn} is a target AS ({how}){conflict}")
+                } else {
+                    format!("AS{asn} from the {how}{conflict}")
+                }
+            }
+        }
+    }
+}
+
+/// Judges one address of hop `hop`: its class, its AS and where that came
+/// from, and why.
 fn judge(
     addr: IpAddr,
     hop: &Hop,
     ctx: &Context<'_>,
     conflicts: &mut Vec<AsnConflict>,
-) -> (Class, HopVerdict) {
-    let mut v = HopVerdict {
-        ttl: hop.ttl,
-        addr: Some(addr),
-        name: hop.name_of(addr).map(str::to_string),
-        asn: None,
-        asn_source: None,
-        org: None,
-        place: Place::Unattributed,
-        rule: String::new(),
-    };
+) -> (Class, Option<u32>, Option<AsnSource>, Why) {
     if let Some(p) = ctx.target.prefixes.iter().find(|p| p.contains(&addr)) {
         let asn = if unattributable(addr) {
             None
         } else {
             ctx.lookup.asn(addr)
         };
-        v.asn = asn;
-        v.org = asn.and_then(|a| ctx.orgs.of(a)).map(str::to_string);
-        v.place = Place::Inside;
-        v.rule = format!("in target prefix {p}");
-        return (Class::Inside(asn), v);
+        return (Class::Inside(asn), asn, None, Why::TargetPrefix(*p));
     }
     if unattributable(addr) {
-        v.rule = "private, shared or reserved address: no attribution of its own".into();
-        return (Class::Unattributed, v);
+        return (Class::Unattributed, None, None, Why::Reserved);
     }
     let table = ctx.lookup.asn(addr);
     let printed = hop.asn_of(addr);
@@ -312,37 +337,19 @@ fn judge(
         }
     }
     if let Some(ixp) = ctx.ixps.ixp(addr) {
-        v.asn = table.or(printed);
-        v.rule = format!("IXP peering LAN ({ixp}): no attribution of its own");
-        return (Class::Unattributed, v);
+        return (Class::Unattributed, table.or(printed), None, Why::Ixp(ixp));
     }
     let (asn, source) = match (table, printed) {
         (Some(t), _) => (t, AsnSource::Table),
         (None, Some(p)) => (p, AsnSource::Trace),
-        (None, None) => {
-            v.rule = "unannounced: no prefix table entry and no AS printed in the trace".into();
-            return (Class::Unattributed, v);
-        }
+        (None, None) => return (Class::Unattributed, None, None, Why::Unannounced),
     };
-    v.asn = Some(asn);
-    v.asn_source = Some(source);
-    v.org = ctx.orgs.of(asn).map(str::to_string);
-    let how = match source {
-        AsnSource::Table => "prefix table".to_string(),
-        AsnSource::Trace => "AS printed in the trace (no table entry)".to_string(),
-    };
-    let conflict = match (source, printed) {
-        (AsnSource::Table, Some(p)) if p != asn => format!("; the trace printed AS{p}"),
-        _ => String::new(),
-    };
+    let other = printed.filter(|p| *p != asn);
+    let why = Why::Asn(asn, source, other);
     if ctx.target.asns.contains(&asn) {
-        v.place = Place::Inside;
-        v.rule = format!("AS{asn} is a target AS ({how}){conflict}");
-        (Class::Inside(Some(asn)), v)
+        (Class::Inside(Some(asn)), Some(asn), Some(source), why)
     } else {
-        v.place = Place::Outside;
-        v.rule = format!("AS{asn} from the {how}{conflict}");
-        (Class::Foreign(asn), v)
+        (Class::Foreign(asn), Some(asn), Some(source), why)
     }
 }
 
@@ -361,11 +368,16 @@ pub fn infer(trace: &Trace, target: &Target, lookup: &dyn AsnLookup, orgs: &Orgs
 
 /// Infers the upstream of one trace.
 pub fn infer_with(trace: &Trace, ctx: &Context<'_>) -> Inference {
-    explain(trace, ctx).inference
+    run(trace, ctx, false).inference
 }
 
 /// Infers the upstream of one trace, with the verdict on every hop.
 pub fn explain(trace: &Trace, ctx: &Context<'_>) -> Explained {
+    run(trace, ctx, true)
+}
+
+/// Inference; the verdicts on the hops are written only with `detail`.
+fn run(trace: &Trace, ctx: &Context<'_>, detail: bool) -> Explained {
     let mut verdicts: Vec<HopVerdict> = Vec::new();
     let mut conflicts: Vec<AsnConflict> = Vec::new();
     let mut ixp_hops: Vec<String> = Vec::new();
@@ -374,15 +386,30 @@ pub fn explain(trace: &Trace, ctx: &Context<'_>) -> Explained {
     for h in &trace.hops {
         let mut judged = Vec::new();
         for &a in &h.addrs {
-            let (c, v) = judge(a, h, ctx, &mut conflicts);
-            if v.rule.starts_with("IXP") {
+            let (c, asn, asn_source, why) = judge(a, h, ctx, &mut conflicts);
+            if matches!(why, Why::Ixp(_)) {
                 ixp_hops.push(format!("{} {}", h.ttl, a));
             }
             judged.push((a, c));
-            verdicts.push(v);
+            if detail {
+                verdicts.push(HopVerdict {
+                    ttl: h.ttl,
+                    addr: Some(a),
+                    name: h.name_of(a).map(str::to_string),
+                    asn,
+                    asn_source,
+                    org: asn.and_then(|n| ctx.orgs.of(n)).map(str::to_string),
+                    place: match c {
+                        Class::Inside(_) => Place::Inside,
+                        Class::Foreign(_) => Place::Outside,
+                        Class::Unattributed => Place::Unattributed,
+                    },
+                    rule: why.render(matches!(c, Class::Inside(_))),
+                });
+            }
         }
         let hidden = h.hidden && h.addrs.is_empty();
-        if h.addrs.is_empty() {
+        if h.addrs.is_empty() && detail {
             verdicts.push(HopVerdict {
                 ttl: h.ttl,
                 addr: None,

@@ -200,6 +200,12 @@ pub struct IxpList {
     v4_lens: Vec<u8>,
     /// The IPv6 prefix lengths present, longest first.
     v6_lens: Vec<u8>,
+    /// A quick "no" for most addresses: which IPv4 /16s any LAN touches
+    /// (65,536 bits), and which IPv6 /32s (merged ranges of the first 32
+    /// bits, sorted). Lookups of addresses outside every LAN, nearly all of
+    /// them, then cost no hashing.
+    v4_16s: Vec<u64>,
+    v6_32s: Vec<(u32, u32)>,
 }
 
 impl IxpList {
@@ -271,9 +277,59 @@ impl IxpList {
         if let Err(at) = lens.binary_search_by(|l| len.cmp(l)) {
             lens.insert(at, len);
         }
+        self.cover(lan.prefix);
         self.index.insert(lan.prefix, self.entries.len());
         self.entries.push(lan);
         None
+    }
+
+    /// Marks the space `net` touches in the quick filters.
+    fn cover(&mut self, net: IpNet) {
+        match net {
+            IpNet::V4(n) => {
+                if self.v4_16s.is_empty() {
+                    self.v4_16s = vec![0; 1024];
+                }
+                let first = u32::from(n.network()) >> 16;
+                let last = u32::from(n.broadcast()) >> 16;
+                for b in first..=last {
+                    if let Some(w) = self.v4_16s.get_mut((b / 64) as usize) {
+                        *w |= 1 << (b % 64);
+                    }
+                }
+            }
+            IpNet::V6(n) => {
+                let first = (u128::from(n.network()) >> 96) as u32;
+                let last = (u128::from(n.broadcast()) >> 96) as u32;
+                self.v6_32s.push((first, last));
+                self.v6_32s.sort_unstable();
+                let mut merged: Vec<(u32, u32)> = Vec::with_capacity(self.v6_32s.len());
+                for &(a, b) in &self.v6_32s {
+                    match merged.last_mut() {
+                        Some(m) if a <= m.1.saturating_add(1) => m.1 = m.1.max(b),
+                        _ => merged.push((a, b)),
+                    }
+                }
+                self.v6_32s = merged;
+            }
+        }
+    }
+
+    /// Whether some LAN may hold `addr` (no false "no").
+    fn may_hold(&self, addr: IpAddr) -> bool {
+        match addr {
+            IpAddr::V4(a) => {
+                let b = u32::from(a) >> 16;
+                self.v4_16s
+                    .get((b / 64) as usize)
+                    .is_some_and(|w| w & (1 << (b % 64)) != 0)
+            }
+            IpAddr::V6(a) => {
+                let top = (u128::from(a) >> 96) as u32;
+                let at = self.v6_32s.partition_point(|r| r.1 < top);
+                self.v6_32s.get(at).is_some_and(|r| r.0 <= top)
+            }
+        }
     }
 
     /// The longest LAN that holds `addr`, if any.
@@ -281,6 +337,9 @@ impl IxpList {
     /// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is looked up among
     /// the IPv6 LANs, as the prefix table does.
     pub fn contains(&self, addr: IpAddr) -> Option<&IxpPrefix> {
+        if !self.may_hold(addr) {
+            return None;
+        }
         let found = match addr {
             IpAddr::V4(a) => self.v4_lens.iter().find_map(|&len| {
                 let net = Ipv4Net::new(a, len).ok()?.trunc();

@@ -376,10 +376,14 @@ fn looks_like_json(text: &str) -> bool {
 }
 
 /// Formats that claim `text`, most likely first (ties in [`Format::ALL`]
-/// order); the formats that do not claim it follow with score 0, so that
-/// a lenient reader still gets its chance.
+/// order). A format that does not claim it is not tried: a lenient
+/// reader would otherwise find hops in anything.
 fn ranked(text: &str) -> Vec<(Format, u8)> {
-    let mut scored: Vec<(Format, u8)> = Format::ALL.iter().map(|&f| (f, f.sniff(text))).collect();
+    let mut scored: Vec<(Format, u8)> = Format::ALL
+        .iter()
+        .map(|&f| (f, f.sniff(text)))
+        .filter(|&(_, s)| s > 0)
+        .collect();
     scored.sort_by_key(|&(_, s)| std::cmp::Reverse(s));
     scored
 }
