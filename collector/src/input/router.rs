@@ -39,7 +39,10 @@
 //! Skipped silently: prompts and command lines, `Type escape sequence to
 //! abort.`, `VRF info:`, `Translating "x"...domain server`, IOS-XR's
 //! timestamp, MikroTik's `Columns:` line and footers, blank lines.
-//! Anything else is skipped with a warning.
+//! Anything else is skipped with a warning. An input with none of these
+//! signs (no header, table, router command line or Cisco `msec`) is
+//! refused: Huawei hop lines without their header look like Linux
+//! traceroute's, and are left to that reader.
 //!
 //! BIRD looking glasses (bird-lg, bird-lg-go) run the node's own Linux
 //! `traceroute` and show its output as is: that is read by the Linux

@@ -34,7 +34,10 @@
 //! complete.` and its translations, prompts and command lines (`C:\>tracert
 //! x`), `pathping`'s statistics part and its hop 0 (the source host), and
 //! lines of a legacy code page that carry no address. Anything else is
-//! skipped with a warning.
+//! skipped with a warning. An input with no sign of tracert (its words, or
+//! a hop line with the RTT columns before the address, or stars followed
+//! by a message) is refused, so that Linux traceroute text is never read
+//! as tracert.
 
 use std::net::IpAddr;
 
