@@ -622,6 +622,7 @@ fn my_format(manifest_format: &str) -> Option<Format> {
         "tracepath" => Some(Format::Tracepath),
         "atlas-report" => Some(Format::AtlasText),
         "nexttrace" | "besttrace" => Some(Format::NextTrace),
+        "paris-traceroute" => Some(Format::ParisTraceroute),
         _ => None,
     }
 }
@@ -646,7 +647,7 @@ fn every_corpus_file_of_these_formats_is_read_as_published() {
         let allowed = usize::from(file.starts_with("05-"));
         assert_eq!(r.skipped.len(), allowed, "{file}: {:?}", r.skipped);
     }
-    assert_eq!(n, 27);
+    assert_eq!(n, 29);
 }
 
 #[test]

@@ -23,6 +23,7 @@ mod atlas_text;
 mod json;
 mod mtr;
 mod mtr_csv;
+mod mtr_raw;
 mod mtr_report;
 mod mtr_xml;
 mod nexttrace;
@@ -68,6 +69,8 @@ pub enum Format {
     MtrXml,
     /// `mtr --json`.
     MtrJson,
+    /// `mtr --raw`.
+    MtrRaw,
     /// `nmap --traceroute`.
     Nmap,
     /// Router CLIs and looking glasses: Cisco IOS/IOS-XR, MikroTik
@@ -91,7 +94,7 @@ pub enum Format {
 
 impl Format {
     /// Every format, in the order detection breaks ties.
-    pub const ALL: [Format; 17] = [
+    pub const ALL: [Format; 18] = [
         Format::TumenJsonLines,
         Format::AtlasJson,
         Format::MtrJson,
@@ -99,6 +102,7 @@ impl Format {
         Format::TrippyJson,
         Format::MtrXml,
         Format::MtrCsv,
+        Format::MtrRaw,
         Format::TrippyCsv,
         Format::MtrReport,
         Format::Tracert,
@@ -122,6 +126,7 @@ impl Format {
             Format::MtrCsv => "mtr --csv",
             Format::MtrXml => "mtr --xml",
             Format::MtrJson => "mtr --json",
+            Format::MtrRaw => "mtr --raw",
             Format::Nmap => "nmap --traceroute",
             Format::RouterCli => "router CLI (Cisco/MikroTik/BIRD)",
             Format::NextTrace => "NextTrace/besttrace",
@@ -145,6 +150,7 @@ impl Format {
             Format::MtrCsv => "mtr-csv",
             Format::MtrXml => "mtr-xml",
             Format::MtrJson => "mtr-json",
+            Format::MtrRaw => "mtr-raw",
             Format::Nmap => "nmap",
             Format::RouterCli => "router",
             Format::NextTrace => "nexttrace",
@@ -173,6 +179,7 @@ impl Format {
             Format::MtrCsv => mtr_csv::sniff(text),
             Format::MtrXml => mtr_xml::sniff(text),
             Format::MtrJson => mtr::sniff(text),
+            Format::MtrRaw => mtr_raw::sniff(text),
             Format::Nmap => nmap::sniff(text),
             Format::RouterCli => router::sniff(text),
             Format::NextTrace => nexttrace::sniff(text),
@@ -197,6 +204,7 @@ impl Format {
             Format::MtrCsv => mtr_csv::read(text, name),
             Format::MtrXml => mtr_xml::read(text, name),
             Format::MtrJson => mtr::read(text, name),
+            Format::MtrRaw => mtr_raw::read(text, name),
             Format::Nmap => nmap::read(text, name),
             Format::RouterCli => router::read(text, name),
             Format::NextTrace => nexttrace::read(text, name),

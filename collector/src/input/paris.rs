@@ -167,10 +167,11 @@ impl Current {
 
 /// An MDA link line: `TTL... ADDR [(name)] [-> ADDR] [{flows} -> {flows}]`.
 fn read_link(tokens: &[&str], hops: &mut Hops) -> bool {
-    let ttls: Vec<u8> = tokens
+    // TTL 0 is the source (`0 None -> 192.0.2.1`): only its far end is a hop.
+    let ttls: Vec<u16> = tokens
         .iter()
-        .take_while(|t| t.bytes().all(|b| b.is_ascii_digit()))
-        .filter_map(|t| ttl_of(t).ok())
+        .take_while(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+        .map(|t| t.parse::<u16>().unwrap_or(u16::MAX))
         .collect();
     let rest = tokens.get(ttls.len()..).unwrap_or_default();
     let Some(&src) = rest.first() else {
@@ -183,19 +184,24 @@ fn read_link(tokens: &[&str], hops: &mut Hops) -> bool {
         .and_then(|k| rest.get(k + 1))
         .filter(|t| !t.starts_with("[{"))
         .map(|t| parse_addr(t));
-    for &ttl in &ttls {
-        let hop = hops.at(ttl);
-        if let Some(a) = src {
-            push_addr(hop, a);
+    let mut any = false;
+    for &n in &ttls {
+        if let Some(ttl) = u8::try_from(n).ok().filter(|t| *t >= 1) {
+            any = true;
+            let hop = hops.at(ttl);
+            if let Some(a) = src {
+                push_addr(hop, a);
+            }
         }
-        if let (Some(dst), Some(next)) = (dst, ttl.checked_add(1)) {
+        if let (Some(dst), Some(next)) = (dst, u8::try_from(n + 1).ok().filter(|_| n < 255)) {
+            any = true;
             let hop = hops.at(next);
             if let Some(a) = dst {
                 push_addr(hop, a);
             }
         }
     }
-    !ttls.is_empty()
+    any
 }
 
 /// Every trace in `text`; lines that cannot be read are skipped.
