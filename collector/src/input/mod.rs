@@ -216,6 +216,9 @@ impl Format {
             Format::TumenJsonLines => tumen::read(text, name),
         }?;
         read.format = self;
+        for t in &mut read.traces {
+            normalize(&mut t.hops);
+        }
         Ok(read)
     }
 }
@@ -630,6 +633,33 @@ pub(crate) fn parse_addr(s: &str) -> Option<IpAddr> {
 
 pub(crate) fn empty_hop(ttl: u8) -> Hop {
     Hop::new(ttl)
+}
+
+/// Hops in strictly increasing TTL order, from 1: entries for the same
+/// TTL merged, a TTL 0 dropped. Every reader's traces pass through it, so
+/// the model's promise holds whatever a reader's quirks.
+pub(crate) fn normalize(hops: &mut Vec<Hop>) {
+    if hops.first().is_none_or(|h| h.ttl >= 1) && hops.windows(2).all(|w| w[0].ttl < w[1].ttl) {
+        return;
+    }
+    let mut merged = Hops::default();
+    for h in hops.drain(..).filter(|h| h.ttl >= 1) {
+        let into = merged.at(h.ttl);
+        for a in h.addrs {
+            push_addr(into, a);
+        }
+        for a in &h.annotations {
+            push_annotation(into, a);
+        }
+        for (a, n) in &h.names {
+            push_name(into, *a, n);
+        }
+        for (a, n) in h.asns {
+            push_asn(into, a, n);
+        }
+        into.hidden |= h.hidden;
+    }
+    *hops = merged.into_vec();
 }
 
 /// Adds an address unless the hop has it already.
