@@ -24,12 +24,40 @@ use super::mtr_report::{line_starts, parse_host, top_level_error, Host, MAX_WARN
 use super::{parse_addr, parse_asn, push_addr, push_asn, push_name, Hops};
 use crate::model::{InputError, Trace};
 
-/// An `mtr --json` report has a `report` object.
+/// An `mtr --json` report has a `report` object; the flat schema some
+/// packaged mtr builds print has `dst` and `hops` whose entries have
+/// `hop` and `ipaddr`. Comment and prompt lines before it are passed over.
 pub(crate) fn sniff(text: &str) -> u8 {
-    match super::json::first_object(text) {
+    match super::json::first_object(past_comments(text)) {
         Some(o) if o.contains_key("report") => 95,
+        Some(o) if is_flat(&o) => 90,
         _ => 0,
     }
+}
+
+/// `text` after leading blank, `#` comment and `$` prompt lines.
+fn past_comments(text: &str) -> &str {
+    let mut rest = text;
+    loop {
+        let t = rest.trim_start();
+        if t.starts_with('#') || t.starts_with("$ ") {
+            match t.find('\n') {
+                Some(i) => rest = t.get(i + 1..).unwrap_or(""),
+                None => return "",
+            }
+        } else {
+            return t;
+        }
+    }
+}
+
+/// The flat schema: `{"src":..,"dst":..,"hops":[{"hop":1,"ipaddr":..,"host":..}]}`.
+fn is_flat(o: &serde_json::Map<String, Value>) -> bool {
+    o.contains_key("dst")
+        && o.get("hops").and_then(Value::as_array).is_some_and(|h| {
+            h.first()
+                .is_none_or(|e| e.get("hop").is_some() && e.get("ipaddr").is_some())
+        })
 }
 
 /// Every trace in `text`, as the registry reads it: leniently.
@@ -101,7 +129,15 @@ fn lenient_documents<'a>(text: &'a str, name: &'a str, read: &mut super::Read) -
     let mut docs = Vec::new();
     let mut from = 0usize;
     while from < text.len() {
+        // Comment and prompt lines between reports (`# mtr --json x`).
+        if let Some(rest) = text.get(from..) {
+            let skipped = rest.len() - past_comments(rest).len();
+            from += skipped;
+        }
         let Some(rest) = text.get(from..) else { break };
+        if rest.is_empty() {
+            break;
+        }
         let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<Value>();
         loop {
             let offset = stream.byte_offset();
@@ -124,7 +160,10 @@ fn lenient_documents<'a>(text: &'a str, name: &'a str, read: &mut super::Read) -
                     let before = text.get(..from).map_or(0, |b| b.matches('\n').count());
                     let line = before + e.line().max(1);
                     error.origin = format!("{name}:{line}");
-                    read.skipped.push(error);
+                    let at = text.lines().nth(line - 1).unwrap_or("").trim_start();
+                    if !(at.starts_with('#') || at.starts_with("$ ")) {
+                        read.skipped.push(error);
+                    }
                     // Resume at the next line starting a JSON value.
                     let next = text
                         .match_indices('\n')
@@ -147,6 +186,9 @@ fn lenient_documents<'a>(text: &'a str, name: &'a str, read: &mut super::Read) -
 }
 
 fn read_report(node: &Node<'_>, read: &mut super::Read) {
+    if node.get("report").is_none() && node.get("hops").is_some() {
+        return read_flat(node, read);
+    }
     let report = match node
         .expect_object("an mtr --json report")
         .and_then(|()| node.req("report"))
@@ -175,6 +217,58 @@ fn read_report(node: &Node<'_>, read: &mut super::Read) {
     for hub in hubs {
         if let Err(e) = read_hub(&hub, &mut hops) {
             read.skipped.push(e);
+        }
+    }
+    read.traces.push(Trace {
+        target,
+        origin: node.origin(),
+        hops: hops.into_vec(),
+    });
+}
+
+/// The flat schema: `dst`, and `hops` of `{"hop", "ipaddr", "host",
+/// "asn"}` (`host` is `unresolved` without DNS).
+fn read_flat(node: &Node<'_>, read: &mut super::Read) {
+    let target = node
+        .get("dst")
+        .and_then(|d| d.value.as_str())
+        .and_then(parse_addr);
+    let entries = match node.req("hops").and_then(|h| h.array()) {
+        Ok(h) => h,
+        Err(e) => return read.skipped.push(e),
+    };
+    let mut hops = Hops::default();
+    for e in entries {
+        let r = (|| -> Result<(), InputError> {
+            e.expect_object("a hop")?;
+            let ttl = e.req("hop")?.hop_number()?;
+            let hop = hops.at(ttl);
+            let addr = match e.get("ipaddr") {
+                Some(a) => match a.value.as_str() {
+                    Some(s) if s.is_empty() || s == "???" => None,
+                    _ => Some(a.addr()?),
+                },
+                None => None,
+            };
+            let host = e.get("host").and_then(|h| h.value.as_str());
+            let asn = e.get("asn").and_then(|a| match a.value {
+                Value::String(s) => parse_asn(s),
+                Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+                _ => None,
+            });
+            if let Some(a) = addr {
+                push_addr(hop, a);
+                if let Some(h) = host.filter(|h| *h != "unresolved" && *h != "???") {
+                    push_name(hop, a, h);
+                }
+                if let Some(n) = asn {
+                    push_asn(hop, a, n);
+                }
+            }
+            Ok(())
+        })();
+        if let Err(err) = r {
+            read.skipped.push(err);
         }
     }
     read.traces.push(Trace {
@@ -219,6 +313,25 @@ fn read_hub(hub: &Node<'_>, hops: &mut Hops) -> Result<(), InputError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_flat_schema_after_comment_lines() {
+        let text = "# mtr --json 192.0.2.9\n{\"src\":\"h\",\"dst\":\"192.0.2.9\",\"hops\":[{\"hop\":1,\"ipaddr\":\"192.0.2.1\",\"host\":\"gw.example\",\"asn\":\"AS64500\"},{\"hop\":2,\"ipaddr\":\"???\",\"host\":\"???\"},{\"hop\":3,\"ipaddr\":\"192.0.2.9\",\"host\":\"unresolved\"}]}\n# again\n{\"dst\":\"x\",\"hops\":[{\"hop\":\"z\",\"ipaddr\":\"192.0.2.1\"}]}\n";
+        assert_eq!(sniff(text), 90);
+        let r = read(text, "m").expect("read");
+        assert_eq!(r.traces.len(), 2);
+        let t = &r.traces[0];
+        assert_eq!(t.target, "192.0.2.9".parse().ok());
+        assert_eq!(t.origin, "m:2");
+        let a = "192.0.2.1".parse().expect("ip");
+        assert_eq!(t.hops[0].addrs, vec![a]);
+        assert_eq!(t.hops[0].name_of(a), Some("gw.example"));
+        assert_eq!(t.hops[0].asn_of(a), Some(64500));
+        assert!(t.hops[1].addrs.is_empty());
+        assert!(t.hops[2].names.is_empty());
+        assert_eq!(r.skipped.len(), 1);
+        assert_eq!(r.skipped[0].origin, "m:4:hops[0].hop");
+    }
 
     #[test]
     fn a_minimal_report() {
