@@ -52,21 +52,21 @@ printf '  %-44s %8.2f s  %10.0f results/s\n' "tumen-collector infer --json (pars
 printf '  %-44s %8.2f s  %10.0f results/s\n' "ripe-atlas-sagan $sagan_version (parse only)" "$s" "$(calc "$results / $s")"
 printf '  ratio: tumen is %.1fx sagan\n' "$(calc "$s / $t")"
 
-# Text traceroutes: every text fixture and corpus file the reader takes,
-# repeated to about 20,000 traces.
-texts=$(ls collector/tests/fixtures/input/*.txt collector/tests/corpus/*.txt | grep -v -e bad- -e not-a-)
-per=0
-for f in $texts; do
-  n=$("$bin" infer "$f" 2>/dev/null | wc -l || true)
-  if [ "$n" -gt 0 ]; then echo "$f" >>"$work/texts"; per=$((per + n)); fi
+# Text traceroutes: every Linux/BSD/macOS traceroute text among the
+# fixtures and the corpus (each read alone without a warning), repeated to
+# about 20,000 traces.
+: >"$work/texts"
+for f in collector/tests/fixtures/input/*.txt collector/tests/fixtures/input/text1/*.txt collector/tests/corpus/*.txt; do
+  if "$bin" infer --strict --format traceroute "$f" >/dev/null 2>&1; then echo "$f" >>"$work/texts"; fi
 done
+per=$(while read -r f; do cat "$f"; echo; done <"$work/texts" | "$bin" infer --format traceroute - 2>/dev/null | wc -l)
 copies=$(( 20000 / (per > 0 ? per : 1) + 1 ))
 for _ in $(seq "$copies"); do while read -r f; do cat "$f"; echo; done <"$work/texts"; done >"$work/text.txt"
 traces=$("$bin" infer "$work/text.txt" 2>/dev/null | wc -l)
 : >"$work/x"
 for _ in $(seq "$repeats"); do secs taskset -c 0 "$bin" infer "$work/text.txt" >>"$work/x" 2>/dev/null; done
 x=$(median <"$work/x")
-printf '\nText traceroutes (%d files, %d traces, %d KB), one core, median of %d:\n' \
+printf '\nLinux/BSD/macOS traceroute text (%d files, %d traces, %d KB), one core, median of %d:\n' \
   "$(wc -l <"$work/texts")" "$traces" $(( $(stat -c %s "$work/text.txt") / 1000 )) "$repeats"
 printf '  %-44s %8.2f s  %10.0f traces/s\n' "tumen-collector infer" "$x" "$(calc "$traces / $x")"
 

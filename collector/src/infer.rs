@@ -602,11 +602,11 @@ fn run(trace: &Trace, ctx: &Context<'_>, detail: bool) -> Explained {
     let note = if entered {
         None
     } else {
-        Some(format!(
-            "did not enter the target ({}): the upstream is the last network seen before the \
-             trace stopped",
-            ctx.target.describe()
-        ))
+        Some(
+            "did not enter the target: the upstream is the last network seen before the trace \
+             stopped"
+                .to_string(),
+        )
     };
     Explained {
         inference: Inference {

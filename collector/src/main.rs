@@ -463,9 +463,9 @@ fn infer_cmd(a: &InferArgs) -> ExitCode {
                     } else {
                         let i = infer::infer_with(&t, &ctx);
                         if a.json {
-                            serde_json::to_string(&i)
+                            serde_json::to_writer(&mut out, &i)
                                 .map_err(std::io::Error::other)
-                                .and_then(|l| writeln!(out, "{l}"))
+                                .and_then(|()| writeln!(out))
                         } else {
                             writeln!(out, "{}", infer::describe(&i))
                         }

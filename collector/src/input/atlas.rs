@@ -263,38 +263,13 @@ fn annotation(err: &Node<'_>) -> Result<String, InputError> {
 /// `fast_and_general_readers_agree` checks it on every fixture.
 mod fast {
     use std::borrow::Cow;
+    use std::fmt;
 
-    use serde::de::IgnoredAny;
-    use serde::Deserialize;
+    use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde::{Deserialize, Deserializer};
 
     use super::super::{parse_addr, push_addr, push_annotation};
-    use crate::model::Trace;
-
-    #[derive(Deserialize)]
-    struct Result<'a> {
-        #[serde(rename = "type", borrow, default)]
-        kind: Option<Cow<'a, str>>,
-        #[serde(borrow, default)]
-        dst_addr: Option<Cow<'a, str>>,
-        #[serde(borrow, default)]
-        result: Option<Vec<Hop<'a>>>,
-        #[serde(default)]
-        error: Option<IgnoredAny>,
-        #[serde(default)]
-        msm_id: Option<IgnoredAny>,
-        #[serde(default)]
-        prb_id: Option<IgnoredAny>,
-    }
-
-    #[derive(Deserialize)]
-    struct Hop<'a> {
-        #[serde(default)]
-        hop: Option<u64>,
-        #[serde(borrow, default)]
-        result: Option<Vec<Reply<'a>>>,
-        #[serde(default)]
-        error: Option<IgnoredAny>,
-    }
+    use crate::model::{Hop, Trace};
 
     #[derive(Deserialize)]
     struct Reply<'a> {
@@ -318,52 +293,244 @@ mod fast {
         Letter(Cow<'a, str>),
     }
 
-    /// The trace of `line` (line number `n`), or `None` for the general
-    /// reader to decide.
-    pub(super) fn read(line: &str, name: &str, n: usize) -> Option<Trace> {
-        let r: Result<'_> = serde_json::from_str(line).ok()?;
-        if r.kind.as_deref().is_some_and(|k| k != "traceroute") {
-            return None;
+    /// "Not for the fast path": the general reader decides.
+    fn aside<E: de::Error>() -> E {
+        E::custom("left to the general reader")
+    }
+
+    /// The whole result: hops are built while the `result` array is
+    /// read, without collecting its entries and replies first.
+    #[derive(Default)]
+    struct Parsed {
+        kind_ok: bool,
+        keyed: bool,
+        target: Option<Option<std::net::IpAddr>>,
+        has_result: bool,
+        has_error: bool,
+        hops: Vec<Hop>,
+    }
+
+    impl<'de> Visitor<'de> for &mut Parsed {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a RIPE Atlas result")
         }
-        let keyed =
-            r.kind.is_some() || r.dst_addr.is_some() || r.msm_id.is_some() || r.prb_id.is_some();
-        if r.result.is_none() && !keyed {
-            return None;
-        }
-        let target = match &r.dst_addr {
-            Some(a) => Some(parse_addr(a)?),
-            None => None,
-        };
-        let entries = match r.result {
-            Some(e) => e,
-            None if r.error.is_some() => Vec::new(),
-            None => return None,
-        };
-        let count = entries.len();
-        // Atlas lists hops in order: gathered in a vector, an entry for
-        // a TTL seen before merging into it (as `Hops` does).
-        let mut hops: Vec<crate::model::Hop> = Vec::with_capacity(count);
-        let mut previous: Option<u8> = None;
-        for (i, entry) in entries.into_iter().enumerate() {
-            let ttl = u8::try_from(entry.hop?).ok().filter(|t| *t >= 1)?;
-            if ttl == 255 && i + 1 == count && previous.is_some_and(|p| p < 254) {
-                break;
-            }
-            previous = Some(ttl);
-            let at = match hops.iter().rposition(|h| h.ttl == ttl) {
-                Some(at) => at,
-                None => {
-                    hops.push(crate::model::Hop::new(ttl));
-                    hops.len() - 1
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            self.kind_ok = true;
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                match key.as_ref() {
+                    "type" => {
+                        if let Some(k) = map.next_value::<Option<Cow<'de, str>>>()? {
+                            self.keyed = true;
+                            self.kind_ok = k == "traceroute";
+                        }
+                    }
+                    "dst_addr" => {
+                        if let Some(a) = map.next_value::<Option<Cow<'de, str>>>()? {
+                            self.keyed = true;
+                            self.target = Some(parse_addr(&a));
+                        }
+                    }
+                    "msm_id" | "prb_id" => {
+                        if map.next_value::<Option<IgnoredAny>>()?.is_some() {
+                            self.keyed = true;
+                        }
+                    }
+                    "error" => {
+                        if map.next_value::<Option<IgnoredAny>>()?.is_some() {
+                            self.has_error = true;
+                        }
+                    }
+                    "result" => {
+                        if self.has_result {
+                            return Err(aside());
+                        }
+                        self.has_result = true;
+                        map.next_value_seed(Entries(&mut self.hops))?;
+                    }
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
                 }
-            };
-            let hop = hops.get_mut(at)?;
-            let replies = match entry.result {
-                Some(r) => r,
-                None if entry.error.is_some() => continue,
-                None => return None,
-            };
-            for reply in replies {
+            }
+            Ok(())
+        }
+    }
+
+    /// The `result` array: one entry per TTL probed.
+    struct Entries<'h>(&'h mut Vec<Hop>);
+
+    impl<'de> DeserializeSeed<'de> for Entries<'_> {
+        type Value = ();
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Entries<'_> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("hop entries")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let hops = self.0;
+            // The TTL of the entry before, and whether the last entry made
+            // a new hop 255 (the firmware's marker, dropped at the end).
+            let mut previous: Option<u8> = None;
+            let mut marker = false;
+            let mut before_last: Option<u8> = None;
+            while seq
+                .next_element_seed(Entry {
+                    hops: &mut *hops,
+                    created_255: &mut marker,
+                    previous: &mut previous,
+                    before: &mut before_last,
+                })?
+                .is_some()
+            {}
+            // A trailing `{"hop": 255}` after a last real hop below 254.
+            if marker && before_last.is_some_and(|p| p < 254) {
+                if let Some(last) = hops.last() {
+                    if last.ttl == 255 {
+                        hops.pop();
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+
+    struct Entry<'h> {
+        hops: &'h mut Vec<Hop>,
+        created_255: &'h mut bool,
+        previous: &'h mut Option<u8>,
+        before: &'h mut Option<u8>,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Entry<'_> {
+        type Value = ();
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Entry<'_> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a hop entry")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut at: Option<usize> = None;
+            let mut pending: Option<Hop> = None;
+            let mut replies = false;
+            let mut error = false;
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                match key.as_ref() {
+                    "hop" => {
+                        if at.is_some() {
+                            return Err(aside());
+                        }
+                        let n = map.next_value::<u64>()?;
+                        let ttl = u8::try_from(n).ok().filter(|t| *t >= 1).ok_or_else(aside)?;
+                        *self.before = *self.previous;
+                        *self.previous = Some(ttl);
+                        let found = self.hops.iter().rposition(|h| h.ttl == ttl);
+                        if ttl == 255 && found.is_some() {
+                            // A second 255: the marker rule is subtle
+                            // there; the general reader applies it.
+                            return Err(aside());
+                        }
+                        *self.created_255 = ttl == 255;
+                        at = Some(match found {
+                            Some(i) => i,
+                            None => {
+                                self.hops.push(Hop::new(ttl));
+                                self.hops.len() - 1
+                            }
+                        });
+                    }
+                    "result" => {
+                        if replies || pending.is_some() {
+                            return Err(aside());
+                        }
+                        // Older firmware writes `result` before `hop`:
+                        // the replies wait in a hop of their own.
+                        let hop = match at.and_then(|i| self.hops.get_mut(i)) {
+                            Some(h) => h,
+                            None => pending.insert(Hop::new(0)),
+                        };
+                        if map.next_value_seed(Replies(hop))? {
+                            replies = true;
+                        }
+                    }
+                    "error" => {
+                        if map.next_value::<Option<IgnoredAny>>()?.is_some() {
+                            error = true;
+                        }
+                    }
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            if !(replies || error) {
+                return Err(aside());
+            }
+            let hop = at.and_then(|i| self.hops.get_mut(i)).ok_or_else(aside)?;
+            if let Some(p) = pending {
+                for a in p.addrs {
+                    push_addr(hop, a);
+                }
+                for a in &p.annotations {
+                    push_annotation(hop, a);
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// A hop entry's replies, applied to its hop; `false` for `null`.
+    struct Replies<'h>(&'h mut Hop);
+
+    impl<'de> DeserializeSeed<'de> for Replies<'_> {
+        type Value = bool;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_option(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Replies<'_> {
+        type Value = bool;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("replies")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<bool, E> {
+            Ok(false)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+            Ok(false)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_seq(self)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+            let hop = self.0;
+            let mut last_from: Option<Cow<'de, str>> = None;
+            while let Some(reply) = seq.next_element::<Reply<'de>>()? {
                 if reply.dup.as_ref().is_some_and(super::truthy) {
                     continue;
                 }
@@ -374,18 +541,46 @@ mod fast {
                             format!("!{s}")
                         }
                         Err::Code(c) => format!("!<{c}>"),
-                        Err::Letter(_) => return None,
+                        Err::Letter(_) => return Err(aside()),
                     };
                     push_annotation(hop, &a);
                 }
-                match &reply.from {
-                    Some(from) => push_addr(hop, parse_addr(from)?),
+                match reply.from {
+                    // The replies of a hop mostly repeat one address:
+                    // parsed once.
+                    Some(from) if last_from.as_deref() == Some(from.as_ref()) => {}
+                    Some(from) => {
+                        push_addr(hop, parse_addr(&from).ok_or_else(aside)?);
+                        last_from = Some(from);
+                    }
                     None if reply.x.is_some() || reply.error.is_some() || reply.err.is_some() => {}
-                    None => return None,
+                    None => return Err(aside()),
                 }
             }
+            Ok(true)
         }
-        if hops.windows(2).any(|w| w[0].ttl > w[1].ttl) {
+    }
+
+    /// The trace of `line` (line number `n`), or `None` for the general
+    /// reader to decide.
+    pub(super) fn read(line: &str, name: &str, n: usize) -> Option<Trace> {
+        let mut parsed = Parsed::default();
+        let mut de = serde_json::Deserializer::from_str(line);
+        de.deserialize_map(&mut parsed).ok()?;
+        de.end().ok()?;
+        if !parsed.kind_ok || (!parsed.has_result && !parsed.keyed) {
+            return None;
+        }
+        let target = match parsed.target {
+            Some(Some(a)) => Some(a),
+            Some(None) => return None,
+            None => None,
+        };
+        if !parsed.has_result && !parsed.has_error {
+            return None;
+        }
+        let mut hops = parsed.hops;
+        if hops.windows(2).any(|w| w[0].ttl >= w[1].ttl) {
             hops.sort_by_key(|h| h.ttl);
         }
         Some(Trace {

@@ -54,6 +54,9 @@ fn past_comments(text: &str) -> &str {
 /// The flat schema: `{"src":..,"dst":..,"hops":[{"hop":1,"ipaddr":..,"host":..}]}`.
 fn is_flat(o: &serde_json::Map<String, Value>) -> bool {
     o.contains_key("dst")
+        && ["tos", "packetsize", "bitpattern"]
+            .iter()
+            .any(|k| o.contains_key(*k))
         && o.get("hops").and_then(Value::as_array).is_some_and(|h| {
             h.first()
                 .is_none_or(|e| e.get("hop").is_some() && e.get("ipaddr").is_some())
@@ -186,7 +189,7 @@ fn lenient_documents<'a>(text: &'a str, name: &'a str, read: &mut super::Read) -
 }
 
 fn read_report(node: &Node<'_>, read: &mut super::Read) {
-    if node.get("report").is_none() && node.get("hops").is_some() {
+    if node.get("report").is_none() && node.value.as_object().is_some_and(is_flat) {
         return read_flat(node, read);
     }
     let report = match node
@@ -316,7 +319,7 @@ mod tests {
 
     #[test]
     fn the_flat_schema_after_comment_lines() {
-        let text = "# mtr --json 192.0.2.9\n{\"src\":\"h\",\"dst\":\"192.0.2.9\",\"hops\":[{\"hop\":1,\"ipaddr\":\"192.0.2.1\",\"host\":\"gw.example\",\"asn\":\"AS64500\"},{\"hop\":2,\"ipaddr\":\"???\",\"host\":\"???\"},{\"hop\":3,\"ipaddr\":\"192.0.2.9\",\"host\":\"unresolved\"}]}\n# again\n{\"dst\":\"x\",\"hops\":[{\"hop\":\"z\",\"ipaddr\":\"192.0.2.1\"}]}\n";
+        let text = "# mtr --json 192.0.2.9\n{\"src\":\"h\",\"dst\":\"192.0.2.9\",\"tos\":\"0x0\",\"hops\":[{\"hop\":1,\"ipaddr\":\"192.0.2.1\",\"host\":\"gw.example\",\"asn\":\"AS64500\"},{\"hop\":2,\"ipaddr\":\"???\",\"host\":\"???\"},{\"hop\":3,\"ipaddr\":\"192.0.2.9\",\"host\":\"unresolved\"}]}\n# again\n{\"dst\":\"x\",\"tos\":\"0x0\",\"hops\":[{\"hop\":\"z\",\"ipaddr\":\"192.0.2.1\"}]}\n";
         assert_eq!(sniff(text), 90);
         let r = read(text, "m").expect("read");
         assert_eq!(r.traces.len(), 2);
