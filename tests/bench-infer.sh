@@ -62,9 +62,9 @@ done
 per=$(while read -r f; do cat "$f"; echo; done <"$work/texts" | "$bin" infer --format traceroute - 2>/dev/null | wc -l)
 copies=$(( 20000 / (per > 0 ? per : 1) + 1 ))
 for _ in $(seq "$copies"); do while read -r f; do cat "$f"; echo; done <"$work/texts"; done >"$work/text.txt"
-traces=$("$bin" infer "$work/text.txt" 2>/dev/null | wc -l)
+traces=$("$bin" infer --format traceroute "$work/text.txt" 2>/dev/null | wc -l)
 : >"$work/x"
-for _ in $(seq "$repeats"); do secs taskset -c 0 "$bin" infer "$work/text.txt" >>"$work/x" 2>/dev/null; done
+for _ in $(seq "$repeats"); do secs taskset -c 0 "$bin" infer --format traceroute "$work/text.txt" >>"$work/x" 2>/dev/null; done
 x=$(median <"$work/x")
 printf '\nLinux/BSD/macOS traceroute text (%d files, %d traces, %d KB), one core, median of %d:\n' \
   "$(wc -l <"$work/texts")" "$traces" $(( $(stat -c %s "$work/text.txt") / 1000 )) "$repeats"

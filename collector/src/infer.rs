@@ -599,15 +599,9 @@ fn run(trace: &Trace, ctx: &Context<'_>, detail: bool) -> Explained {
         // Only the trace's own annotation names the upstream.
         confidence *= 0.9;
     }
-    let note = if entered {
-        None
-    } else {
-        Some(
-            "did not enter the target: the upstream is the last network seen before the trace \
-             stopped"
-                .to_string(),
-        )
-    };
+    // `entered: false` says the trace stopped short; a note is kept for
+    // answers that need one (unknown, see `unknown_note`).
+    let note = None;
     Explained {
         inference: Inference {
             target: trace.effective_target(),

@@ -435,7 +435,7 @@ fn infer_cmd(a: &InferArgs) -> ExitCode {
             match std::fs::File::open(input) {
                 Ok(f) => (
                     input.clone(),
-                    Box::new(std::io::BufReader::with_capacity(1 << 16, f)),
+                    Box::new(std::io::BufReader::with_capacity(1 << 20, f)),
                 ),
                 Err(e) => {
                     eprintln!("tumen-collector infer: {input}: {e}");
