@@ -100,7 +100,7 @@ struct InferArgs {
     #[arg(long)]
     no_default_ixps: bool,
     /// Traceroute inputs, or `-` for standard input.
-    #[arg(required = true, value_name = "FILE")]
+    #[arg(value_name = "FILE")]
     inputs: Vec<String>,
 }
 
@@ -380,6 +380,12 @@ fn infer_cmd(a: &InferArgs) -> ExitCode {
             }
         },
     };
+    if a.inputs.is_empty() {
+        return fail(
+            EXIT_USAGE,
+            "no input: give traceroute files, or `-` to read standard input",
+        );
+    }
     let target = match target_from(a) {
         Ok(t) => t,
         Err(e) => return fail(EXIT_USAGE, e),

@@ -366,12 +366,15 @@ fn infer_targets_given_as_an_as_or_a_country() {
 
 #[test]
 fn infer_lists_formats_and_reads_the_one_named() {
-    let (code, out, _) = run(&["infer", "--format", "list", "-"]);
+    let (code, out, _) = run(&["infer", "--format", "list"]);
     assert_eq!(code, Some(0));
     assert!(
         out.contains("tracert") && out.contains("mtr-csv") && out.contains("atlas"),
         "{out}"
     );
+    let (code, _, err) = run(&["infer"]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("no input"), "{err}");
     // Named: a Linux trace read as Atlas JSON is refused, with the reason.
     let (code, _, err) = run(&["infer", "--format", "atlas", &fixture("linux-n.txt")]);
     assert_eq!(code, Some(65), "{err}");

@@ -662,9 +662,10 @@ fn these_readers_do_not_claim_other_formats() {
         let text = decode(&std::fs::read(&p).expect("read"));
         let tracert = name.contains("-tracert-");
         let cisco = name.contains("-cisco-");
+        let nmap = name.contains("-nmap-");
         for (format, mine) in [
             (Format::Tracert, tracert),
-            (Format::Nmap, false),
+            (Format::Nmap, nmap),
             (Format::RouterCli, cisco),
         ] {
             let score = format.sniff(&text);
