@@ -2,6 +2,10 @@
 //! format on hand-written fixtures (tests/fixtures/input/), every error
 //! path, format detection, and no panic on mangled input.
 
+#[path = "common/mangle.rs"]
+mod common_mangle;
+use common_mangle::{mangle, Rng};
+
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -875,22 +879,6 @@ fn dprk_trace_entering_via_transtelecom() {
 // ---------------------------------------------------------------------
 // robustness: no panic, whatever the input
 
-/// xorshift64*, deterministic.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 fn read_every_way(text: &str) {
     let _ = read_traces(text, "fuzz");
     for f in Format::ALL {
@@ -916,30 +904,9 @@ fn truncated_and_mangled_fixtures_never_panic() {
     ];
     let mut rng = Rng(0x7475_6d65_6e21);
     for name in names {
-        let text = fixture(name);
-        let chars: Vec<char> = text.chars().collect();
-        // Every truncation (every 3rd character for speed).
-        for cut in (0..chars.len()).step_by(3) {
-            let s: String = chars[..cut].iter().collect();
-            read_every_way(&s);
-        }
-        // Random edits: replace, delete or insert a few characters.
-        for _ in 0..150 {
-            let mut c = chars.clone();
-            for _ in 0..1 + rng.below(4) {
-                let at = rng.below(c.len());
-                let ch = ALPHABET[rng.below(ALPHABET.len())];
-                match rng.below(3) {
-                    0 if at < c.len() => c[at] = ch,
-                    1 if at < c.len() => {
-                        c.remove(at);
-                    }
-                    _ => c.insert(at.min(c.len()), ch),
-                }
-            }
-            let s: String = c.into_iter().collect();
-            read_every_way(&s);
-        }
+        mangle(&fixture(name), 3, 150, 4, ALPHABET, &mut rng, &mut |s| {
+            read_every_way(s)
+        });
     }
     // Pathological nesting and sizes.
     read_every_way(&"[".repeat(100_000));

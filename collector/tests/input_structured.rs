@@ -4,6 +4,10 @@
 //! numbers, hidden hops, annotations, targets and origins; every skip
 //! message; detection; no panic on mangled input.
 
+#[path = "common/mangle.rs"]
+mod common_mangle;
+use common_mangle::{mangle, Rng};
+
 use std::path::PathBuf;
 
 use tumen_collector::input::{
@@ -776,21 +780,6 @@ fn other_formats_fixtures_are_not_claimed_by_these_readers() {
 // ---------------------------------------------------------------------
 // no panic
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 fn read_my_ways(text: &str) {
     let _ = read_traces(text, "fuzz");
     for f in MINE {
@@ -820,27 +809,9 @@ fn truncated_and_mangled_fixtures_never_panic() {
         "trippy.csv",
         "trippy-old.csv",
     ] {
-        let chars: Vec<char> = fixture(name).chars().collect();
-        for cut in (0..chars.len()).step_by(7) {
-            let s: String = chars[..cut].iter().collect();
-            read_my_ways(&s);
-        }
-        for _ in 0..60 {
-            let mut c = chars.clone();
-            for _ in 0..1 + rng.below(4) {
-                let at = rng.below(c.len());
-                let ch = ALPHABET[rng.below(ALPHABET.len())];
-                match rng.below(3) {
-                    0 if at < c.len() => c[at] = ch,
-                    1 if at < c.len() => {
-                        c.remove(at);
-                    }
-                    _ => c.insert(at.min(c.len()), ch),
-                }
-            }
-            let s: String = c.into_iter().collect();
-            read_my_ways(&s);
-        }
+        mangle(&fixture(name), 7, 60, 4, ALPHABET, &mut rng, &mut |s| {
+            read_my_ways(s)
+        });
     }
     // Pathological shapes.
     read_my_ways(&"<".repeat(50_000));

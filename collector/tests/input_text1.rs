@@ -6,6 +6,10 @@
 //! fixture and corpus file, the published corpus files of these formats,
 //! and no panic on mangled input.
 
+#[path = "common/mangle.rs"]
+mod common_mangle;
+use common_mangle::{mangle, Rng};
+
 use std::path::PathBuf;
 
 use tumen_collector::input::{detect, read_format, read_traces, read_traces_with, Format, Options};
@@ -717,22 +721,6 @@ fn these_readers_do_not_claim_other_formats() {
 // ---------------------------------------------------------------------
 // robustness
 
-/// xorshift64*, deterministic.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 fn read_every_way(text: &str) {
     let _ = read_traces(text, "fuzz");
     for f in MINE {
@@ -766,27 +754,9 @@ fn truncated_and_mangled_fixtures_never_panic() {
     ];
     let mut rng = Rng(0x7465_7874_3121);
     for text in &texts {
-        let chars: Vec<char> = text.chars().collect();
-        for cut in (0..chars.len()).step_by(7) {
-            let s: String = chars.iter().take(cut).collect();
-            read_every_way(&s);
-        }
-        for _ in 0..120 {
-            let mut c = chars.clone();
-            for _ in 0..1 + rng.below(5) {
-                let at = rng.below(c.len());
-                let ch = ALPHABET[rng.below(ALPHABET.len())];
-                match rng.below(3) {
-                    0 if at < c.len() => c[at] = ch,
-                    1 if at < c.len() => {
-                        c.remove(at);
-                    }
-                    _ => c.insert(at.min(c.len()), ch),
-                }
-            }
-            let s: String = c.into_iter().collect();
-            read_every_way(&s);
-        }
+        mangle(text, 7, 120, 5, ALPHABET, &mut rng, &mut |s| {
+            read_every_way(s)
+        });
     }
     for s in [
         "(".repeat(10_000),

@@ -5,6 +5,10 @@
 //! corpus file, the corpus files of these formats, and no panic on mangled
 //! input.
 
+#[path = "common/mangle.rs"]
+mod common_mangle;
+use common_mangle::{mangle, Rng};
+
 use std::path::PathBuf;
 
 use tumen_collector::input::{
@@ -757,22 +761,6 @@ fn corpus_files_of_these_formats_read() {
     );
 }
 
-/// A small deterministic generator for the mangling loop.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        if n == 0 {
-            0
-        } else {
-            (self.0 % n as u64) as usize
-        }
-    }
-}
-
 fn read_every_way(text: &str) {
     let _ = read_traces(text, "fuzz");
     let _ = detect(text, "fuzz");
@@ -795,27 +783,9 @@ fn truncated_and_mangled_fixtures_never_panic() {
             .and_then(|n| n.to_str())
             .unwrap_or("")
             .to_string();
-        let chars: Vec<char> = fixture(&name).chars().collect();
-        for cut in (0..chars.len()).step_by(5) {
-            let s: String = chars.iter().take(cut).collect();
-            read_every_way(&s);
-        }
-        for _ in 0..100 {
-            let mut c = chars.clone();
-            for _ in 0..1 + rng.below(4) {
-                let at = rng.below(c.len());
-                let ch = ALPHABET[rng.below(ALPHABET.len())];
-                match rng.below(3) {
-                    0 if at < c.len() => c[at] = ch,
-                    1 if at < c.len() => {
-                        c.remove(at);
-                    }
-                    _ => c.insert(at.min(c.len()), ch),
-                }
-            }
-            let s: String = c.into_iter().collect();
-            read_every_way(&s);
-        }
+        mangle(&fixture(&name), 5, 100, 4, ALPHABET, &mut rng, &mut |s| {
+            read_every_way(s)
+        });
     }
     read_every_way(&format!("{}\n", "  1    <1 ms [".repeat(10_000)));
     read_every_way(&"Tracing the route to (".repeat(10_000));
