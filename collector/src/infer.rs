@@ -256,7 +256,7 @@ pub struct Explained {
 
 /// One hop as judged: ttl, its addresses with their class, and whether
 /// it answered without showing its address.
-type Judged = (u8, Vec<(IpAddr, Class)>, bool);
+type Judged = (u8, smallvec::SmallVec<[(IpAddr, Class); 2]>, bool);
 
 /// What a responding address is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -382,9 +382,9 @@ fn run(trace: &Trace, ctx: &Context<'_>, detail: bool) -> Explained {
     let mut conflicts: Vec<AsnConflict> = Vec::new();
     let mut ixp_hops: Vec<String> = Vec::new();
     // Per hop: ttl, judged addresses, hidden (answered, address not shown).
-    let mut classes: Vec<Judged> = Vec::new();
+    let mut classes: Vec<Judged> = Vec::with_capacity(trace.hops.len());
     for h in &trace.hops {
-        let mut judged = Vec::new();
+        let mut judged = smallvec::SmallVec::new();
         for &a in &h.addrs {
             let (c, asn, asn_source, why) = judge(a, h, ctx, &mut conflicts);
             if matches!(why, Why::Ixp(_)) {
@@ -462,15 +462,12 @@ fn run(trace: &Trace, ctx: &Context<'_>, detail: bool) -> Explained {
 
     // Walk back from the first inside hop (or the end) to the last hop
     // with a foreign attribution.
-    let before: Vec<&Judged> = classes
-        .iter()
-        .filter(|(t, _, _)| u16::from(*t) < limit)
-        .collect();
+    let before = classes.iter().filter(|(t, _, _)| u16::from(*t) < limit);
     let responds = |h: &Judged| !h.1.is_empty() || h.2;
     let mut silent = 0u8;
     let mut unattributed = 0u8;
     let mut border: Option<&Judged> = None;
-    for hop in before.iter().rev() {
+    for hop in before.rev() {
         let foreign = hop.1.iter().any(|(_, c)| matches!(c, Class::Foreign(_)));
         if foreign {
             border = Some(hop);

@@ -502,12 +502,43 @@ pub fn read_stream(
         skipped: 0,
         streamed: true,
     };
-    let mut line = first.unwrap_or_default();
     let mut before = lines_before;
+    let handle = |bytes: &[u8],
+                  before: usize,
+                  done: &mut Streamed,
+                  on: &mut dyn FnMut(Event) -> std::ops::ControlFlow<()>| {
+        emit(line_read(format, bytes, name, before), options, done, on)
+    };
+    if handle(&first.unwrap_or_default(), before, &mut done, on)? {
+        return Ok(done);
+    }
     loop {
-        let mut read = Read::new(format);
-        let too_long = line.len() >= MAX_LINE_BYTES && line.last() != Some(&b'\n');
-        if too_long {
+        before += 1;
+        // A whole line in the read buffer is parsed where it lies; one
+        // that spans the buffer's end is gathered first.
+        let found = {
+            let buf = reader.fill_buf().map_err(io_error)?;
+            if buf.is_empty() {
+                break;
+            }
+            memchr::memchr(b'\n', buf)
+        };
+        if let Some(i) = found {
+            let buf = reader.fill_buf().map_err(io_error)?;
+            let stop = handle(buf.get(..=i).unwrap_or_default(), before, &mut done, on)?;
+            reader.consume(i + 1);
+            if stop {
+                return Ok(done);
+            }
+            continue;
+        }
+        let mut line = Vec::new();
+        (&mut *reader)
+            .take(MAX_LINE_BYTES as u64)
+            .read_until(b'\n', &mut line)
+            .map_err(io_error)?;
+        if line.len() >= MAX_LINE_BYTES && line.last() != Some(&b'\n') {
+            let mut read = Read::new(format);
             read.skip(
                 format!("{name}:{}", before + 1),
                 format!("line longer than {} MiB: skipped", MAX_LINE_BYTES >> 20),
@@ -529,46 +560,58 @@ pub fn read_stream(
                     }
                 }
             }
-        } else {
-            match std::str::from_utf8(&line) {
-                Ok(text) => match format {
-                    Format::TumenJsonLines => tumen::read_line(text, name, before, &mut read),
-                    _ => atlas::read_line(text, name, before, &mut read),
-                },
-                Err(e) => read.skip(
-                    format!("{name}:{}", before + 1),
-                    format!("not UTF-8 (byte {})", e.valid_up_to() + 1),
-                ),
-            }
-        }
-        if options.strict {
-            if let Some(e) = read.skipped.first() {
-                return Err(e.clone());
-            }
-        }
-        done.traces += read.traces.len();
-        done.skipped += read.skipped.len();
-        let events = read
-            .skipped
-            .into_iter()
-            .map(Event::Skipped)
-            .chain(read.traces.into_iter().map(Event::Trace));
-        for e in events {
-            if on(e).is_break() {
+            if emit(read, options, &mut done, on)? {
                 return Ok(done);
             }
-        }
-        before += 1;
-        line.clear();
-        let n = (&mut *reader)
-            .take(MAX_LINE_BYTES as u64)
-            .read_until(b'\n', &mut line)
-            .map_err(io_error)?;
-        if n == 0 {
-            break;
+        } else if handle(&line, before, &mut done, on)? {
+            return Ok(done);
         }
     }
     Ok(done)
+}
+
+/// What one line of a streamed dump gives (`before` lines precede it).
+fn line_read(format: Format, bytes: &[u8], name: &str, before: usize) -> Read {
+    let mut read = Read::new(format);
+    match std::str::from_utf8(bytes) {
+        Ok(text) => match format {
+            Format::TumenJsonLines => tumen::read_line(text, name, before, &mut read),
+            _ => atlas::read_line(text, name, before, &mut read),
+        },
+        Err(e) => read.skip(
+            format!("{name}:{}", before + 1),
+            format!("not UTF-8 (byte {})", e.valid_up_to() + 1),
+        ),
+    }
+    read
+}
+
+/// Hands over what one line gave (warnings first), counting it; `true`
+/// when `on` asks to stop. Strict: the first warning is the error.
+fn emit(
+    read: Read,
+    options: Options,
+    done: &mut Streamed,
+    on: &mut dyn FnMut(Event) -> std::ops::ControlFlow<()>,
+) -> Result<bool, InputError> {
+    if options.strict {
+        if let Some(e) = read.skipped.first() {
+            return Err(e.clone());
+        }
+    }
+    done.traces += read.traces.len();
+    done.skipped += read.skipped.len();
+    let events = read
+        .skipped
+        .into_iter()
+        .map(Event::Skipped)
+        .chain(read.traces.into_iter().map(Event::Trace));
+    for e in events {
+        if on(e).is_break() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The format of a newline-delimited dump whose first non-blank line is
