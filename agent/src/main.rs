@@ -44,7 +44,7 @@ const EXIT_NOPERM: u8 = 77;
 /// Probe agent of Tumen: traces toward the target network's prefixes and
 /// reports hop data to a collector.
 #[derive(Debug, Parser)]
-#[command(name = "tumen-agent", version, about, long_about = None)]
+#[command(name = "tumen-agent", version = tumen_core::build::LONG_VERSION, about, long_about = None)]
 struct Args {
     /// Configuration file (TOML); flags override its values.
     #[arg(long, value_name = "FILE")]

@@ -247,8 +247,11 @@ impl Status {
         let _ = writeln!(out, "# TYPE tumen_agent_build_info gauge");
         let _ = writeln!(
             out,
-            "tumen_agent_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
+            "tumen_agent_build_info{{version=\"{}\",commit=\"{}\",build_date=\"{}\",target=\"{}\"}} 1",
+            tumen_core::build::VERSION,
+            tumen_core::build::COMMIT,
+            tumen_core::build::DATE,
+            tumen_core::build::TARGET,
         );
         out
     }
@@ -393,6 +396,16 @@ mod tests {
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
+        // The build, as --version prints it.
+        let build = format!(
+            "tumen_agent_build_info{{version=\"{}\",commit=\"{}\",build_date=\"{}\",target=\"{}\"}} 1\n",
+            tumen_core::build::VERSION,
+            tumen_core::build::COMMIT,
+            tumen_core::build::DATE,
+            tumen_core::build::TARGET
+        );
+        assert!(text.contains(&build), "missing {build:?} in\n{text}");
+        assert!(tumen_core::build::LONG_VERSION.contains(tumen_core::build::COMMIT));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 
 /// Collector of Tumen: which upstream carries traffic into the target network.
 #[derive(Debug, Parser)]
-#[command(name = "tumen-collector", version, about, long_about = None)]
+#[command(name = "tumen-collector", version = tumen_core::build::LONG_VERSION, about, long_about = None)]
 struct Args {
     #[command(subcommand)]
     command: Command,

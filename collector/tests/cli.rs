@@ -419,3 +419,40 @@ fn infer_reads_utf16_saved_by_powershell() {
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("upstream transtelecom"), "{out}");
 }
+
+#[test]
+fn version_names_the_commit_the_build_date_and_the_target() {
+    let (code, out, err) = run(&["--version"]);
+    assert_eq!(code, Some(0), "{err}");
+    let line = out.trim();
+    let head = format!("tumen-collector {} (commit ", env!("CARGO_PKG_VERSION"));
+    assert!(line.starts_with(&head), "{line}");
+    let rest = line.trim_start_matches(&head).trim_end_matches(')');
+    let parts: Vec<&str> = rest.split(", ").collect();
+    assert_eq!(parts.len(), 3, "{line}");
+    let (commit, built, target) = (parts[0], parts[1], parts[2]);
+    // Built from this checkout: the commit is its HEAD.
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match head {
+        Some(h) => assert_eq!(commit, h, "{line}"),
+        None => assert_eq!(commit, "unknown", "{line}"),
+    }
+    let date = built.strip_prefix("built ").expect("built");
+    assert_eq!(date, tumen_core_date(), "{line}");
+    assert!(
+        target.ends_with("-linux-gnu") || target.contains("-linux-"),
+        "{line}"
+    );
+}
+
+/// The build date as the build script writes it (the test is built with
+/// the binary).
+fn tumen_core_date() -> &'static str {
+    tumen_core::build::DATE
+}

@@ -8,6 +8,7 @@
 //! v4-mapped addresses); one copy, with property tests, cannot.
 
 pub mod addr;
+pub mod build;
 pub mod duration;
 pub mod preset;
 

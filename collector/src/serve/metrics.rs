@@ -189,11 +189,21 @@ impl Metrics {
         ));
         let build = must(GaugeVec::new(
             Opts::new("tumen_collector_build_info", "Build of this collector."),
-            &["version", "wire_schema", "store_schema"],
+            &[
+                "version",
+                "commit",
+                "build_date",
+                "target",
+                "wire_schema",
+                "store_schema",
+            ],
         ));
         build
             .with_label_values(&[
-                env!("CARGO_PKG_VERSION"),
+                tumen_core::build::VERSION,
+                tumen_core::build::COMMIT,
+                tumen_core::build::DATE,
+                tumen_core::build::TARGET,
                 &tumen_wire::SCHEMA_VERSION.to_string(),
                 &store_schema.to_string(),
             ])
