@@ -31,8 +31,7 @@
 //! [`DelegatedError`] naming the file, the line and the fault.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::RangeInclusive;
 use std::path::Path;
@@ -255,23 +254,14 @@ pub fn load_country<P: AsRef<Path>>(paths: &[P], cc: &str) -> Result<Holdings, D
 /// `start`, in order; `None` when `count` is 0 or the range goes past
 /// 255.255.255.255.
 pub fn ipv4_range_to_prefixes(start: Ipv4Addr, count: u64) -> Option<Vec<Ipv4Net>> {
-    let first = u64::from(u32::from(start));
-    let end = first.checked_add(count)?; // exclusive
-    if count == 0 || end > 1 << 32 {
-        return None;
-    }
-    let mut out = Vec::new();
-    let mut at = first;
-    while at < end {
-        // The largest block aligned at `at` that ends by `end`.
-        let align = if at == 0 { 32 } else { at.trailing_zeros() };
-        let fit = 63 - (end - at).leading_zeros(); // floor(log2(what is left))
-        let bits = align.min(fit).min(32);
-        let len = 32 - u8::try_from(bits).ok()?;
-        out.push(Ipv4Net::new(Ipv4Addr::from(u32::try_from(at).ok()?), len).ok()?);
-        at += 1u64 << bits;
-    }
-    Some(out)
+    let first = u32::from(start);
+    // Inclusive end; past 255.255.255.255 (or an empty range) is refused.
+    let last = u64::from(first).checked_add(count.checked_sub(1)?)?;
+    let last = u32::try_from(last).ok()?;
+    crate::table::range_to_prefixes(first, last)
+        .into_iter()
+        .map(|(at, len)| Ipv4Net::new(Ipv4Addr::from(at), len).ok())
+        .collect()
 }
 
 /// `cc`, upper case, if it can name a country's holdings.
@@ -292,30 +282,20 @@ fn country_code(cc: &str) -> Result<String, DelegatedError> {
 
 /// The whole file as text, refused when too large or not UTF-8.
 fn read_file(path: &Path, name: &str) -> Result<String, DelegatedError> {
-    let read_error = |source| DelegatedError::Read {
-        path: name.to_string(),
-        source,
-    };
-    let file = File::open(path).map_err(read_error)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_error)?;
-    if bytes.len() as u64 > MAX_FILE {
-        return Err(DelegatedError::File {
+    use crate::textfile::{read_text, TextFileError};
+    read_text(path, MAX_FILE).map_err(|e| match e {
+        TextFileError::Io(source) => DelegatedError::Read {
+            path: name.to_string(),
+            source,
+        },
+        TextFileError::TooLarge => DelegatedError::File {
             origin: name.to_string(),
-            what: format!(
-                "larger than {} MiB: not a delegated statistics file?",
-                MAX_FILE / 1024 / 1024
-            ),
-        });
-    }
-    String::from_utf8(bytes).map_err(|e| DelegatedError::File {
-        origin: name.to_string(),
-        what: format!(
-            "not UTF-8 text (byte {} is not): give the uncompressed delegated-<rir>-latest file",
-            e.utf8_error().valid_up_to()
-        ),
+            what: format!("larger than {} MiB: not a delegated statistics file?", MAX_FILE / 1024 / 1024),
+        },
+        TextFileError::NotUtf8(at) => DelegatedError::File {
+            origin: name.to_string(),
+            what: format!("not UTF-8 text (byte {} is not): give the uncompressed delegated-<rir>-latest file", at),
+        },
     })
 }
 

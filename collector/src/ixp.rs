@@ -27,8 +27,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -436,30 +435,26 @@ impl<'a> IntoIterator for &'a IxpList {
 
 /// The whole file as text, refused when too large or not UTF-8.
 fn read_file(path: &Path, name: &str) -> Result<String, IxpError> {
-    let read_error = |source| IxpError::Read {
-        path: name.to_string(),
-        source,
-    };
-    let file = File::open(path).map_err(read_error)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_error)?;
-    if bytes.len() as u64 > MAX_FILE {
-        return Err(IxpError::File {
+    use crate::textfile::{read_text, TextFileError};
+    read_text(path, MAX_FILE).map_err(|e| match e {
+        TextFileError::Io(source) => IxpError::Read {
+            path: name.to_string(),
+            source,
+        },
+        TextFileError::TooLarge => IxpError::File {
             origin: name.to_string(),
             what: format!(
                 "larger than {} MiB: not an IXP list?",
                 MAX_FILE / 1024 / 1024
             ),
-        });
-    }
-    String::from_utf8(bytes).map_err(|e| IxpError::File {
-        origin: name.to_string(),
-        what: format!(
-            "not UTF-8 text (byte {} is not): give a PeeringDB, CAIDA or plain-text IXP list",
-            e.utf8_error().valid_up_to()
-        ),
+        },
+        TextFileError::NotUtf8(at) => IxpError::File {
+            origin: name.to_string(),
+            what: format!(
+                "not UTF-8 text (byte {} is not): give a PeeringDB, CAIDA or plain-text IXP list",
+                at
+            ),
+        },
     })
 }
 

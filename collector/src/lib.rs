@@ -24,3 +24,4 @@ pub mod source;
 pub mod state;
 pub mod store;
 pub mod table;
+mod textfile;

@@ -404,18 +404,20 @@ fn infer_cmd(a: &InferArgs) -> ExitCode {
             return fail(EXIT_USAGE, format!("--orgs {e}"));
         }
     }
-    let mut ixps = if a.no_default_ixps {
-        IxpList::new()
+    // The embedded list is used in place; copied only to be extended.
+    let mut ixps: std::borrow::Cow<'_, IxpList> = if a.no_default_ixps {
+        std::borrow::Cow::Owned(IxpList::new())
     } else {
-        IxpList::default_list().clone()
+        std::borrow::Cow::Borrowed(IxpList::default_list())
     };
     for path in &a.ixps {
         match IxpList::load(path) {
-            Ok(l) => ixps.extend(l),
+            Ok(l) => ixps.to_mut().extend(l),
             Err(e) => return fail(EXIT_NOINPUT, format!("--ixp {e}")),
         }
     }
-    let ixp_lookup: &dyn IxpLookup = if ixps.is_empty() { &NoIxps } else { &ixps };
+    let ixps: &IxpList = &ixps;
+    let ixp_lookup: &dyn IxpLookup = if ixps.is_empty() { &NoIxps } else { ixps };
     let ctx = Context {
         target: &target,
         lookup: &table,

@@ -268,7 +268,7 @@ mod fast {
     use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
     use serde::{Deserialize, Deserializer};
 
-    use super::super::{parse_addr, push_addr, push_annotation};
+    use super::super::{merge_hop, parse_addr, push_addr, push_annotation};
     use crate::model::{Hop, Trace};
 
     #[derive(Deserialize)]
@@ -486,12 +486,7 @@ mod fast {
             }
             let hop = at.and_then(|i| self.hops.get_mut(i)).ok_or_else(aside)?;
             if let Some(p) = pending {
-                for a in p.addrs {
-                    push_addr(hop, a);
-                }
-                for a in &p.annotations {
-                    push_annotation(hop, a);
-                }
+                merge_hop(hop, p);
             }
             Ok(())
         }

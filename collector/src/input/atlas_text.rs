@@ -19,8 +19,8 @@
 use std::net::IpAddr;
 
 use super::text::{clean_line, is_noise, is_prompt_or_command, parse_hop, split_tokens, ttl_of};
-use super::{parse_addr, push_addr, push_annotation, push_asn, push_name, Format, Hops, Read};
-use crate::model::{Hop, InputError, Trace};
+use super::{merge_hop, parse_addr, Format, Hops, Read};
+use crate::model::{InputError, Trace};
 
 /// `Probe #6028`: the probe id.
 fn probe_banner(t: &str) -> Option<&str> {
@@ -59,22 +59,6 @@ fn is_tool_message(t: &str) -> bool {
         || t.starts_with("Disconnected from stream")
         || t.starts_with("Measurement #")
         || t.starts_with("Stream ")
-}
-
-fn merge(into: &mut Hop, from: Hop) {
-    for a in from.addrs {
-        push_addr(into, a);
-    }
-    for (a, n) in from.names {
-        push_name(into, a, &n);
-    }
-    for (a, n) in from.asns {
-        push_asn(into, a, n);
-    }
-    for x in from.annotations {
-        push_annotation(into, &x);
-    }
-    into.hidden |= from.hidden;
 }
 
 /// Every trace in `text`; lines that cannot be read are skipped.
@@ -129,7 +113,7 @@ pub(crate) fn read(text: &str, name: &str) -> Result<Read, InputError> {
             };
             let toks: Vec<(usize, &str)> = tokens.iter().skip(1).map(|s| (n, *s)).collect();
             let (hop, warnings) = parse_hop(ttl, &toks);
-            merge(hops.at(ttl), hop);
+            merge_hop(hops.at(ttl), hop);
             for (line, what) in warnings {
                 read.skip(format!("{name}:{line}"), what);
             }

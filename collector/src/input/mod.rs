@@ -687,22 +687,45 @@ pub(crate) fn normalize(hops: &mut Vec<Hop>) {
     }
     let mut merged = Hops::default();
     for h in hops.drain(..).filter(|h| h.ttl >= 1) {
-        let into = merged.at(h.ttl);
-        for a in h.addrs {
-            push_addr(into, a);
-        }
-        for a in &h.annotations {
-            push_annotation(into, a);
-        }
-        for (a, n) in &h.names {
-            push_name(into, *a, n);
-        }
-        for (a, n) in h.asns {
-            push_asn(into, a, n);
-        }
-        into.hidden |= h.hidden;
+        let ttl = h.ttl;
+        merge_hop(merged.at(ttl), h);
     }
     *hops = merged.into_vec();
+}
+
+/// Adds what `from` holds to `into` (another sighting of the same TTL).
+pub(crate) fn merge_hop(into: &mut Hop, from: Hop) {
+    for a in from.addrs {
+        push_addr(into, a);
+    }
+    for (a, n) in &from.names {
+        push_name(into, *a, n);
+    }
+    for (a, n) in from.asns {
+        push_asn(into, a, n);
+    }
+    for x in &from.annotations {
+        push_annotation(into, x);
+    }
+    into.hidden |= from.hidden;
+}
+
+/// A trace being read: where it starts, its target, its hops so far.
+#[derive(Debug)]
+pub(crate) struct PartialTrace {
+    pub(crate) origin: String,
+    pub(crate) target: Option<IpAddr>,
+    pub(crate) hops: Hops,
+}
+
+impl PartialTrace {
+    pub(crate) fn into_trace(self) -> Trace {
+        Trace {
+            target: self.target,
+            origin: self.origin,
+            hops: self.hops.into_vec(),
+        }
+    }
 }
 
 /// Adds an address unless the hop has it already.

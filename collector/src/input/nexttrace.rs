@@ -30,8 +30,10 @@
 use std::net::IpAddr;
 
 use super::text::{clean_line, hop_start, is_mpls_line, is_noise, is_redaction, ttl_of};
-use super::{parse_addr, parse_asn, push_addr, push_asn, push_name, Format, Hops, Read};
-use crate::model::{InputError, Trace};
+use super::{
+    parse_addr, parse_asn, push_addr, push_asn, push_name, Format, Hops, PartialTrace, Read,
+};
+use crate::model::InputError;
 
 /// `traceroute to ADDR (NAME), 30 hops max, ...` or `SRC -> ADDR, 30
 /// hops max, ...`: the target.
@@ -145,22 +147,6 @@ pub(crate) fn sniff(text: &str) -> u8 {
     }
 }
 
-struct Current {
-    origin: String,
-    target: Option<IpAddr>,
-    hops: Hops,
-}
-
-impl Current {
-    fn into_trace(self) -> Trace {
-        Trace {
-            target: self.target,
-            origin: self.origin,
-            hops: self.hops.into_vec(),
-        }
-    }
-}
-
 /// What one responder's tokens gave.
 fn read_responder(
     tokens: &[&str],
@@ -230,7 +216,7 @@ pub(crate) fn read(text: &str, name: &str) -> Result<Read, InputError> {
                 .to_string(),
         });
     }
-    let mut current: Option<Current> = None;
+    let mut current: Option<PartialTrace> = None;
     let mut table = false;
     let mut ttl_here: Option<u8> = None;
     let mut last: Option<IpAddr> = None;
@@ -243,8 +229,9 @@ pub(crate) fn read(text: &str, name: &str) -> Result<Read, InputError> {
             continue;
         }
         if let Some(target) = header(t) {
-            read.traces.extend(current.take().map(Current::into_trace));
-            current = Some(Current {
+            read.traces
+                .extend(current.take().map(PartialTrace::into_trace));
+            current = Some(PartialTrace {
                 origin: format!("{name}:{n}"),
                 target,
                 hops: Hops::default(),
@@ -257,7 +244,7 @@ pub(crate) fn read(text: &str, name: &str) -> Result<Read, InputError> {
             table = true;
             continue;
         }
-        let cur = current.get_or_insert_with(|| Current {
+        let cur = current.get_or_insert_with(|| PartialTrace {
             origin: format!("{name}:{n}"),
             target: None,
             hops: Hops::default(),
@@ -342,7 +329,8 @@ pub(crate) fn read(text: &str, name: &str) -> Result<Read, InputError> {
             );
         }
     }
-    read.traces.extend(current.take().map(Current::into_trace));
+    read.traces
+        .extend(current.take().map(PartialTrace::into_trace));
     read.traces
         .retain(|t| !t.hops.is_empty() || t.target.is_some());
     if read.traces.is_empty() {

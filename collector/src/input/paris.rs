@@ -29,8 +29,8 @@ use std::net::IpAddr;
 use super::text::{
     clean_line, is_elision, is_mpls_line, is_noise, parse_hop, split_tokens, ttl_of,
 };
-use super::{parse_addr, push_addr, push_annotation, push_asn, push_name, Format, Hops, Read};
-use crate::model::{Hop, InputError, Trace};
+use super::{merge_hop, parse_addr, push_addr, Format, Hops, PartialTrace, Read};
+use crate::model::InputError;
 
 /// The target of an original paris-traceroute header, if `t` is one:
 /// `traceroute [(SRC:PORT) -> (DST:PORT)], protocol ...`.
@@ -93,23 +93,6 @@ pub(crate) fn sniff(text: &str) -> u8 {
     0
 }
 
-/// Adds what `from` holds to `into` (the same TTL).
-fn merge(into: &mut Hop, from: Hop) {
-    for a in from.addrs {
-        push_addr(into, a);
-    }
-    for (a, n) in from.names {
-        push_name(into, a, &n);
-    }
-    for (a, n) in from.asns {
-        push_asn(into, a, n);
-    }
-    for x in from.annotations {
-        push_annotation(into, &x);
-    }
-    into.hidden |= from.hidden;
-}
-
 /// A hop's tokens without paris' own marks, as the traceroute text parser
 /// reads them.
 fn plain_tokens(tokens: &[&str]) -> Vec<String> {
@@ -147,22 +130,6 @@ fn plain_tokens(tokens: &[&str]) -> Vec<String> {
         out.push(t.to_string());
     }
     out
-}
-
-struct Current {
-    origin: String,
-    target: Option<IpAddr>,
-    hops: Hops,
-}
-
-impl Current {
-    fn into_trace(self) -> Trace {
-        Trace {
-            target: self.target,
-            origin: self.origin,
-            hops: self.hops.into_vec(),
-        }
-    }
 }
 
 /// An MDA link line: `TTL... ADDR [(name)] [-> ADDR] [{flows} -> {flows}]`.
@@ -216,7 +183,7 @@ pub(crate) fn read(text: &str, name: &str) -> Result<Read, InputError> {
                 .to_string(),
         });
     }
-    let mut current: Option<Current> = None;
+    let mut current: Option<PartialTrace> = None;
     // The TTL the lines that follow belong to (raw output, `-M`).
     let mut ttl_here: Option<u8> = None;
     let mut lattice = false;
@@ -229,8 +196,9 @@ pub(crate) fn read(text: &str, name: &str) -> Result<Read, InputError> {
             continue;
         }
         if let Some(target) = old_header(t).or_else(|| lib_header(t)) {
-            read.traces.extend(current.take().map(Current::into_trace));
-            current = Some(Current {
+            read.traces
+                .extend(current.take().map(PartialTrace::into_trace));
+            current = Some(PartialTrace {
                 origin: format!("{name}:{n}"),
                 target,
                 hops: Hops::default(),
@@ -250,7 +218,7 @@ pub(crate) fn read(text: &str, name: &str) -> Result<Read, InputError> {
         let first_is_number = tokens
             .first()
             .is_some_and(|f| f.bytes().all(|b| b.is_ascii_digit()));
-        let cur = current.get_or_insert_with(|| Current {
+        let cur = current.get_or_insert_with(|| PartialTrace {
             origin: format!("{name}:{n}"),
             target: None,
             hops: Hops::default(),
@@ -292,12 +260,13 @@ pub(crate) fn read(text: &str, name: &str) -> Result<Read, InputError> {
         let plain = plain_tokens(rest);
         let toks: Vec<(usize, &str)> = plain.iter().map(|s| (n, s.as_str())).collect();
         let (parsed, warnings) = parse_hop(ttl, &toks);
-        merge(hop, parsed);
+        merge_hop(hop, parsed);
         for (line, what) in warnings {
             read.skip(format!("{name}:{line}"), what);
         }
     }
-    read.traces.extend(current.take().map(Current::into_trace));
+    read.traces
+        .extend(current.take().map(PartialTrace::into_trace));
     read.traces
         .retain(|t| !t.hops.is_empty() || t.target.is_some());
     if read.traces.is_empty() {

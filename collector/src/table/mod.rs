@@ -37,6 +37,8 @@ pub use load::{
 };
 pub use origin::{Origin, OriginParseError};
 
+/// The fewest prefixes covering an address range (shared with `delegated`).
+pub(crate) use lpm::range_to_prefixes;
 use lpm::Family;
 
 /// Prefixes of both address families with their origins, and
