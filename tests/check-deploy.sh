@@ -338,14 +338,14 @@ check "dashboard: structure, known metric names, every expression parses (promto
 # ------------------------------------------------------------------ systemd
 # `systemd-analyze verify` fails when ExecStart's binary is missing, and on a
 # machine that checks (rather than runs) Tumen it is. Installing a stub at
-# /usr/local/bin would change the system and could later shadow the real
+# /usr/bin would change the system and could later shadow the real
 # binary, so the units are verified as temporary copies whose ExecStart
 # points at a stub in $TMP; everything else in them is verbatim.
 mkdir -p "$TMP/units/bin"
 for u in tumen-agent tumen-collector; do
   printf '#!/bin/sh\nexit 0\n' >"$TMP/units/bin/$u"
   chmod 0755 "$TMP/units/bin/$u"
-  sed "s#^ExecStart=/usr/local/bin/$u #ExecStart=$TMP/units/bin/$u #" "$D/systemd/$u.service" >"$TMP/units/$u.service"
+  sed "s#^ExecStart=/usr/bin/$u #ExecStart=$TMP/units/bin/$u #" "$D/systemd/$u.service" >"$TMP/units/$u.service"
 done
 verify() {
   local u=$1 out rc
@@ -374,13 +374,13 @@ hardening() {
   local a=$D/systemd/tumen-agent.service c=$D/systemd/tumen-collector.service k missing=0
   for k in AmbientCapabilities=CAP_NET_RAW CapabilityBoundingSet=CAP_NET_RAW StateDirectory=tumen-agent \
            "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK" KillSignal=SIGTERM \
-           "ExecStart=/usr/local/bin/tumen-agent --config /etc/tumen-agent/agent.toml"; do
+           "ExecStart=/usr/bin/tumen-agent --config /etc/tumen-agent/agent.toml"; do
     grep -qxF "$k" "$a" || { echo "tumen-agent.service: no $k"; missing=1; }
   done
   for k in CapabilityBoundingSet= AmbientCapabilities= StateDirectory=tumen-collector KillSignal=SIGTERM; do
     grep -qxF "$k" "$c" || { echo "tumen-collector.service: no $k"; missing=1; }
   done
-  grep -q '^ExecStart=/usr/local/bin/tumen-collector serve --config /etc/tumen-collector/collector.toml --db /var/lib/tumen-collector/' "$c" ||
+  grep -q '^ExecStart=/usr/bin/tumen-collector serve --config /etc/tumen-collector/collector.toml --db /var/lib/tumen-collector/' "$c" ||
     { echo "tumen-collector.service: ExecStart"; missing=1; }
   for f in "$a" "$c"; do
     for k in ProtectSystem=strict ProtectHome=yes PrivateTmp=yes PrivateDevices=yes NoNewPrivileges=yes \
@@ -504,10 +504,10 @@ install_script() {
   # asked; nothing is downloaded, no user created, no unit started.
   local R=$TMP/ci stub=$TMP/ci/stub
   run() {  # $1: scenario; env files already in place
-    rm -f "$R/log" "$R/usr/local/bin/tumen-agent"
+    rm -f "$R/log" "$R/usr/bin/tumen-agent"
     PATH=$stub:$PATH FAKE_BINARY=$R/fake-agent LOG=$R/log sh "$R/install.sh" >"$R/out" 2>&1
   }
-  rm -rf "$R" && mkdir -p "$R/etc/tumen-agent" "$R/etc/sysusers.d" "$R/usr/local/bin" "$stub"
+  rm -rf "$R" && mkdir -p "$R/etc/tumen-agent" "$R/etc/sysusers.d" "$R/usr/bin" "$stub"
   printf '#!/bin/sh\n# fake tumen-agent\n' >"$R/fake-agent"
   cat >"$stub/curl" <<'EOF'
 #!/bin/sh
@@ -533,24 +533,24 @@ for w in d["write_files"]:
         open(sys.argv[3], "w").write(w["content"])
 EOF
   sh -n "$TMP/install.sh" || return 1
-  sed -e "s#/etc/#$R/etc/#g" -e "s#/usr/local/bin/#$R/usr/local/bin/#g" "$TMP/install.sh" >"$R/install.sh"
+  sed -e "s#/etc/#$R/etc/#g" -e "s#/usr/bin/#$R/usr/bin/#g" "$TMP/install.sh" >"$R/install.sh"
   local sha
   sha=$(sha256sum "$R/fake-agent" | cut -d' ' -f1)
   # 1. as shipped: placeholders everywhere
   if run; then echo "as shipped: exited 0"; return 1; fi
-  [ ! -e "$R/usr/local/bin/tumen-agent" ] && ! grep -q curl "$R/log" 2>/dev/null ||
+  [ ! -e "$R/usr/bin/tumen-agent" ] && ! grep -q curl "$R/log" 2>/dev/null ||
     { echo "as shipped: downloaded or installed"; return 1; }
   # 2. URL set, wrong SHA-256: refused
   printf 'TUMEN_AGENT_URL=https://downloads.example.org/tumen-agent\nTUMEN_AGENT_SHA256=%s\n' \
     "$(printf '%064d' 0)" >"$R/etc/tumen-agent/install.env"
   if run; then echo "wrong sha256: exited 0"; return 1; fi
-  [ ! -e "$R/usr/local/bin/tumen-agent" ] || { echo "wrong sha256: installed"; return 1; }
+  [ ! -e "$R/usr/bin/tumen-agent" ] || { echo "wrong sha256: installed"; return 1; }
   grep -q 'does not have SHA-256' "$R/out" || { cat "$R/out"; return 1; }
   # 3. right SHA-256, agent.toml still with placeholders: installed, not enabled
   printf 'TUMEN_AGENT_URL=https://downloads.example.org/tumen-agent\nTUMEN_AGENT_SHA256=%s\n' "$sha" \
     >"$R/etc/tumen-agent/install.env"
   if run; then echo "placeholders: exited 0"; return 1; fi
-  [ -x "$R/usr/local/bin/tumen-agent" ] || { echo "placeholders: binary not installed"; cat "$R/out"; return 1; }
+  [ -x "$R/usr/bin/tumen-agent" ] || { echo "placeholders: binary not installed"; cat "$R/out"; return 1; }
   ! grep -q 'systemctl enable' "$R/log" || { echo "placeholders: agent enabled"; return 1; }
   # 4. everything filled in: installed, user created, token group-readable, enabled and started
   sed -i 's/REPLACE_//' "$R/etc/tumen-agent/agent.toml"
@@ -559,7 +559,7 @@ EOF
   grep -q 'systemd-sysusers .*/etc/sysusers.d/tumen-agent.conf' "$R/log" &&
     grep -q 'chgrp tumen-agent .*/etc/tumen-agent/token' "$R/log" &&
     grep -q 'systemctl enable --now tumen-agent.service' "$R/log" &&
-    [ -x "$R/usr/local/bin/tumen-agent" ] || { echo "filled in:"; cat "$R/log"; return 1; }
+    [ -x "$R/usr/bin/tumen-agent" ] || { echo "filled in:"; cat "$R/log"; return 1; }
   echo "4 scenarios: shipped (nothing done), wrong sha256 (refused), placeholders (installed, not enabled), filled in (enabled)"
 }
 check "cloud-init install script (stubbed): sha256 check, placeholders, enable" install_script
