@@ -43,6 +43,6 @@ if [ ${#need[@]} -gt 0 ]; then
     systemctl disable --now prometheus prometheus-alertmanager >/dev/null 2>&1 || true
   fi
 fi
-echo "building (first time: a few minutes)"
-cargo build -q -p tumen-agent -p tumen-collector -p tumen-lab
-exec target/debug/tumen-lab demo "$@"
+echo "building (the first time: a few minutes; cargo shows its progress)"
+cargo build -p tumen-agent -p tumen-collector -p tumen-lab
+exec "${CARGO_TARGET_DIR:-target}/debug/tumen-lab" demo "$@"

@@ -9,6 +9,7 @@
 //! brings it up and down; [`expect`] says which hops a trace must show;
 //! [`oracle`] runs Linux `traceroute` and `scamper` to check it.
 
+pub mod demo;
 pub mod expect;
 pub mod lab;
 pub mod oracle;

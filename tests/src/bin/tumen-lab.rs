@@ -94,7 +94,7 @@ enum Cmd {
         /// Directory holding tumen-agent and tumen-collector [default: this binary's].
         #[arg(long, value_name = "DIR")]
         bin_dir: Option<std::path::PathBuf>,
-        /// deploy/prometheus of this repository [default: found from the binary].
+        /// deploy/prometheus of this repository [default: found from the binary or the current directory].
         #[arg(long, value_name = "DIR")]
         rules: Option<std::path::PathBuf>,
     },
@@ -365,7 +365,10 @@ mod demo {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
+    use std::io::{IsTerminal, Write};
+
     use anyhow::{bail, Context};
+    use tumen_lab::demo::{color_wanted, frame, render, Alert, View};
     use tumen_lab::stack::{metric, Stack, StackConfig};
 
     /// `series{labels} value` lines of one metric, as label maps.
@@ -395,9 +398,13 @@ mod demo {
         out
     }
 
+    /// deploy/prometheus of the repository the binary was built in, or of
+    /// the one the current directory is in (CARGO_TARGET_DIR elsewhere).
     fn found_rules() -> Option<PathBuf> {
         let exe = std::env::current_exe().ok()?;
+        let cwd = std::env::current_dir().ok()?;
         exe.ancestors()
+            .chain(cwd.ancestors())
             .map(|a| a.join("deploy/prometheus"))
             .find(|p| p.join("alert_rules.yml").is_file())
     }
@@ -432,13 +439,28 @@ mod demo {
         } else {
             StackConfig::tight(bin_dir, rules)
         };
-        eprintln!("tumen-lab demo: bringing up the dprk-2017 lab, agents, collector, Prometheus, Alertmanager ...");
+        eprintln!("tumen-lab demo: starting the lab, agents, collector, Prometheus, Alertmanager");
         let started = Instant::now();
         let mut stack = Stack::up(&cfg)?;
         eprintln!(
             "tumen-lab demo: up in {:.1} s",
             started.elapsed().as_secs_f64()
         );
+        let tty = std::io::stdout().is_terminal();
+        let color = color_wanted(
+            tty,
+            std::env::var("TERM").ok().as_deref(),
+            std::env::var("NO_COLOR").ok().as_deref(),
+        );
+        if tty && !bench {
+            print!("\x1b[2J");
+        }
+        let round_every = if defaults {
+            "20 s (the agent's default)"
+        } else {
+            "2 s"
+        };
+        let mut last: Vec<String> = Vec::new();
         let t_up = Instant::now();
         let mut t_event: Option<Instant> = None;
         let mut t_metric: Option<Duration> = None;
@@ -447,6 +469,9 @@ mod demo {
         let limit = Duration::from_secs(event_after + 600);
         loop {
             if stop.load(Ordering::Relaxed) {
+                if tty && !bench {
+                    println!();
+                }
                 eprintln!("\ntumen-lab demo: stopping; tearing everything down");
                 break;
             }
@@ -505,16 +530,29 @@ mod demo {
                     break;
                 }
             } else {
-                draw(
+                let v = view(
                     &stack,
                     &shares,
                     &paths,
+                    live,
+                    round_every,
                     t_up,
                     t_event,
                     event_after,
                     t_metric,
                     t_alert,
+                    color,
                 );
+                let lines = render(&v);
+                let mut out = std::io::stdout().lock();
+                if tty {
+                    let _ = write!(out, "{}", frame(&lines));
+                } else if lines != last {
+                    // Not a terminal: each new screen once, plain.
+                    let _ = writeln!(out, "{}\n", lines.join("\n"));
+                }
+                let _ = out.flush();
+                last = lines;
             }
             std::thread::sleep(Duration::from_millis(500));
         }
@@ -523,114 +561,60 @@ mod demo {
         Ok(ExitCode::SUCCESS)
     }
 
+    /// What the loop knows, for the renderer (tumen_lab::demo).
     #[allow(clippy::too_many_arguments)]
-    fn draw(
+    fn view(
         stack: &Stack,
         shares: &[(BTreeMap<String, String>, f64)],
         paths: &[(BTreeMap<String, String>, f64)],
+        live: f64,
+        round_every: &str,
         t_up: Instant,
         t_event: Option<Instant>,
         event_after: u64,
         t_metric: Option<Duration>,
         t_alert: Option<Duration>,
-    ) {
-        use std::fmt::Write as _;
-        let mut o = String::from("\x1b[2J\x1b[H");
-        let _ = writeln!(
-            o,
-            "Tumen demo: the dprk-2017 lab (TransTeleCom activation of 2017-10-01)"
-        );
-        let _ = writeln!(o, "collector http://127.0.0.1:{}/metrics  Prometheus http://127.0.0.1:{}  Alertmanager http://127.0.0.1:{}",
-            stack.collector_port, stack.prometheus_port, stack.alertmanager_port);
-        match t_event {
-            None => {
-                let left = event_after.saturating_sub(t_up.elapsed().as_secs());
-                let _ = writeln!(
-                    o,
-                    "ttk-activation: in {left} s (once every /24 has a China Unicom path)\n"
-                );
-            }
-            Some(t) => {
-                let _ = writeln!(o, "ttk-activation: applied {:.0} s ago (.177-.179 now announced to TransTeleCom)\n", t.elapsed().as_secs_f64());
-            }
-        }
-        let _ = writeln!(
-            o,
-            "{:<18} upstream shares (fraction of vantage points)",
-            "/24"
-        );
-        let mut by_prefix: BTreeMap<&str, Vec<(&str, f64)>> = BTreeMap::new();
-        for (l, v) in shares {
-            if let (Some(p), Some(u)) = (l.get("prefix"), l.get("upstream")) {
-                by_prefix
-                    .entry(p.as_str())
-                    .or_default()
-                    .push((u.as_str(), *v));
-            }
-        }
-        for (p, us) in &by_prefix {
-            let cells: Vec<String> = us
+        color: bool,
+    ) -> View {
+        let get = |l: &BTreeMap<String, String>, k: &str| l.get(k).cloned().unwrap_or_default();
+        let label =
+            |a: &serde_json::Value, k: &str| a["labels"][k].as_str().unwrap_or("").to_string();
+        View {
+            collector_port: stack.collector_port,
+            prometheus_port: stack.prometheus_port,
+            alertmanager_port: stack.alertmanager_port,
+            agents: stack.vantage_points.clone(),
+            agents_live: live.max(0.0) as usize,
+            round_every: round_every.to_string(),
+            up_s: t_up.elapsed().as_secs(),
+            event_after_s: event_after,
+            event_ago_s: t_event.map(|t| t.elapsed().as_secs_f64()),
+            metric_s: t_metric.map(|d| d.as_secs_f64()),
+            alert_s: t_alert.map(|d| d.as_secs_f64()),
+            shares: shares
                 .iter()
-                .map(|(u, v)| {
-                    let bar = "#".repeat((v * 20.0).round() as usize);
-                    format!("{u} {:>3.0}% {bar:<20}", v * 100.0)
+                .map(|(l, v)| (get(l, "prefix"), get(l, "upstream"), *v))
+                .collect(),
+            paths: paths
+                .iter()
+                .map(|(l, _)| (get(l, "agent"), get(l, "prefix"), get(l, "upstream")))
+                .collect(),
+            alerts: stack
+                .alerts()
+                .iter()
+                .filter(|(_, a)| a["status"].as_str() != Some("resolved"))
+                .map(|(t, a)| Alert {
+                    name: label(a, "alertname"),
+                    prefix: label(a, "prefix"),
+                    agent: label(a, "agent"),
+                    from: label(a, "from"),
+                    to: label(a, "to"),
+                    after_s: t_event
+                        .and_then(|e| t.checked_duration_since(e))
+                        .map(|d| d.as_secs_f64()),
                 })
-                .collect();
-            let _ = writeln!(o, "{p:<18} {}", cells.join("  "));
+                .collect(),
+            color,
         }
-        let _ = writeln!(o, "\n{:<10} current upstream per /24", "agent");
-        let mut by_agent: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for (l, _) in paths {
-            if let (Some(a), Some(p), Some(u)) =
-                (l.get("agent"), l.get("prefix"), l.get("upstream"))
-            {
-                by_agent
-                    .entry(a.as_str())
-                    .or_default()
-                    .push(format!("{p}={u}"));
-            }
-        }
-        for (a, ps) in &by_agent {
-            let _ = writeln!(o, "{a:<10} {}", ps.join("  "));
-        }
-        let _ = writeln!(
-            o,
-            "\nalerts at the webhook (via Prometheus and Alertmanager):"
-        );
-        let alerts = stack.alerts();
-        if alerts.is_empty() {
-            let _ = writeln!(o, "  none yet");
-        }
-        for (t, a) in alerts.iter().rev().take(8) {
-            let l = &a["labels"];
-            let since = t_event.map_or(String::new(), |e| {
-                format!(
-                    " ({:.1} s after the route change)",
-                    t.duration_since(e).as_secs_f64()
-                )
-            });
-            let _ = writeln!(
-                o,
-                "  {} {} {} -> {} [{}]{since}",
-                l["alertname"].as_str().unwrap_or(""),
-                l["prefix"].as_str().unwrap_or(""),
-                l["from"].as_str().unwrap_or(""),
-                l["to"].as_str().unwrap_or(""),
-                l["agent"].as_str().unwrap_or("")
-            );
-        }
-        if let Some(tm) = t_metric {
-            let _ = writeln!(o, "\nroute change -> metric: {:.1} s", tm.as_secs_f64());
-        }
-        if let Some(ta) = t_alert {
-            let _ = writeln!(
-                o,
-                "route change -> alert at the webhook: {:.1} s",
-                ta.as_secs_f64()
-            );
-        }
-        let _ = writeln!(o, "\nCtrl-C stops and tears everything down.");
-        print!("{o}");
-        let _ = std::io::Write::flush(&mut std::io::stdout());
     }
 }
