@@ -594,7 +594,10 @@ EOF
   [ -f "$R/etc/tumen-agent-install/token" ] || { echo "placeholders: staged token gone"; return 1; }
   # 4. everything filled in: installed, then agent.toml and the token moved
   #    into /etc/tumen-agent/ (token group tumen-agent, 0640), enabled, started
-  sed -i 's/REPLACE_//' "$R/etc/tumen-agent-install/agent.toml"
+  # (as a user would: the values only; the script greps for REPLACE_, so
+  # no comment may name it)
+  sed -i -e 's/= "REPLACE_/= "/' -e 's#https://REPLACE_#https://#' "$R/etc/tumen-agent-install/agent.toml"
+  ! grep -n REPLACE_ "$R/etc/tumen-agent-install/agent.toml" || { echo "REPLACE_ left after filling in the values"; return 1; }
   echo 0123456789abcdef >"$R/etc/tumen-agent-install/token"
   run || { echo "filled in: failed"; cat "$R/out"; return 1; }
   grep -q "^install -m 0644 -o root -g root $R/etc/tumen-agent-install/agent.toml $R/etc/tumen-agent/agent.toml" "$R/log" &&
