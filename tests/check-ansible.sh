@@ -254,8 +254,8 @@ files() {
   done <<'EOF'
 /usr/bin/tumen-agent 755 root:root
 /usr/bin/tumen-collector 755 root:root
-/lib/systemd/system/tumen-agent.service 644 root:root
-/lib/systemd/system/tumen-collector.service 644 root:root
+/usr/lib/systemd/system/tumen-agent.service 644 root:root
+/usr/lib/systemd/system/tumen-collector.service 644 root:root
 /etc/tumen-collector/collector.toml 644 root:root
 /etc/tumen-collector/cert.pem 644 root:root
 /etc/tumen-collector/key.pem 640 root:tumen-collector
@@ -265,7 +265,7 @@ files() {
 /etc/tumen-agent/token 640 root:tumen-agent
 EOF
   for u in tumen-agent tumen-collector; do
-    [ "$(readlink /etc/systemd/system/multi-user.target.wants/$u.service)" = /lib/systemd/system/$u.service ] ||
+    [ "$(readlink -f /etc/systemd/system/multi-user.target.wants/$u.service)" = "$(readlink -f /usr/lib/systemd/system/$u.service)" ] ||
       { echo "$u.service not enabled"; bad=1; }
   done
   cmp -s /etc/tumen-collector/key.pem "$TMP/pki/collector-key.pem" || { echo "key.pem differs"; bad=1; }
@@ -364,7 +364,7 @@ check "collector serves the rendered configuration as its user (TLS, tokens)" co
 
 verify_units() {
   local out
-  out=$(systemd-analyze verify /lib/systemd/system/tumen-agent.service /lib/systemd/system/tumen-collector.service 2>&1)
+  out=$(systemd-analyze verify /usr/lib/systemd/system/tumen-agent.service /usr/lib/systemd/system/tumen-collector.service 2>&1)
   local rc=$?
   # verify exits 0 on unknown keys and bad values: any line naming a unit fails
   if [ $rc -ne 0 ] || printf '%s\n' "$out" | grep -q 'tumen-'; then
