@@ -22,8 +22,9 @@
 #     (exposure scores printed, fenced); the sysusers.d files
 #   the example TOML configurations: every key exists in the agent's or the
 #     collector's RawConfig (read from the Rust source), with its type
-#   cloud-init: YAML, `cloud-init schema`, embedded copies equal to
-#     deploy/systemd/, and the install script run against stubs
+#   cloud-init: YAML, `cloud-init schema`, the staged agent.toml's keys, and
+#     the install script (download, SHA-256, apt-get, configuration) run
+#     against stubs
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -475,94 +476,147 @@ check "agent.toml.example / collector.toml.example: keys and types of RawConfig"
 
 # ------------------------------------------------------------------ cloud-init
 CI=$D/cloud-init/agent-user-data.yml
-check "cloud-init user data: #cloud-config, YAML, copies of deploy/systemd" "$PY" - "$CI" "$D" <<'EOF'
-import sys, yaml
-ci, D = sys.argv[1:]
+check "cloud-init user data: #cloud-config, YAML, staged files, agent.toml keys" "$PY" - "$CI" "$ROOT" <<'EOF'
+import re, sys, yaml
+try:
+    import tomllib
+except ImportError:
+    import tomli as tomllib
+ci, ROOT = sys.argv[1:]
 text = open(ci).read()
 assert text.startswith("#cloud-config\n"), "first line must be #cloud-config"
 d = yaml.safe_load(text)
 files = {w["path"]: w for w in d["write_files"]}
-for path, src in [("/etc/systemd/system/tumen-agent.service", "systemd/tumen-agent.service"),
-                  ("/etc/tumen-agent/agent.toml", "systemd/agent.toml.example"),
-                  ("/etc/sysusers.d/tumen-agent.conf", "systemd/sysusers.d/tumen-agent.conf")]:
-    assert files[path]["content"] == open(f"{D}/{src}").read(), f"{path} differs from deploy/{src}"
-for path in ("/etc/tumen-agent/install.env", "/etc/tumen-agent/token", "/usr/local/sbin/tumen-agent-install"):
+S = "/etc/tumen-agent-install"
+for path in (f"{S}/install.env", f"{S}/agent.toml", f"{S}/token", "/usr/local/sbin/tumen-agent-install"):
     assert path in files, f"{path} is not written"
-assert list(files)[0] == "/etc/tumen-agent/install.env", "the URL and SHA-256 come first"
-env = files["/etc/tumen-agent/install.env"]["content"]
-assert "TUMEN_AGENT_URL=" in env and "TUMEN_AGENT_SHA256=" in env
-assert files["/etc/tumen-agent/token"]["permissions"] == "0600"
+assert list(files)[0] == f"{S}/install.env", "the URL and SHA-256 come first"
+# The package brings the unit, the user and /etc/tumen-agent/agent.toml (a
+# conffile): nothing of them is written before it is installed.
+for path in files:
+    assert not path.startswith(("/etc/tumen-agent/", "/etc/systemd/", "/etc/sysusers.d/", "/lib/", "/usr/lib/")), \
+        f"{path}: the package ships it, or dpkg would ask about it"
+env = files[f"{S}/install.env"]["content"]
+assert "TUMEN_AGENT_DEB_URL=https://" in env and "TUMEN_AGENT_DEB_SHA256=" in env, env
+assert files[f"{S}/token"]["permissions"] == "0600"
 assert d["runcmd"] == [["/usr/local/sbin/tumen-agent-install"]], d["runcmd"]
-print("write_files:", ", ".join(files))
+# agent.toml, placeholders filled in: TOML whose keys are the agent's
+# RawConfig fields (agent/src/config.rs), with a target, a collector and
+# the token file the package makes.
+a = tomllib.loads(files[f"{S}/agent.toml"]["content"].replace("REPLACE_", ""))
+src = open(f"{ROOT}/agent/src/config.rs").read()
+body = re.search(r"pub struct RawConfig \{(.*?)\n\}", src, re.S).group(1)
+fields = dict(re.findall(r"^\s*pub (\w+): ([^\n]+),$", body, re.M))
+unknown = [k for k in a if k not in fields]
+assert not unknown, f"agent.toml: keys not in RawConfig: {unknown}"
+for k, v in a.items():
+    t = fields[k]
+    want = list if t.startswith("Vec<") else bool if "bool" in t else str if ("String" in t or "PathBuf" in t) else int
+    assert isinstance(v, want) and not (want is int and isinstance(v, bool)), f"agent.toml: {k} = {v!r} is not {want.__name__}"
+assert a.get("preset") == "dprk" or a.get("targets"), "agent.toml: no target"
+assert a["collector"].startswith("https://") and a["token_file"] == "/etc/tumen-agent/token", a
+print("write_files:", ", ".join(files), "; agent.toml keys:", ", ".join(a))
 EOF
 check "cloud-init schema --config-file deploy/cloud-init/agent-user-data.yml" \
   cloud-init schema --config-file "$CI"
 
 install_script() {
-  # The install script of the user data, on a fake root: curl, systemctl,
-  # systemd-sysusers, chgrp and install are stubs that log what they are
-  # asked; nothing is downloaded, no user created, no unit started.
+  # The install script of the user data, on a fake root: curl, apt-get,
+  # systemctl and install are stubs that log what they are asked (apt-get
+  # lays out what the package would: the binary, the example agent.toml,
+  # an empty token); nothing is downloaded, installed, created or started.
   local R=$TMP/ci stub=$TMP/ci/stub
-  run() {  # $1: scenario; env files already in place
-    rm -f "$R/log" "$R/usr/bin/tumen-agent"
-    PATH=$stub:$PATH FAKE_BINARY=$R/fake-agent LOG=$R/log sh "$R/install.sh" >"$R/out" 2>&1
+  run() {  # the staged files already in place
+    rm -f "$R/log"
+    PATH=$stub:$PATH FAKE_DEB=$R/fake.deb ROOTDIR=$R LOG=$R/log sh "$R/install.sh" >"$R/out" 2>&1
   }
-  rm -rf "$R" && mkdir -p "$R/etc/tumen-agent" "$R/etc/sysusers.d" "$R/usr/bin" "$stub"
-  printf '#!/bin/sh\n# fake tumen-agent\n' >"$R/fake-agent"
+  stage() {  # the user data's staged files, as shipped
+    rm -rf "$R/etc" "$R/usr" && mkdir -p "$R/etc/tumen-agent-install" "$R/usr/bin" &&
+      cp "$TMP/staged/"* "$R/etc/tumen-agent-install/"
+  }
+  rm -rf "$R" && mkdir -p "$R" "$stub" "$TMP/staged"
+  printf 'not really a .deb\n' >"$R/fake.deb"
   cat >"$stub/curl" <<'EOF'
 #!/bin/sh
 echo "curl $*" >>"$LOG"
 while [ $# -gt 0 ]; do [ "$1" = --output ] && out=$2; shift; done
-cp "$FAKE_BINARY" "$out"
+cp "$FAKE_DEB" "$out"
 EOF
-  for s in systemctl systemd-sysusers chgrp; do printf '#!/bin/sh\necho "%s $*" >>"$LOG"\n' "$s" >"$stub/$s"; done
+  cat >"$stub/apt-get" <<'EOF'
+#!/bin/sh
+echo "apt-get $*" >>"$LOG"
+for a; do deb=$a; done
+cmp -s "$deb" "$FAKE_DEB" || { echo "apt-get: not the downloaded file: $deb" >&2; exit 100; }
+mkdir -p "$ROOTDIR/etc/tumen-agent" "$ROOTDIR/usr/bin"
+printf '#!/bin/sh\n' >"$ROOTDIR/usr/bin/tumen-agent"
+[ -e "$ROOTDIR/etc/tumen-agent/agent.toml" ] || printf 'id = "REPLACE_vp-name"\n' >"$ROOTDIR/etc/tumen-agent/agent.toml"
+[ -e "$ROOTDIR/etc/tumen-agent/token" ] || : >"$ROOTDIR/etc/tumen-agent/token"
+EOF
+  printf '#!/bin/sh\necho "systemctl $*" >>"$LOG"\n' >"$stub/systemctl"
   cat >"$stub/install" <<'EOF'
 #!/bin/sh
 echo "install $*" >>"$LOG"
 for a; do src=$dst; dst=$a; done
-cp "$src" "$dst" && chmod 0755 "$dst"
+cp "$src" "$dst"
 EOF
   chmod 0755 "$stub"/*
-  "$PY" - "$CI" "$R" "$TMP/install.sh" <<'EOF' || return 1
-import sys, yaml
+  "$PY" - "$CI" "$TMP/staged" "$TMP/install.sh" <<'EOF' || return 1
+import os, sys, yaml
 d = yaml.safe_load(open(sys.argv[1]))
 for w in d["write_files"]:
-    if w["path"].startswith("/etc/tumen-agent/"):
-        open(sys.argv[2] + w["path"], "w").write(w["content"])
+    if w["path"].startswith("/etc/tumen-agent-install/"):
+        open(os.path.join(sys.argv[2], os.path.basename(w["path"])), "w").write(w["content"])
     if w["path"] == "/usr/local/sbin/tumen-agent-install":
         open(sys.argv[3], "w").write(w["content"])
 EOF
   sh -n "$TMP/install.sh" || return 1
-  sed -e "s#/etc/#$R/etc/#g" -e "s#/usr/bin/#$R/usr/bin/#g" "$TMP/install.sh" >"$R/install.sh"
-  local sha
-  sha=$(sha256sum "$R/fake-agent" | cut -d' ' -f1)
-  # 1. as shipped: placeholders everywhere
+  sed -e "s#/etc/#$R/etc/#g" "$TMP/install.sh" >"$R/install.sh"
+  local sha env=$R/etc/tumen-agent-install/install.env
+  sha=$(sha256sum "$R/fake.deb" | cut -d' ' -f1)
+  # 1. as shipped: placeholders everywhere: nothing downloaded
+  stage
   if run; then echo "as shipped: exited 0"; return 1; fi
-  [ ! -e "$R/usr/bin/tumen-agent" ] && ! grep -q curl "$R/log" 2>/dev/null ||
-    { echo "as shipped: downloaded or installed"; return 1; }
-  # 2. URL set, wrong SHA-256: refused
-  printf 'TUMEN_AGENT_URL=https://downloads.example.org/tumen-agent\nTUMEN_AGENT_SHA256=%s\n' \
-    "$(printf '%064d' 0)" >"$R/etc/tumen-agent/install.env"
+  ! grep -q 'curl\|apt-get' "$R/log" 2>/dev/null || { echo "as shipped: downloaded or installed"; cat "$R/log"; return 1; }
+  grep -q 'placeholders left in .*install.env; nothing downloaded' "$R/out" || { cat "$R/out"; return 1; }
+  # 2. URL set, wrong SHA-256: downloaded, refused, not installed
+  printf 'TUMEN_AGENT_DEB_URL=https://downloads.example.org/tumen-agent_0.1.0-1_amd64.deb\nTUMEN_AGENT_DEB_SHA256=%s\n' \
+    "$(printf '%064d' 0)" >"$env"
   if run; then echo "wrong sha256: exited 0"; return 1; fi
-  [ ! -e "$R/usr/bin/tumen-agent" ] || { echo "wrong sha256: installed"; return 1; }
+  grep -q '^curl ' "$R/log" && ! grep -q apt-get "$R/log" || { echo "wrong sha256:"; cat "$R/log"; return 1; }
   grep -q 'does not have SHA-256' "$R/out" || { cat "$R/out"; return 1; }
-  # 3. right SHA-256, agent.toml still with placeholders: installed, not enabled
-  printf 'TUMEN_AGENT_URL=https://downloads.example.org/tumen-agent\nTUMEN_AGENT_SHA256=%s\n' "$sha" \
-    >"$R/etc/tumen-agent/install.env"
+  # 3. right SHA-256, agent.toml and token still with placeholders: the
+  #    package installed (confold), nothing configured, not enabled
+  printf 'TUMEN_AGENT_DEB_URL=https://downloads.example.org/tumen-agent_0.1.0-1_amd64.deb\nTUMEN_AGENT_DEB_SHA256=%s\n' "$sha" >"$env"
   if run; then echo "placeholders: exited 0"; return 1; fi
-  [ -x "$R/usr/bin/tumen-agent" ] || { echo "placeholders: binary not installed"; cat "$R/out"; return 1; }
-  ! grep -q 'systemctl enable' "$R/log" || { echo "placeholders: agent enabled"; return 1; }
-  # 4. everything filled in: installed, user created, token group-readable, enabled and started
-  sed -i 's/REPLACE_//' "$R/etc/tumen-agent/agent.toml"
-  echo 0123456789abcdef >"$R/etc/tumen-agent/token"
+  grep -q '^apt-get install -y --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold /.*\.deb$' "$R/log" ||
+    { echo "placeholders: not installed with apt-get"; cat "$R/log" "$R/out"; return 1; }
+  ! grep -q 'systemctl enable\|^install ' "$R/log" || { echo "placeholders: configured or enabled"; cat "$R/log"; return 1; }
+  [ -f "$R/etc/tumen-agent-install/token" ] || { echo "placeholders: staged token gone"; return 1; }
+  # 4. everything filled in: installed, then agent.toml and the token moved
+  #    into /etc/tumen-agent/ (token group tumen-agent, 0640), enabled, started
+  # (as a user would: the values only; the script greps for REPLACE_, so
+  # no comment may name it)
+  sed -i -e 's/= "REPLACE_/= "/' -e 's#https://REPLACE_#https://#' "$R/etc/tumen-agent-install/agent.toml"
+  ! grep -n REPLACE_ "$R/etc/tumen-agent-install/agent.toml" || { echo "REPLACE_ left after filling in the values"; return 1; }
+  echo 0123456789abcdef >"$R/etc/tumen-agent-install/token"
   run || { echo "filled in: failed"; cat "$R/out"; return 1; }
-  grep -q 'systemd-sysusers .*/etc/sysusers.d/tumen-agent.conf' "$R/log" &&
-    grep -q 'chgrp tumen-agent .*/etc/tumen-agent/token' "$R/log" &&
-    grep -q 'systemctl enable --now tumen-agent.service' "$R/log" &&
-    [ -x "$R/usr/bin/tumen-agent" ] || { echo "filled in:"; cat "$R/log"; return 1; }
-  echo "4 scenarios: shipped (nothing done), wrong sha256 (refused), placeholders (installed, not enabled), filled in (enabled)"
+  grep -q "^install -m 0644 -o root -g root $R/etc/tumen-agent-install/agent.toml $R/etc/tumen-agent/agent.toml" "$R/log" &&
+    grep -q "^install -m 0640 -o root -g tumen-agent $R/etc/tumen-agent-install/token $R/etc/tumen-agent/token" "$R/log" &&
+    grep -q 'systemctl enable tumen-agent.service' "$R/log" && grep -q 'systemctl restart tumen-agent.service' "$R/log" &&
+    [ "$(cat "$R/etc/tumen-agent/token")" = 0123456789abcdef ] && grep -q '^preset = "dprk"' "$R/etc/tumen-agent/agent.toml" ||
+    { echo "filled in:"; cat "$R/log"; return 1; }
+  # the configuration is written after the package (no conffile question)
+  [ "$(grep -n '^apt-get' "$R/log" | cut -d: -f1)" -lt "$(grep -n 'agent.toml' "$R/log" | head -n 1 | cut -d: -f1)" ] ||
+    { echo "agent.toml before the package"; cat "$R/log"; return 1; }
+  [ ! -e "$R/etc/tumen-agent-install/token" ] && [ ! -e "$R/etc/tumen-agent-install/agent.toml" ] ||
+    { echo "filled in: staged files left"; return 1; }
+  # 5. run again (an upgrade): reinstalled, the configuration in place kept
+  run || { echo "again: failed"; cat "$R/out"; return 1; }
+  grep -q '^apt-get install' "$R/log" && ! grep -q '^install ' "$R/log" &&
+    [ "$(cat "$R/etc/tumen-agent/token")" = 0123456789abcdef ] || { echo "again:"; cat "$R/log"; return 1; }
+  echo "5 scenarios: shipped (nothing downloaded), wrong sha256 (refused), placeholders (package only), filled in (configured after the package, enabled), again (configuration kept)"
 }
-check "cloud-init install script (stubbed): sha256 check, placeholders, enable" install_script
+check "cloud-init install script (stubbed): sha256 check, placeholders, package then config, enable" install_script
 
 # ------------------------------------------------------------------ summary
 pass=0
