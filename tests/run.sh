@@ -10,6 +10,9 @@
 #   cargo clippy --all-targets -- -D warnings
 #   cargo test --workspace          (unit tests and the lab tests: needs root)
 #   tests/check-deploy.sh           (promtool, amtool, systemd-analyze, cloud-init)
+#   tests/release.sh                (cargo-zigbuild for glibc 2.31, cargo-deb: dist/)
+#   tests/check-packages.sh         (lintian, glibc symbols, dpkg -i, files, purge)
+#   tests/check-ansible.sh          (the Ansible role, run for real, then removed)
 #   cargo audit against ../shared/advisory-db (offline copy of RustSec)
 #   no lab namespace left behind
 set -euo pipefail
@@ -79,6 +82,15 @@ fi
 
 say "deploy/ checks (promtool, amtool, systemd-analyze, cloud-init)"
 bash tests/check-deploy.sh
+
+say "release: portable binaries and Debian packages into dist/ (tests/release.sh)"
+bash tests/release.sh
+
+say "packages: lintian, glibc <= 2.31, dpkg -i, files, units, --version, purge (tests/check-packages.sh)"
+bash tests/check-packages.sh dist
+
+say "Ansible role, run for real on this machine (tests/check-ansible.sh)"
+bash tests/check-ansible.sh dist
 
 say "cargo audit (offline, ../shared/advisory-db)"
 if [ ! -d ../shared/advisory-db ]; then

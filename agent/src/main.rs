@@ -85,6 +85,10 @@ struct Args {
     /// Print what would be probed and at what rate; send nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Write the man page and bash, zsh and fish completions into DIR
+    /// (for packagers), and exit.
+    #[arg(long, value_name = "DIR", hide = true, exclusive = true)]
+    generate_assets: Option<PathBuf>,
     /// Probe protocol: icmp (default), udp or tcp (SYN).
     #[arg(long, value_name = "PROTO")]
     protocol: Option<String>,
@@ -287,6 +291,24 @@ fn delivery_exit(e: &DeliveryError) -> u8 {
 
 /// Reads and validates the configuration, and installs the log in its
 /// format; an error exit code when it is not valid (said).
+/// `--generate-assets DIR`: the man page and completions, from this very
+/// clap definition.
+fn generate_assets(dir: &std::path::Path) -> ExitCode {
+    use clap::CommandFactory;
+    match tumen_core::assets::generate(Args::command(), dir) {
+        Ok(files) => {
+            for f in files {
+                println!("{}", f.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tumen-agent: cannot write into {}: {e}", dir.display());
+            ExitCode::from(EXIT_CANTCREAT)
+        }
+    }
+}
+
 fn configure(args: &Args) -> Result<(Config, Vec<Destination>), ExitCode> {
     let file = match &args.config {
         Some(path) => RawConfig::from_file(path),
@@ -363,6 +385,9 @@ async fn run(
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(dir) = &args.generate_assets {
+        return generate_assets(dir);
+    }
     let (config, dsts) = match configure(&args) {
         Ok(x) => x,
         Err(code) => return code,

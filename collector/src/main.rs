@@ -13,10 +13,22 @@ use clap::{Parser, Subcommand};
 
 /// Collector of Tumen: which upstream carries traffic into the target network.
 #[derive(Debug, Parser)]
-#[command(name = "tumen-collector", version = tumen_core::build::LONG_VERSION, about, long_about = None)]
+#[command(
+    name = "tumen-collector",
+    version = tumen_core::build::LONG_VERSION,
+    about,
+    long_about = None,
+    override_usage = "tumen-collector <COMMAND>"
+)]
 struct Args {
+    /// Always given, but optional to clap so that the hidden
+    /// `--generate-assets` needs none.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// Write the man pages and bash, zsh and fish completions into DIR
+    /// (for packagers), and exit.
+    #[arg(long, value_name = "DIR", hide = true, exclusive = true)]
+    generate_assets: Option<PathBuf>,
 }
 
 // Parsed once at start: the size of the `serve` variant costs nothing.
@@ -528,14 +540,37 @@ fn infer_cmd(a: &InferArgs) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    use clap::CommandFactory;
     let args = Args::parse();
+    if let Some(dir) = &args.generate_assets {
+        return match tumen_core::assets::generate(Args::command(), dir) {
+            Ok(files) => {
+                for f in files {
+                    println!("{}", f.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail_in(
+                "--generate-assets",
+                EXIT_CANTCREAT,
+                format!("cannot write into {}: {e}", dir.display()),
+            ),
+        };
+    }
     match &args.command {
-        Command::Serve { config, flags } => serve_cmd(config.as_ref(), flags.clone()),
-        Command::Token {
+        Some(Command::Serve { config, flags }) => serve_cmd(config.as_ref(), flags.clone()),
+        Some(Command::Token {
             name,
             token_file,
             rotate,
-        } => token_cmd(name, token_file, *rotate),
-        Command::Infer(a) => infer_cmd(a),
+        }) => token_cmd(name, token_file, *rotate),
+        Some(Command::Infer(a)) => infer_cmd(a),
+        // What clap says for a required subcommand, with the same exit code.
+        None => Args::command()
+            .error(
+                clap::error::ErrorKind::MissingSubcommand,
+                "a command is required: serve, token or infer",
+            )
+            .exit(),
     }
 }

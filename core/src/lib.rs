@@ -8,6 +8,8 @@
 //! v4-mapped addresses); one copy, with property tests, cannot.
 
 pub mod addr;
+#[cfg(feature = "assets")]
+pub mod assets;
 pub mod build;
 pub mod duration;
 pub mod preset;
