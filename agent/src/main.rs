@@ -195,7 +195,15 @@ impl Args {
 
 /// What `--dry-run` prints: what would be probed, within which boundary,
 /// at what rate. Nothing is sent, no socket is opened.
-fn dry_run(c: &Config, dsts: &[Destination]) {
+/// What `--dry-run` prints. Built whole, then written once: a reader
+/// that stops early (`| head`) is not an error.
+fn dry_run(c: &Config, dsts: &[Destination]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    macro_rules! println {
+        ($($t:tt)*) => { let _ = writeln!(out, $($t)*); };
+    }
     let t = &c.probe.trace;
     let units: std::collections::HashSet<_> = dsts.iter().map(|d| d.unit).collect();
     println!("tumen-agent dry run (nothing is sent)");
@@ -259,15 +267,20 @@ fn dry_run(c: &Config, dsts: &[Destination]) {
     }
     println!("interval:  {} s between rounds", c.interval.as_secs_f64());
     match &c.delivery {
-        Some(d) => println!(
-            "collector: {} (spool {}, at most {} MiB; retries up to {} s apart)",
-            d.collector,
-            d.spool.display(),
-            d.spool_max >> 20,
-            d.retry_max.as_secs_f64()
-        ),
-        None => println!("collector: none (results are printed as JSON lines)"),
+        Some(d) => {
+            println!(
+                "collector: {} (spool {}, at most {} MiB; retries up to {} s apart)",
+                d.collector,
+                d.spool.display(),
+                d.spool_max >> 20,
+                d.retry_max.as_secs_f64()
+            );
+        }
+        None => {
+            println!("collector: none (results are printed as JSON lines)");
+        }
     }
+    out
 }
 
 /// The exit code of a delivery that cannot start: an input that cannot
@@ -393,8 +406,17 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     if args.dry_run {
-        dry_run(&config, &dsts);
-        return ExitCode::SUCCESS;
+        use std::io::Write as _;
+        let text = dry_run(&config, &dsts);
+        return match std::io::stdout().lock().write_all(text.as_bytes()) {
+            Ok(()) => ExitCode::SUCCESS,
+            // `tumen-agent --dry-run | head`: the reader had enough.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tumen-agent: cannot write the dry run: {e}");
+                ExitCode::from(EXIT_OSERR)
+            }
+        };
     }
     // Last line of defence before any socket exists.
     if let Some(d) = dsts.iter().find(|d| !config.allow.permits(d.addr)) {

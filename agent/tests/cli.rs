@@ -307,3 +307,61 @@ fn an_unreadable_token_file_exits_66_and_an_empty_one_65_naming_the_file() {
     assert!(err.contains("holds no token"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn dry_run_into_a_closed_pipe_exits_quietly_without_a_panic() {
+    use std::process::Stdio;
+    // `tumen-agent --dry-run | head -0`: the reader is gone before the
+    // agent writes. (It panicked in println! before.)
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(BIN)
+        .args([
+            "--dry-run",
+            "--target",
+            "198.18.176.0/22",
+            "--allow-reserved",
+        ])
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
+
+#[test]
+fn generate_assets_writes_the_man_page_and_three_completions() {
+    let dir = std::env::temp_dir().join(format!("tumen-agent-assets-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(BIN)
+        .arg("--generate-assets")
+        .arg(&dir)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+    let man = std::fs::read_to_string(dir.join("man/tumen-agent.1")).unwrap();
+    assert!(man.contains(".TH TUMEN-AGENT 1"), "{man}");
+    for flag in ["collector", "token\\-file", "dry\\-run"] {
+        assert!(man.contains(flag), "man page lacks {flag}");
+    }
+    assert!(
+        !man.contains("generate\\-assets"),
+        "hidden from the man page too"
+    );
+    for f in ["tumen-agent.bash", "_tumen-agent", "tumen-agent.fish"] {
+        let text = std::fs::read_to_string(dir.join("completions").join(f)).unwrap();
+        assert!(
+            text.contains("collector") && text.contains("token-file"),
+            "{f}: {text}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    // It takes no other argument: the agent must not start probing.
+    let out = Command::new(BIN)
+        .args(["--generate-assets", "/tmp/x", "--target", "198.18.176.0/22"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -456,3 +456,65 @@ fn version_names_the_commit_the_build_date_and_the_target() {
 fn tumen_core_date() -> &'static str {
     tumen_core::build::DATE
 }
+
+#[test]
+fn without_a_command_it_is_a_usage_error_that_names_the_commands() {
+    let out = Command::new(BIN).output().expect("run");
+    assert_eq!(out.status.code(), Some(2), "clap's usage exit code");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("serve, token or infer"), "{err}");
+    assert!(err.contains("Usage: tumen-collector <COMMAND>"), "{err}");
+}
+
+#[test]
+fn generate_assets_writes_a_man_page_per_command_and_three_completions() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("--generate-assets")
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+    for page in [
+        "tumen-collector",
+        "tumen-collector-serve",
+        "tumen-collector-infer",
+        "tumen-collector-token",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(format!("man/{page}.1"))).unwrap();
+        assert!(
+            text.starts_with(".ie \\n(.g .ds Aq") || text.contains(".TH"),
+            "{page}: {text}"
+        );
+        assert!(
+            text.contains(&format!(".TH {} 1", page.to_uppercase())),
+            "{page}: {text}"
+        );
+    }
+    // Subcommand pages document their own flags.
+    let infer = std::fs::read_to_string(dir.path().join("man/tumen-collector-infer.1")).unwrap();
+    assert!(
+        infer.contains("asn\\-table") || infer.contains("asn-table"),
+        "{infer}"
+    );
+    let bash =
+        std::fs::read_to_string(dir.path().join("completions/tumen-collector.bash")).unwrap();
+    assert!(
+        bash.contains("infer") && bash.contains("--asn-table"),
+        "{bash}"
+    );
+    assert!(dir.path().join("completions/_tumen-collector").exists());
+    assert!(dir.path().join("completions/tumen-collector.fish").exists());
+    // Hidden from --help: it is for packagers.
+    assert!(!help(&["--help"]).contains("generate-assets"));
+}
+
+#[test]
+fn generate_assets_into_an_unwritable_place_fails_with_cantcreat() {
+    let out = Command::new(BIN)
+        .args(["--generate-assets", "/proc/tumen-nope"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(73), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot write into /proc/tumen-nope"));
+}

@@ -660,7 +660,7 @@ fn tumen_json_lines_group_flows_and_skip_pings() {
             "tumen.jsonl:6"
         ]
     );
-    // The wire.md example: UDP, the border answers !X.
+    // A record shaped like the one in docs/wire.md (lab addresses): UDP, the border answers !X.
     assert_eq!(t[0].target, Some(ip("198.18.177.15")));
     assert_eq!(hops(&t[0]), ["1 *", "2 198.18.219.1 !X"]);
     // Two Paris flows: addresses of both flows at one TTL, the same
