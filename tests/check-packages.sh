@@ -14,6 +14,11 @@
 #     token file; reinstalling keeps an edited conffile and the tokens
 #   dpkg --purge both: nothing of them is left (the users may stay, as
 #     Debian policy allows)
+#   on Debian 11 (glibc 2.31, the oldest the release supports), in a
+#     minbase chroot made with debootstrap from the package mirror (about
+#     a minute): the portable binaries run (--version, infer on a fixture,
+#     the agent's dry run), and the packages install (users and secret
+#     files made by Debian 11's systemd-sysusers) and purge
 #
 # Refuses to run if tumen-agent or tumen-collector is already installed
 # (it would remove them). Exits 1 if a check failed; purges on the way out.
@@ -42,6 +47,7 @@ need=()
 command -v lintian >/dev/null 2>&1 || need+=(lintian)
 command -v objdump >/dev/null 2>&1 || need+=(binutils)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v man >/dev/null 2>&1 || need+=(man-db)
 [ -f /usr/share/bash-completion/bash_completion ] || need+=(bash-completion)
 if [ ${#need[@]} -gt 0 ]; then
@@ -52,7 +58,17 @@ fi
 
 TMP=$(mktemp -d /tmp/check-packages.XXXXXX)
 purge_all() { dpkg --purge tumen-agent tumen-collector >/dev/null 2>&1 || true; }
-cleanup() { purge_all; rm -rf "$TMP"; }
+OLD=$TMP/bullseye
+cleanup() {
+  purge_all
+  # Never rm -rf through a mounted /proc.
+  if mountpoint -q "$OLD/proc" 2>/dev/null; then umount "$OLD/proc" || umount -l "$OLD/proc"; fi
+  if mountpoint -q "$OLD/proc" 2>/dev/null; then
+    echo "tests/check-packages.sh: $OLD/proc is still mounted; $TMP left in place" >&2
+  else
+    rm -rf "$TMP"
+  fi
+}
 trap cleanup EXIT
 
 results=()
@@ -284,6 +300,41 @@ nothing_left() {
   return $bad
 }
 check "nothing is left (the system users may stay)" nothing_left
+
+# ------------------------------------------------------------ Debian 11
+debian11() {
+  debootstrap --variant=minbase bullseye "$OLD" http://deb.debian.org/debian >"$TMP/debootstrap.log" 2>&1 ||
+    { tail -n 20 "$TMP/debootstrap.log"; return 1; }
+  mount -t proc proc "$OLD/proc" || return 1
+  chroot "$OLD" ldd --version | sed -n 1p
+  chroot "$OLD" ldd --version | sed -n 1p | grep -q ' 2\.31$' || { echo "not glibc 2.31"; return 1; }
+  local v b
+  v=$(ls "$DIST"/tumen-agent-*-x86_64-linux-gnu | sed 's/.*tumen-agent-\(.*\)-x86_64-linux-gnu/\1/')
+  for b in tumen-agent tumen-collector; do
+    install -m 0755 "$DIST/$b-$v-x86_64-linux-gnu" "$OLD/usr/local/bin/$b"
+    chroot "$OLD" "/usr/local/bin/$b" --version || return 1
+  done
+  cp "$ROOT/collector/tests/fixtures/input/dprk-transtelecom.txt" "$OLD/tmp/"
+  chroot "$OLD" /usr/local/bin/tumen-collector infer /tmp/dprk-transtelecom.txt | tee "$TMP/infer.out"
+  grep -q 'upstream transtelecom (AS20485)' "$TMP/infer.out" || return 1
+  chroot "$OLD" /usr/local/bin/tumen-agent --dry-run --target 198.18.176.0/22 --allow-reserved | grep -q 'nothing is sent' || return 1
+  rm -f "$OLD"/usr/local/bin/tumen-*
+  # Debian 11's systemd-sysusers makes the users; it needs /proc.
+  cp /etc/resolv.conf "$OLD/etc/resolv.conf" 2>/dev/null
+  chroot "$OLD" apt-get update -qq >/dev/null &&
+    DEBIAN_FRONTEND=noninteractive chroot "$OLD" apt-get install -y -qq --no-install-recommends systemd >/dev/null 2>&1 ||
+    { echo "apt-get install systemd in the Debian 11 chroot failed"; return 1; }
+  cp "${debs[@]}" "$OLD/tmp/"
+  chroot "$OLD" sh -c 'dpkg -i /tmp/tumen-agent_*.deb /tmp/tumen-collector_*.deb' || return 1
+  chroot "$OLD" getent passwd tumen-agent tumen-collector || return 1
+  [ "$(chroot "$OLD" stat -c '%a %U %G' /etc/tumen-agent/token)" = "640 root tumen-agent" ] || { echo "token file"; return 1; }
+  chroot "$OLD" /usr/bin/tumen-collector --version || return 1
+  chroot "$OLD" dpkg --purge tumen-agent tumen-collector >/dev/null || return 1
+  for f in /usr/bin/tumen-agent /usr/bin/tumen-collector /etc/tumen-agent /etc/tumen-collector; do
+    [ ! -e "$OLD$f" ] || { echo "left in the Debian 11 chroot: $f"; return 1; }
+  done
+}
+check "Debian 11 (glibc 2.31, debootstrap chroot): the binaries run, the packages install and purge" debian11
 
 printf '\n== tests/check-packages.sh summary\n'
 printf '%s\n' "${results[@]}" | grep -c '^PASS' | xargs printf '%s passed, '
