@@ -120,25 +120,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ------------------------------------------------------------------ harness
-secs() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$(date +%s.%N)"; }
-results=()
-failed=0
-check() {
-  local name=$1
-  shift
-  local out t
-  t=$(date +%s.%N)
-  if out=$("$@" 2>&1); then
-    results+=("PASS  $name")
-    printf 'PASS  %s (%s s)\n' "$name" "$(secs "$t")"
-    [ -z "$out" ] || printf '%s\n' "$out" | tail -n 1 | sed 's/^/      | /'
-  else
-    results+=("FAIL  $name")
-    failed=$((failed + 1))
-    printf 'FAIL  %s\n' "$name"
-    printf '%s\n' "$out" | tail -n 60 | sed 's/^/      | /'
-  fi
-}
+# shellcheck source=tests/lib/checks.sh
+. "$ROOT/tests/lib/checks.sh"
 
 export ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 ANSIBLE_RETRY_FILES_ENABLED=0
 export ANSIBLE_LOCAL_TEMP=$TMP/ansible-local ANSIBLE_REMOTE_TEMP=$TMP/ansible-remote
@@ -429,14 +412,10 @@ absent_again() {
 check "a second removal: changed=0" absent_again
 
 # ------------------------------------------------------------------ summary
-pass=0
-for r in "${results[@]}"; do case $r in PASS*) pass=$((pass + 1)) ;; esac; done
-echo
-echo "== tests/check-ansible.sh summary"
-printf '%s\n' "${results[@]}"
+check_summary tests/check-ansible.sh
 echo "packages: $(basename "$COLL_DEB"), $(basename "$AGENT_DEB") from $DIST"
 echo "times: first run ${TIMES[run1]:-?} s, second run ${TIMES[run2]:-?} s, removal ${TIMES[absent]:-?} s; total $(secs "$T0") s"
-echo "$pass passed, $failed failed"
+echo "$CHECKS_PASSED passed, $failed failed"
 if [ "$failed" -ne 0 ]; then
   exit 1
 fi

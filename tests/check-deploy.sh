@@ -78,22 +78,8 @@ cleanup() {
 trap cleanup EXIT
 
 # ------------------------------------------------------------------ harness
-results=()
-failed=0
-check() {
-  local name=$1
-  shift
-  local out
-  if out=$("$@" 2>&1); then
-    results+=("PASS  $name")
-    printf 'PASS  %s\n' "$name"
-  else
-    results+=("FAIL  $name")
-    failed=$((failed + 1))
-    printf 'FAIL  %s\n' "$name"
-    printf '%s\n' "$out" | sed 's/^/      | /'
-  fi
-}
+# shellcheck source=tests/lib/checks.sh
+. "$ROOT/tests/lib/checks.sh"
 
 # Metric names the material may use: the collector's and the agent's
 # contract (docs/collector.md "Outputs", docs/agent.md "Delivery"), plus `up`.
@@ -621,11 +607,7 @@ EOF
 check "cloud-init install script (stubbed): sha256 check, placeholders, package then config, enable" install_script
 
 # ------------------------------------------------------------------ summary
-pass=0
-for r in "${results[@]}"; do case $r in PASS*) pass=$((pass + 1)) ;; esac; done
-echo
-echo "== tests/check-deploy.sh summary"
-printf '%s\n' "${results[@]}"
+check_summary tests/check-deploy.sh
 echo "exposure (systemd-analyze security --offline=yes, systemd $(systemctl --version | awk 'NR == 1 {print $2}')): tumen-agent.service ${EXPOSURE[tumen-agent]:-?}, tumen-collector.service ${EXPOSURE[tumen-collector]:-?}"
-echo "$pass passed, $failed failed"
+echo "$CHECKS_PASSED passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -71,22 +71,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-results=()
-failed=0
-check() {
-  local name=$1
-  shift
-  local out
-  if out=$("$@" 2>&1); then
-    results+=("PASS  $name")
-    printf 'PASS  %s\n' "$name"
-  else
-    results+=("FAIL  $name")
-    failed=$((failed + 1))
-    printf 'FAIL  %s\n' "$name"
-    printf '%s\n' "$out" | sed 's/^/      | /'
-  fi
-}
+# shellcheck source=tests/lib/checks.sh
+. "$ROOT/tests/lib/checks.sh"
 
 # ------------------------------------------------------------ before install
 check "lintian: no error, no warning (overrides justified)" \
@@ -336,7 +322,6 @@ debian11() {
 }
 check "Debian 11 (glibc 2.31, debootstrap chroot): the binaries run, the packages install and purge" debian11
 
-printf '\n== tests/check-packages.sh summary\n'
-printf '%s\n' "${results[@]}" | grep -c '^PASS' | xargs printf '%s passed, '
-printf '%s failed\n' "$failed"
+check_summary tests/check-packages.sh
+echo "$CHECKS_PASSED passed, $failed failed"
 [ "$failed" -eq 0 ]
