@@ -267,6 +267,8 @@ check "reinstalling keeps an edited conffile and the secrets" reinstall_keeps
 # What the units would have written, so that purge has state to remove.
 mkdir -p /var/lib/tumen-agent/spool /var/lib/tumen-collector
 touch /var/lib/tumen-agent/spool/000001.seg /var/lib/tumen-collector/tumen-collector.db
+# ... and what docs/deploy.md has the administrator put beside the secrets.
+touch /etc/tumen-agent/collector-ca.pem /etc/tumen-collector/cert.pem /etc/tumen-collector/key.pem
 check "dpkg --purge tumen-agent tumen-collector" dpkg --purge tumen-agent tumen-collector
 nothing_left() {
   local bad=0 f
