@@ -127,6 +127,42 @@ impl<'a> Model<'a> {
         Ok(Self { scenario, routes })
     }
 
+    /// Routes of BGP speakers toward a BGP peer, with a destination more
+    /// specific than a default route: in a BGP lab, what BGP must put in
+    /// each kernel (`(node, dst, peer)`; one entry per next hop).
+    pub fn bgp_routes(&self) -> Vec<(String, ipnet::IpNet, String)> {
+        let Some(bgp) = self.scenario.bgp.as_ref() else {
+            return Vec::new();
+        };
+        self.routes
+            .iter()
+            .filter(|r| r.dst.prefix_len() > 0)
+            .flat_map(|r| {
+                r.via
+                    .iter()
+                    .filter(|v| bgp.peers(&r.node, v))
+                    .map(|v| (r.node.clone(), r.dst, v.clone()))
+            })
+            .collect()
+    }
+
+    /// The next hops of `node`'s route for exactly `dst`, if it has one.
+    pub fn route_via(&self, node: &str, dst: IpNet) -> Option<&[String]> {
+        self.routes
+            .iter()
+            .find(|r| r.node == node && r.dst == dst)
+            .map(|r| r.via.as_slice())
+    }
+
+    /// The neighbours `node` forwards `dst` to (empty: delivered locally,
+    /// on a link with nobody, or no route).
+    pub fn next_hops(&self, node: &str, dst: IpAddr) -> Vec<String> {
+        match self.lookup(node, dst) {
+            Next::Via(v) => v,
+            _ => Vec::new(),
+        }
+    }
+
     fn is_configured(&self, node: &str, dst: IpAddr) -> bool {
         self.scenario
             .links_of(node)

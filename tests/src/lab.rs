@@ -123,6 +123,22 @@ pub struct LabState {
     /// Events applied, in order.
     pub events: Vec<String>,
     pub created_unix: u64,
+    /// Static routes only, or BIRD on the scenario's BGP speakers.
+    #[serde(default)]
+    pub routing: Routing,
+}
+
+/// How a lab's routers learn their routes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Routing {
+    /// The scenario's route table, installed as static routes.
+    #[default]
+    Static,
+    /// BIRD 2 on every BGP speaker of the scenario's `[bgp]`; its routes
+    /// toward BGP peers come from BGP (the table is then what convergence
+    /// is checked against), the others stay static.
+    Bgp,
 }
 
 impl LabState {
@@ -184,21 +200,42 @@ impl Lab {
     /// Brings a scenario up, owned by this process: dropping the returned
     /// lab tears it down.
     pub fn up(scenario: Scenario) -> Result<Self> {
-        Self::start(scenario, Owner::current(), true)
+        Self::start(scenario, Owner::current(), true, Routing::Static)
+    }
+
+    /// [`Lab::up`] with a choice of routing: [`Routing::Bgp`] runs BIRD and
+    /// returns once BGP has converged.
+    pub fn up_with(scenario: Scenario, routing: Routing) -> Result<Self> {
+        Self::start(scenario, Owner::current(), true, routing)
     }
 
     /// Brings a scenario up for the `tumen-lab up` command: it lives until
     /// `tumen-lab down`.
-    pub fn up_detached(scenario: Scenario) -> Result<LabState> {
-        let mut lab = Self::start(scenario, None, true)?;
+    pub fn up_detached(scenario: Scenario, routing: Routing) -> Result<LabState> {
+        let mut lab = Self::start(scenario, None, true, routing)?;
         lab.owned = false;
         Ok(lab.state.clone())
     }
 
-    fn start(scenario: Scenario, owner: Option<Owner>, owned: bool) -> Result<Self> {
+    fn start(
+        scenario: Scenario,
+        owner: Option<Owner>,
+        owned: bool,
+        routing: Routing,
+    ) -> Result<Self> {
         check_privileges()?;
         require_tool("ip", "apt-get install iproute2")?;
         require_tool("sysctl", "apt-get install procps")?;
+        if routing == Routing::Bgp {
+            if scenario.bgp.is_none() {
+                return Err(LabError::NoLab(format!(
+                    "scenario {} has no [bgp] section: it can only run with static routes",
+                    scenario.name
+                )));
+            }
+            require_tool("bird", "apt-get install bird2")?;
+            require_tool("birdc", "apt-get install bird2")?;
+        }
         let rulesets: Vec<_> = scenario
             .nodes
             .iter()
@@ -227,6 +264,7 @@ impl Lab {
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
+            routing,
         };
         state.write()?;
         // From here on, dropping `lab` (an error below, or a panic) removes
@@ -254,7 +292,48 @@ impl Lab {
                 .and_then(|(_, r)| r.as_deref());
             lab.configure_node(node, ruleset)
         })?;
+        if routing == Routing::Bgp {
+            let st = crate::bird::state(&lab.scenario, &[]).unwrap_or_default();
+            crate::bird::start(&id, &lab.scenario, &st)?;
+            crate::bird::converge(&id, &lab.scenario, &[], &st)?;
+        }
         Ok(lab)
+    }
+
+    /// The scenario as installed statically: in a BGP lab, without the
+    /// routes of speakers toward BGP peers (BGP provides those).
+    fn static_part(&self) -> std::borrow::Cow<'_, Scenario> {
+        match (&self.state.routing, &self.scenario.bgp) {
+            (Routing::Bgp, Some(bgp)) => {
+                let mut s = self.scenario.clone();
+                s.routes
+                    .retain(|r| !r.via.iter().any(|v| bgp.peers(&r.node, v)));
+                std::borrow::Cow::Owned(s)
+            }
+            _ => std::borrow::Cow::Borrowed(&self.scenario),
+        }
+    }
+
+    /// Whether `change` (an event's route) is BGP's to make in this lab.
+    fn is_bgp_route(&self, change: &crate::scenario::Route) -> bool {
+        let Some(bgp) = self.scenario.bgp.as_ref() else {
+            return false;
+        };
+        if self.state.routing != Routing::Bgp {
+            return false;
+        }
+        if change.via.is_empty() {
+            // A deletion: BGP's if the route it deletes went to a peer.
+            self.model()
+                .map(|m| {
+                    m.bgp_routes()
+                        .iter()
+                        .any(|(n, d, _)| *n == change.node && *d == change.dst)
+                })
+                .unwrap_or(false)
+        } else {
+            change.via.iter().any(|v| bgp.peers(&change.node, v))
+        }
     }
 
     /// Runs `f` for every node, in parallel (each step is a few short-lived
@@ -306,7 +385,7 @@ impl Lab {
         let what = |step: &str| format!("lab {}: node {}: {step}", self.state.id, node.name);
         run(
             Command::new("ip").args(["-n", &ns, "-batch", "-"]),
-            Some(&plan::node_batch(&self.scenario, node)),
+            Some(&plan::node_batch(&self.static_part(), node)),
             &what("addresses and routes"),
         )?;
         if let Some(rules) = ruleset {
@@ -411,8 +490,9 @@ impl Lab {
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
+        let ev = ev.clone();
         let mut per_node: Vec<(String, String)> = Vec::new();
-        for r in &ev.routes {
+        for r in ev.routes.iter().filter(|r| !self.is_bgp_route(r)) {
             let line = plan::route_line(&self.scenario, r, "replace");
             match per_node.iter_mut().find(|(n, _)| *n == r.node) {
                 Some((_, batch)) => batch.push_str(&line),
@@ -428,7 +508,14 @@ impl Lab {
             )?;
         }
         self.state.events.push(name.to_string());
-        self.state.write()
+        self.state.write()?;
+        if self.state.routing == Routing::Bgp {
+            let id = self.state.id.clone();
+            let st = crate::bird::state(&self.scenario, &self.state.events).unwrap_or_default();
+            crate::bird::reconfigure(&id, &self.scenario, &st)?;
+            crate::bird::converge(&id, &self.scenario, &self.state.events, &st)?;
+        }
+        Ok(())
     }
 
     /// Tears the lab down now (also done on drop for owned labs).
@@ -450,6 +537,8 @@ impl Drop for Lab {
 
 /// Deletes every namespace of lab `id` and its state file.
 pub fn teardown(id: &str) -> Result<()> {
+    // Daemons first (by pid): a process inside a namespace keeps it alive.
+    crate::bird::stop_all(id)?;
     let mine: Vec<String> = list_namespaces()?
         .into_iter()
         .filter(|ns| plan::lab_id_of_ns(ns) == Some(id))

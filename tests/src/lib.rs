@@ -9,6 +9,8 @@
 //! brings it up and down; [`expect`] says which hops a trace must show;
 //! [`oracle`] runs Linux `traceroute` and `scamper` to check it.
 
+pub mod bgp;
+pub mod bird;
 pub mod demo;
 pub mod expect;
 pub mod lab;
@@ -18,5 +20,5 @@ pub mod scenario;
 pub mod stack;
 
 pub use expect::{Hop, Mark, Model};
-pub use lab::{Lab, LabError};
+pub use lab::{Lab, LabError, Routing};
 pub use scenario::{Proto, Scenario};

@@ -174,7 +174,12 @@ pub struct Route {
 pub struct Event {
     pub name: String,
     pub description: String,
+    /// Static route changes; in a BGP lab, the forwarding the BGP actions
+    /// must produce (routes toward a BGP peer are not installed, they are
+    /// what convergence is checked against).
     pub routes: Vec<Route>,
+    /// BGP actions (announce, withdraw, prepend, session down or up).
+    pub bgp: Vec<crate::bgp::Action>,
 }
 
 /// A lab prefix and the stand-in ASN that originates it.
@@ -205,6 +210,9 @@ pub struct Scenario {
     pub events: Vec<Event>,
     pub asns: Vec<AsnEntry>,
     pub orgs: Vec<Org>,
+    /// BGP speakers, sessions, originations and policies (`[bgp]`); the
+    /// lab runs BIRD only when asked (`Routing::Bgp`).
+    pub bgp: Option<crate::bgp::Bgp>,
     /// The TOML text the scenario was loaded from.
     pub source: String,
 }
@@ -255,6 +263,7 @@ struct RawScenario {
     asns: Vec<RawAsn>,
     #[serde(default, rename = "org")]
     orgs: Vec<RawOrg>,
+    bgp: Option<crate::bgp::RawBgp>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -310,6 +319,8 @@ struct RawEvent {
     description: String,
     #[serde(default, rename = "route")]
     routes: Vec<RawRoute>,
+    #[serde(default)]
+    bgp: Vec<crate::bgp::RawAction>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -344,6 +355,21 @@ impl OneOrMany {
             OneOrMany::Many(v) => v,
             OneOrMany::None => Vec::new(),
         }
+    }
+}
+
+/// The nodes and links BGP validation checks sessions against.
+struct TopologyView<'a> {
+    nodes: &'a BTreeMap<String, Role>,
+    links: &'a [Link],
+}
+
+impl crate::bgp::Topology for TopologyView<'_> {
+    fn has_node(&self, name: &str) -> bool {
+        self.nodes.contains_key(name)
+    }
+    fn has_link(&self, a: &str, b: &str) -> bool {
+        self.links.iter().any(|l| l.touches(a) && l.peer_of(a) == b)
     }
 }
 
@@ -534,6 +560,19 @@ impl Validator {
             .collect();
         self.unique_routes(&routes, "route");
 
+        let bgp = raw.bgp.map(|rb| {
+            let topo = TopologyView {
+                nodes: &roles,
+                links: &links,
+            };
+            let mut problems = Vec::new();
+            let b = crate::bgp::Bgp::from_raw(rb, &topo, &mut problems);
+            for p in problems {
+                self.problem(p);
+            }
+            b
+        });
+
         let mut events = Vec::new();
         let mut event_names = BTreeSet::new();
         for re in raw.events {
@@ -541,8 +580,23 @@ impl Validator {
             if !event_names.insert(re.name.clone()) {
                 self.problem(format!("{ctx}: defined twice"));
             }
-            if re.routes.is_empty() {
+            if re.routes.is_empty() && re.bgp.is_empty() {
                 self.problem(format!("{ctx}: changes no route"));
+            }
+            let mut actions = Vec::new();
+            for ra in re.bgp {
+                match &bgp {
+                    Some(b) => {
+                        let mut problems = Vec::new();
+                        actions.push(b.action_from_raw(ra, &ctx, &mut problems));
+                        for p in problems {
+                            self.problem(p);
+                        }
+                    }
+                    None => self.problem(format!(
+                        "{ctx}: a bgp action, but the scenario has no [bgp]"
+                    )),
+                }
             }
             let routes: Vec<Route> = re
                 .routes
@@ -554,6 +608,7 @@ impl Validator {
                 name: re.name,
                 description: re.description,
                 routes,
+                bgp: actions,
             });
         }
 
@@ -603,6 +658,7 @@ impl Validator {
             events,
             asns,
             orgs,
+            bgp,
             source: source.to_string(),
         }
     }

@@ -7,7 +7,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use common::{assert_clean, host_addrs, observed_upstream, sweep, ttk_moved, up, TRANSTELECOM};
+use common::{
+    assert_clean, host_addrs, observed_upstream, sweep, ttk_moved, up, up_bgp, TRANSTELECOM,
+};
 use tumen_lab::oracle::Method;
 
 const CHINA_UNICOM: u32 = 4837;
@@ -31,7 +33,50 @@ fn upstreams(
 
 #[test]
 fn dprk_2017_hops_match_traceroute_and_scamper_before_and_after_ttk_activation() {
-    let mut lab = up("dprk-2017");
+    dprk_2017_before_and_after_ttk_activation(up("dprk-2017"));
+}
+
+/// The same assertions, with BIRD on every router: forwarding comes from
+/// BGP, and `ttk-activation` is Star JV announcing three more-specifics to
+/// TransTeleCom.
+#[test]
+fn dprk_2017_on_bgp_hops_match_traceroute_and_scamper_before_and_after_ttk_activation() {
+    let lab = up_bgp("dprk-2017");
+    let id = lab.id().to_string();
+    let birds = bird_pids(&id);
+    assert_eq!(birds.len(), 8, "one BIRD per speaker: {birds:?}");
+    dprk_2017_before_and_after_ttk_activation(lab);
+    // Dropped: every BIRD of the lab stopped by its pid, its files gone.
+    for pid in birds {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "bird {pid} of lab {id} outlived the lab"
+        );
+    }
+    assert!(!tumen_lab::bird::dir(&id).exists());
+}
+
+fn bird_pids(id: &str) -> Vec<u32> {
+    std::fs::read_dir(tumen_lab::bird::dir(id))
+        .expect("the lab's bird directory")
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pid"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse().ok())
+        .collect()
+}
+
+/// `birdc show route all` on `node` for `prefix`: the AS path of the best
+/// route, or None without one.
+fn bgp_path(lab: &tumen_lab::Lab, node: &str, prefix: &str) -> Option<String> {
+    let out = tumen_lab::bird::birdc(lab.id(), node, &["show", "route", "for", prefix, "all"])
+        .expect("birdc");
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("BGP.as_path:"))
+        .map(|p| p.trim().to_string())
+}
+
+fn dprk_2017_before_and_after_ttk_activation(mut lab: tumen_lab::Lab) {
+    let bgp = lab.state().routing == tumen_lab::Routing::Bgp;
     let dsts = all_hosts(&lab);
     assert_eq!(dsts.len(), 12, "six host prefixes, both families");
 
@@ -43,7 +88,45 @@ fn dprk_2017_hops_match_traceroute_and_scamper_before_and_after_ttk_activation()
         "before the event everything enters via China Unicom: {before:?}"
     );
 
+    if bgp {
+        // birdc, an oracle of its own: the routers' BGP view.
+        assert_eq!(
+            bgp_path(&lab, "tr-fra", "198.18.177.15").as_deref(),
+            Some("4837 131279")
+        );
+        assert_eq!(
+            bgp_path(&lab, "ttk-msk", "198.18.176.1").as_deref(),
+            Some("131279"),
+            "TTK has the route (NO_EXPORT)"
+        );
+        assert_eq!(
+            bgp_path(&lab, "tr-fra", "198.18.176.1").as_deref(),
+            Some("4837 131279"),
+            "and keeps it to itself"
+        );
+    }
+
     lab.event("ttk-activation").expect("event");
+    if bgp {
+        assert_eq!(
+            bgp_path(&lab, "tr-fra", "198.18.177.15").as_deref(),
+            Some("20485 131279")
+        );
+        assert_eq!(
+            bgp_path(&lab, "tr-sgp", "2001:db8:179::15").as_deref(),
+            Some("20485 131279")
+        );
+        assert_eq!(
+            bgp_path(&lab, "tr-nyc", "198.18.177.15").as_deref(),
+            Some("4837 131279"),
+            "tr-nyc filters AS20485 paths to the target"
+        );
+        assert_eq!(
+            bgp_path(&lab, "tr-fra", "198.18.176.15").as_deref(),
+            Some("4837 131279"),
+            ".176 stays"
+        );
+    }
     let (seen, bad) = sweep(&lab, &dsts, Method::Icmp, true);
     assert_clean("dprk-2017 after ttk-activation", &bad);
     let after = upstreams(&lab, &seen);
@@ -63,6 +146,12 @@ fn dprk_2017_hops_match_traceroute_and_scamper_before_and_after_ttk_activation()
     );
 
     lab.event("ttk-withdrawal").expect("event");
+    if bgp {
+        assert_eq!(
+            bgp_path(&lab, "tr-fra", "198.18.177.15").as_deref(),
+            Some("4837 131279")
+        );
+    }
     let (seen, bad) = sweep(&lab, &dsts, Method::Icmp, false);
     assert_clean("dprk-2017 after ttk-withdrawal", &bad);
     assert_eq!(

@@ -137,6 +137,46 @@ fn sigkill_leaves_a_stale_lab_that_down_stale_removes() {
     assert!(LabState::read(&id).is_err());
 }
 
+/// BIRD daemonizes into its own session: SIGKILL to `tumen-lab run`'s
+/// process group leaves every BIRD of the lab running, and `down --stale`
+/// must stop them by pid before removing the namespaces.
+#[test]
+fn sigkill_leaves_birds_that_down_stale_stops_by_pid() {
+    let mut child = Command::new(BIN)
+        .args(["run", "--bgp", "dprk-2017", "--", "sleep", "300"])
+        .stdout(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("spawn tumen-lab run --bgp");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("lab id");
+    let id = line.trim().to_string();
+    let _guard = CliLab(id.clone());
+    let pids: Vec<u32> = std::fs::read_dir(tumen_lab::bird::dir(&id))
+        .expect("bird directory")
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pid"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse().ok())
+        .collect();
+    assert_eq!(pids.len(), 8, "one BIRD per speaker");
+    let pgid = i32::try_from(child.id()).expect("pid");
+    let status = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let _ = child.wait();
+    let alive = |p: &u32| std::path::Path::new(&format!("/proc/{p}")).exists();
+    assert!(pids.iter().all(alive), "the birds outlive their owner");
+    let out = tumen_lab(&["down", "--stale"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!pids.iter().any(alive), "down --stale stopped every bird");
+    assert_eq!(namespaces_of(&id), Vec::<String>::new());
+    assert!(!tumen_lab::bird::dir(&id).exists());
+}
+
 #[test]
 fn sigterm_to_tumen_lab_run_stops_the_command_and_removes_the_lab() {
     let (mut child, id) = spawn_run_sleep();

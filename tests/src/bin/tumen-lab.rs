@@ -24,6 +24,10 @@ enum Cmd {
     Up {
         /// Scenario file or shipped scenario name.
         scenario: String,
+        /// Run BIRD 2 on the scenario's BGP speakers (its `[bgp]`): routes
+        /// toward BGP peers come from BGP; returns once it has converged.
+        #[arg(long)]
+        bgp: bool,
     },
     /// Build a scenario, run CMD with TUMEN_LAB_ID set, then tear the lab down.
     /// Prints the lab id first. If this process is killed, the lab is stale:
@@ -31,6 +35,9 @@ enum Cmd {
     Run {
         /// Scenario file or shipped scenario name.
         scenario: String,
+        /// Run BIRD 2 on the scenario's BGP speakers (as `up --bgp`).
+        #[arg(long)]
+        bgp: bool,
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
@@ -61,6 +68,16 @@ enum Cmd {
     },
     /// List running labs, their nodes and the events applied.
     Status,
+    /// A BGP lab's router: its sessions and routes (`birdc show protocols`,
+    /// `birdc show route`).
+    Bgp {
+        #[arg(long)]
+        lab: Option<String>,
+        node: String,
+        /// Every attribute of every route (`show route all`).
+        #[arg(long)]
+        all: bool,
+    },
     /// Validate a scenario file without building it (needs no privilege).
     Check { scenario: String },
     /// Print the hops a trace from NODE to DST should show (after --event ...).
@@ -130,7 +147,7 @@ fn pick_lab(given: Option<String>) -> anyhow::Result<String> {
 /// `tumen-lab run`: a lab for the lifetime of a command. SIGINT, SIGTERM and
 /// SIGHUP do not kill this process: they end the command (SIGTERM, then
 /// SIGKILL after 5 s) and the lab is still torn down.
-fn run_with_lab(scenario: &str, command: &[String]) -> anyhow::Result<ExitCode> {
+fn run_with_lab(scenario: &str, bgp: bool, command: &[String]) -> anyhow::Result<ExitCode> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     use std::time::Duration;
@@ -143,7 +160,12 @@ fn run_with_lab(scenario: &str, command: &[String]) -> anyhow::Result<ExitCode> 
     ] {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
-    let l = Lab::up(Scenario::load(scenario)?)?;
+    let routing = if bgp {
+        tumen_lab::Routing::Bgp
+    } else {
+        tumen_lab::Routing::Static
+    };
+    let l = Lab::up_with(Scenario::load(scenario)?, routing)?;
     println!("{}", l.id());
     std::io::Write::flush(&mut std::io::stdout())?;
     let mut child = match std::process::Command::new(&command[0])
@@ -194,19 +216,60 @@ fn run_with_lab(scenario: &str, command: &[String]) -> anyhow::Result<ExitCode> 
 
 fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
-        Cmd::Up { scenario } => {
+        Cmd::Up { scenario, bgp } => {
             let s = Scenario::load(&scenario)?;
             let t = Instant::now();
-            let state = Lab::up_detached(s)?;
+            let routing = if bgp {
+                tumen_lab::Routing::Bgp
+            } else {
+                tumen_lab::Routing::Static
+            };
+            let state = Lab::up_detached(s, routing)?;
             println!("{}", state.id);
             eprintln!(
-                "tumen-lab: scenario {} up as lab {} in {:.2} s; `tumen-lab exec NODE -- CMD` to use it, `tumen-lab down` to remove it",
+                "tumen-lab: scenario {} up as lab {} in {:.2} s{}; `tumen-lab exec NODE -- CMD` to use it, `tumen-lab down` to remove it",
                 state.scenario,
                 state.id,
-                t.elapsed().as_secs_f64()
+                t.elapsed().as_secs_f64(),
+                if bgp { " (BGP converged)" } else { "" }
             );
         }
-        Cmd::Run { scenario, command } => return run_with_lab(&scenario, &command),
+        Cmd::Bgp { lab: id, node, all } => {
+            let l = Lab::attach(&pick_lab(id)?)?;
+            if l.state().routing != tumen_lab::Routing::Bgp {
+                bail!(
+                    "lab {} runs static routes (start it with `tumen-lab up --bgp`)",
+                    l.id()
+                );
+            }
+            let speakers: Vec<&str> = l
+                .scenario()
+                .bgp
+                .iter()
+                .flat_map(|b| b.speakers.iter().map(|s| s.node.as_str()))
+                .collect();
+            if !speakers.contains(&node.as_str()) {
+                bail!(
+                    "{node} is not a BGP speaker of lab {} (speakers: {})",
+                    l.id(),
+                    speakers.join(", ")
+                );
+            }
+            print!(
+                "{}",
+                tumen_lab::bird::birdc(l.id(), &node, &["show", "protocols"])?
+            );
+            let mut args = vec!["show", "route"];
+            if all {
+                args.push("all");
+            }
+            print!("{}", tumen_lab::bird::birdc(l.id(), &node, &args)?);
+        }
+        Cmd::Run {
+            scenario,
+            bgp,
+            command,
+        } => return run_with_lab(&scenario, bgp, &command),
         Cmd::Down {
             lab: id,
             stale,

@@ -16,6 +16,14 @@ pub fn up(name: &str) -> Lab {
     Lab::up(s).unwrap_or_else(|e| panic!("bringing up {name}: {e}"))
 }
 
+/// [`up`] with BIRD 2 on the scenario's BGP speakers (returns once BGP
+/// has converged).
+pub fn up_bgp(name: &str) -> Lab {
+    let s = Scenario::load(name).unwrap_or_else(|e| panic!("{e}"));
+    Lab::up_with(s, tumen_lab::Routing::Bgp)
+        .unwrap_or_else(|e| panic!("bringing up {name} on BGP: {e}"))
+}
+
 /// One address per host prefix of the scenario (`.15` / `::15`), in order:
 /// the stand-in of a real target host such as ns1.kptc.kp.
 pub fn host_addrs(s: &Scenario, v6: bool) -> Vec<IpAddr> {

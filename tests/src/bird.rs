@@ -1,0 +1,346 @@
+//! BIRD 2 daemons of a BGP lab: one per speaker, inside its namespace,
+//! with its configuration, control socket, pid file and log in the lab's
+//! state directory (`<state_dir>/<lab id>.bird/`). Started after the
+//! namespaces are wired, reconfigured (`birdc configure`) by events,
+//! stopped by pid before the namespaces go (also by `down --stale`).
+//!
+//! Convergence is checked against the scenario's own route table: every
+//! route a speaker has toward a BGP peer is what BGP must produce, so the
+//! lab waits until every session that should run is Established and the
+//! kernel forwards each such destination to that peer.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::bgp::{self, Neighbour, State};
+use crate::lab::{state_dir, LabError};
+use crate::plan;
+use crate::scenario::Scenario;
+
+type Result<T, E = LabError> = std::result::Result<T, E>;
+
+/// How long `up` and events wait for BGP to converge.
+pub const CONVERGENCE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The directory of lab `id`'s daemons.
+pub fn dir(id: &str) -> PathBuf {
+    state_dir().join(format!("{id}.bird"))
+}
+
+fn file(id: &str, node: &str, ext: &str) -> PathBuf {
+    dir(id).join(format!("{node}.{ext}"))
+}
+
+/// The control socket of `node`'s BIRD.
+pub fn socket(id: &str, node: &str) -> PathBuf {
+    file(id, node, "ctl")
+}
+
+fn io(what: String) -> impl FnOnce(std::io::Error) -> LabError {
+    move |source| LabError::Io { what, source }
+}
+
+/// The BGP state after the events applied so far, in order.
+pub fn state(s: &Scenario, events: &[String]) -> Option<State> {
+    let bgp = s.bgp.as_ref()?;
+    let mut st = State::new(bgp);
+    for name in events {
+        if let Some(ev) = s.event(name) {
+            for a in &ev.bgp {
+                st.apply(a);
+            }
+        }
+    }
+    Some(st)
+}
+
+/// The configuration of every speaker, in the given BGP state.
+pub fn configs(s: &Scenario, st: &State) -> Vec<(String, String)> {
+    let Some(bgp) = s.bgp.as_ref() else {
+        return Vec::new();
+    };
+    bgp.speakers
+        .iter()
+        .map(|sp| {
+            let neighbours: Vec<Neighbour<'_>> = bgp
+                .sessions
+                .iter()
+                .filter_map(|sess| sess.peer_of(&sp.node))
+                .map(|(peer, relation)| Neighbour {
+                    peer,
+                    relation,
+                    peer_asn: bgp.asn_of(peer).unwrap_or(0),
+                    local4: s.addr_on_link(&sp.node, peer, false),
+                    remote4: s.addr_on_link(peer, &sp.node, false),
+                    local6: s.addr_on_link(&sp.node, peer, true),
+                    remote6: s.addr_on_link(peer, &sp.node, true),
+                })
+                .collect();
+            let router_id = s
+                .all_addrs()
+                .into_iter()
+                .find(|(n, a)| *n == sp.node && a.addr().is_ipv4())
+                .map(|(_, a)| a.addr())
+                .unwrap_or(std::net::IpAddr::from([192, 0, 2, 255]));
+            (
+                sp.node.clone(),
+                bgp::bird_config(bgp, st, &sp.node, sp.asn, router_id, &neighbours),
+            )
+        })
+        .collect()
+}
+
+/// Writes the configurations and starts one BIRD per speaker.
+pub fn start(id: &str, s: &Scenario, st: &State) -> Result<()> {
+    let d = dir(id);
+    fs::create_dir_all(&d).map_err(io(format!("create {}", d.display())))?;
+    for (node, conf) in configs(s, st) {
+        let path = file(id, &node, "conf");
+        fs::write(&path, conf).map_err(io(format!("write {}", path.display())))?;
+        // `bird -p`: parse only, so a bad configuration names itself.
+        let ns = plan::ns_name(id, &node);
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns, "bird"])
+            .arg("-c")
+            .arg(&path)
+            .arg("-s")
+            .arg(socket(id, &node))
+            .arg("-P")
+            .arg(file(id, &node, "pid"))
+            .output()
+            .map_err(io(format!("lab {id}: node {node}: start bird")))?;
+        if !out.status.success() {
+            return Err(LabError::Command {
+                what: format!("lab {id}: node {node}: bird -c {}", path.display()),
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites the configurations that changed and has those daemons
+/// reload them (`birdc configure`).
+pub fn reconfigure(id: &str, s: &Scenario, st: &State) -> Result<()> {
+    for (node, conf) in configs(s, st) {
+        let path = file(id, &node, "conf");
+        if fs::read_to_string(&path).ok().as_deref() == Some(conf.as_str()) {
+            continue;
+        }
+        fs::write(&path, conf).map_err(io(format!("write {}", path.display())))?;
+        let out = birdc(id, &node, &["configure"])?;
+        if !out.contains("Reconfigured") && !out.contains("Reconfiguration in progress") {
+            return Err(LabError::Command {
+                what: format!("lab {id}: node {node}: birdc configure"),
+                status: "refused".into(),
+                stderr: out,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Runs `birdc -s SOCKET ARGS` for `node` and returns its output.
+pub fn birdc(id: &str, node: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new("birdc")
+        .arg("-s")
+        .arg(socket(id, node))
+        .args(args)
+        .output()
+        .map_err(io(format!(
+            "lab {id}: node {node}: birdc {}",
+            args.join(" ")
+        )))?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        return Err(LabError::Command {
+            what: format!("lab {id}: node {node}: birdc {}", args.join(" ")),
+            status: out.status.to_string(),
+            stderr: format!("{text}{}", String::from_utf8_lossy(&out.stderr)),
+        });
+    }
+    Ok(text)
+}
+
+/// BGP protocols of `node` and their state (`Established`, `Active`, ...;
+/// `down` when disabled), from `birdc show protocols`.
+pub fn sessions(id: &str, node: &str) -> Result<Vec<(String, String)>> {
+    let out = birdc(id, node, &["show", "protocols"])?;
+    Ok(out
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 4 && f[1] == "BGP").then(|| {
+                let info = f.get(5).map_or(f[3], |i| *i);
+                (
+                    f[0].to_string(),
+                    if f[3] == "down" {
+                        "down".into()
+                    } else {
+                        info.to_string()
+                    },
+                )
+            })
+        })
+        .collect())
+}
+
+/// What is not converged yet: sessions that should be up and are not,
+/// and routes toward a BGP peer the kernel does not have. Empty when
+/// converged.
+pub fn pending(id: &str, s: &Scenario, events: &[String], st: &State) -> Result<Vec<String>> {
+    let Some(bgp) = s.bgp.as_ref() else {
+        return Ok(Vec::new());
+    };
+    let mut left = Vec::new();
+    for sp in &bgp.speakers {
+        for (name, state) in sessions(id, &sp.node)? {
+            let down_by_event = st.down.iter().any(|(a, b)| {
+                (a == &sp.node || b == &sp.node)
+                    && (name == bgp::protocol_name(a, false)
+                        || name == bgp::protocol_name(a, true)
+                        || name == bgp::protocol_name(b, false)
+                        || name == bgp::protocol_name(b, true))
+            });
+            if !down_by_event && state != "Established" {
+                left.push(format!("{}: session {name} is {state}", sp.node));
+            }
+        }
+    }
+    let model =
+        crate::expect::Model::new(s, &events.iter().map(String::as_str).collect::<Vec<_>>())?;
+    for (node, dst, via) in model.bgp_routes() {
+        let ns = plan::ns_name(id, &node);
+        let fam = if dst.addr().is_ipv6() { "-6" } else { "-4" };
+        let out = Command::new("ip")
+            .args(["-n", &ns, fam, "route", "show", "exact", &dst.to_string()])
+            .output()
+            .map_err(io(format!("lab {id}: ip route show exact")))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let dev_ok = words.windows(2).any(|w| w[0] == "dev" && w[1] == via);
+        if !dev_ok {
+            left.push(format!(
+                "{node}: no BGP route {dst} via {via} yet ({})",
+                text.trim()
+            ));
+        }
+    }
+    // ... and every route BGP put in a kernel agrees with the model (a
+    // withdrawn more-specific that is still there would not be seen above).
+    for sp in &bgp.speakers {
+        let ns = plan::ns_name(id, &sp.node);
+        for fam in ["-4", "-6"] {
+            let out = Command::new("ip")
+                .args(["-n", &ns, fam, "route", "show", "proto", "bird"])
+                .output()
+                .map_err(io(format!("lab {id}: ip route show proto bird")))?;
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                let Some(dst) = f.first().and_then(|d| d.parse::<ipnet::IpNet>().ok()) else {
+                    continue;
+                };
+                let dev = f.windows(2).find(|w| w[0] == "dev").map(|w| w[1]);
+                let want = model
+                    .route_via(&sp.node, dst)
+                    .map(<[String]>::to_vec)
+                    .unwrap_or_else(|| model.next_hops(&sp.node, dst.network()));
+                if dev.is_none_or(|d| !want.iter().any(|w| w == d)) {
+                    left.push(format!(
+                        "{}: BGP route {dst} goes to {} but the scenario says {}",
+                        sp.node,
+                        dev.unwrap_or("?"),
+                        if want.is_empty() {
+                            "no neighbour".to_string()
+                        } else {
+                            want.join(" or ")
+                        }
+                    ));
+                }
+            }
+        }
+    }
+    Ok(left)
+}
+
+/// Waits until [`pending`] is empty, or fails naming what is not there.
+pub fn converge(id: &str, s: &Scenario, events: &[String], st: &State) -> Result<Duration> {
+    let t0 = Instant::now();
+    loop {
+        let left = pending(id, s, events, st)?;
+        if left.is_empty() {
+            return Ok(t0.elapsed());
+        }
+        if t0.elapsed() > CONVERGENCE_TIMEOUT {
+            return Err(LabError::NoLab(format!(
+                "lab {id}: BGP did not converge within {} s:\n  - {}",
+                CONVERGENCE_TIMEOUT.as_secs(),
+                left.join("\n  - ")
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Stops every BIRD of lab `id` by the pid in its pid file (only a
+/// process that is that lab's bird), waits for it, and removes the
+/// directory.
+pub fn stop_all(id: &str) -> Result<()> {
+    let d = dir(id);
+    let Ok(entries) = fs::read_dir(&d) else {
+        return Ok(());
+    };
+    let mut pids = Vec::new();
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().and_then(|x| x.to_str()) != Some("pid") {
+            continue;
+        }
+        let Some(pid) = fs::read_to_string(&p)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if is_our_bird(pid, &d) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            pids.push(pid);
+        }
+    }
+    let t0 = Instant::now();
+    while pids
+        .iter()
+        .any(|p| Path::new(&format!("/proc/{p}")).exists())
+    {
+        if t0.elapsed() > Duration::from_secs(5) {
+            for p in &pids {
+                if is_our_bird(*p, &d) {
+                    let _ = Command::new("kill")
+                        .args(["-KILL", &p.to_string()])
+                        .status();
+                }
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    fs::remove_dir_all(&d).map_err(io(format!("remove {}", d.display())))
+}
+
+/// Whether `pid` is a bird started with a configuration in `dir`.
+fn is_our_bird(pid: i32, dir: &Path) -> bool {
+    let Ok(cmd) = fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<String> = cmd
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).to_string())
+        .collect();
+    args.first().is_some_and(|a| a.ends_with("bird"))
+        && args.iter().any(|a| Path::new(a).starts_with(dir))
+}
