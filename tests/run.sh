@@ -2,7 +2,8 @@
 # Tumen's whole test suite, as CI runs it, as root: `tests/run.sh`.
 #
 # On a fresh Debian machine it first installs what the suite needs (the lab's
-# iproute2, nftables, procps and util-linux; traceroute, scamper and ping as
+# iproute2, nftables, procps and util-linux, and bird2 for the BGP lab;
+# traceroute, scamper and ping as
 # independent oracles; python3 and openssl for the delivery tests;
 # prometheus and prometheus-alertmanager for the end-to-end alert test;
 # cargo-audit), then runs, and fails on the first failure of:

@@ -1097,4 +1097,87 @@ via = "r1"
         }
         assert!(!is_lab_net(&"198.18.0.0/14".parse().expect("net")));
     }
+
+    #[test]
+    fn bgp_sections_are_validated_with_every_problem_named() {
+        let text = format!(
+            "{MINI}\n{}",
+            r#"
+[bgp]
+speaker = [{ node = "r1", asn = 64500 }, { node = "h", asn = 64501 }, { node = "ghost", asn = 1 }]
+session = [{ a = "r1", b = "h", relation = "sideways" }]
+"#
+        );
+        let err = Scenario::parse(&text, "bad").unwrap_err();
+        assert!(
+            err.problems
+                .iter()
+                .any(|p| p.contains("invalid TOML") && p.contains("sideways")),
+            "{err}"
+        );
+
+        let text = format!(
+            "{MINI}\n{}",
+            r#"
+[[event]]
+name = "go"
+bgp = [{ action = "announce", node = "r1", prefix = ["198.18.176.0/24"] }]
+
+[bgp]
+speaker = [{ node = "r1", asn = 64500 }, { node = "h", asn = 64501 }, { node = "ghost", asn = 1 }]
+session = [{ a = "r1", b = "h" }, { a = "vp", b = "r1", relation = "peer" }]
+originate = [{ node = "r1", prefix = ["198.18.176.1/24"], to = ["vp"] }]
+policy = [{ node = "r1", peer = "h", reject_as = 20485 }]
+"#
+        );
+        let err = Scenario::parse(&text, "bad").unwrap_err();
+        let all = err.to_string();
+        for want in [
+            "bgp speaker ghost: no such node",
+            "bgp session r1 - h: eBGP needs a relation",
+            "bgp session vp - r1: both ends must be bgp speakers",
+            "198.18.176.1/24 has host bits set",
+            "no session with vp",
+            "reject_as needs reject_prefix",
+        ] {
+            assert!(all.contains(want), "missing {want:?} in:\n{all}");
+        }
+
+        let text = format!(
+            "{MINI}\n{}",
+            r#"
+[[event]]
+name = "go"
+bgp = [{ action = "withdraw", node = "r1", prefix = ["198.18.176.0/24"] }]
+"#
+        );
+        let err = Scenario::parse(&text, "bad").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("event go: a bgp action, but the scenario has no [bgp]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_shipped_dprk_2017_speaks_bgp_and_its_events_act_on_it() {
+        let s = Scenario::load("dprk-2017").expect("shipped");
+        let bgp = s.bgp.as_ref().expect("[bgp]");
+        assert_eq!(bgp.speakers.len(), 8);
+        assert_eq!(bgp.sessions.len(), 10);
+        let ev = s.event("ttk-activation").expect("event");
+        assert!(
+            matches!(&ev.bgp[..], [crate::bgp::Action::Announce(o)] if o.node == "kp-gw" && o.to == ["ttk-khasan"] && o.prefixes.len() == 6)
+        );
+        // Every route a speaker has toward a peer is one BGP must produce;
+        // the others (toward hosts) stay static.
+        let model = crate::expect::Model::new(&s, &[]).expect("model");
+        let from_bgp = model.bgp_routes();
+        assert!(from_bgp
+            .iter()
+            .any(|(n, d, v)| n == "tr-fra" && d.to_string() == "198.18.176.0/22" && v == "cu-bj"));
+        assert!(!from_bgp
+            .iter()
+            .any(|(n, _, v)| n == "kp-gw" && v == "kp-177"));
+    }
 }
