@@ -130,10 +130,12 @@ pub struct Bgp {
 pub enum Action {
     /// Originate prefixes (to some peers, or all).
     Announce(Origination),
-    /// Stop originating prefixes (to everyone).
+    /// Stop originating prefixes: to everyone, or (`to`) only the
+    /// announcements made to those peers.
     Withdraw {
         node: String,
         prefixes: Vec<IpNet>,
+        to: Vec<String>,
     },
     /// Prepend `count` extra times toward `peer` from now on.
     Prepend {
@@ -221,6 +223,8 @@ pub(crate) enum RawAction {
     Withdraw {
         node: String,
         prefix: Vec<String>,
+        #[serde(default)]
+        to: Vec<String>,
     },
     Prepend {
         node: String,
@@ -386,10 +390,10 @@ impl Bgp {
                     no_export,
                 })
             }
-            RawAction::Withdraw { node, prefix } => {
+            RawAction::Withdraw { node, prefix, to } => {
                 let prefixes = prefixes(&prefix, ctx, problems);
-                self.check_origination(&node, &[], ctx, problems);
-                Action::Withdraw { node, prefixes }
+                self.check_origination(&node, &to, ctx, problems);
+                Action::Withdraw { node, prefixes, to }
             }
             RawAction::Prepend { node, peer, count } => {
                 if self.session(&node, &peer).is_none() {
@@ -451,8 +455,15 @@ impl State {
     pub fn apply(&mut self, action: &Action) {
         match action {
             Action::Announce(o) => self.originate.push(o.clone()),
-            Action::Withdraw { node, prefixes } => {
-                for o in self.originate.iter_mut().filter(|o| o.node == *node) {
+            Action::Withdraw { node, prefixes, to } => {
+                let targeted = |o: &Origination| {
+                    to.is_empty() || (!o.to.is_empty() && o.to.iter().all(|t| to.contains(t)))
+                };
+                for o in self
+                    .originate
+                    .iter_mut()
+                    .filter(|o| o.node == *node && targeted(o))
+                {
                     o.prefixes.retain(|p| !prefixes.contains(p));
                 }
                 self.originate.retain(|o| !o.prefixes.is_empty());
@@ -816,7 +827,18 @@ originate = [{ node = "a", prefix = ["198.18.176.0/22"] }]
         );
         s.apply(&Action::Withdraw {
             node: "a".into(),
+            prefixes: vec!["198.18.176.0/22".parse().unwrap()],
+            to: vec!["b".into()],
+        });
+        assert_eq!(
+            s.originate.len(),
+            2,
+            "only what was announced to b (none of the /22) goes"
+        );
+        s.apply(&Action::Withdraw {
+            node: "a".into(),
             prefixes: vec!["198.18.177.0/24".parse().unwrap()],
+            to: vec!["b".into()],
         });
         s.apply(&Action::SessionUp {
             a: "a".into(),

@@ -323,12 +323,12 @@ impl Lab {
             return false;
         }
         if change.via.is_empty() {
-            // A deletion: BGP's if the route it deletes went to a peer.
+            // A deletion: BGP's if the route it deletes goes to a peer, or
+            // if there is no such route (nothing static to delete).
             self.model()
-                .map(|m| {
-                    m.bgp_routes()
-                        .iter()
-                        .any(|(n, d, _)| *n == change.node && *d == change.dst)
+                .map(|m| match m.route_via(&change.node, change.dst) {
+                    Some(via) => via.iter().any(|v| bgp.peers(&change.node, v)),
+                    None => true,
                 })
                 .unwrap_or(false)
         } else {

@@ -16,6 +16,7 @@ pub mod expect;
 pub mod lab;
 pub mod oracle;
 pub mod plan;
+pub mod replay;
 pub mod scenario;
 pub mod stack;
 

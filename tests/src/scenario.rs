@@ -31,8 +31,12 @@ pub const LAB_RANGES: [&str; 5] = [
 ];
 
 /// Scenarios shipped with Tumen, by name.
-pub const SHIPPED: [(&str, &str); 5] = [
+pub const SHIPPED: [(&str, &str); 6] = [
     ("dprk-2017", include_str!("../scenarios/dprk-2017.toml")),
+    (
+        "dyn-2017-10-01",
+        include_str!("../scenarios/dyn-2017-10-01.toml"),
+    ),
     ("dprk-2025", include_str!("../scenarios/dprk-2025.toml")),
     (
         "ecmp-diamond",
@@ -213,6 +217,8 @@ pub struct Scenario {
     /// BGP speakers, sessions, originations and policies (`[bgp]`); the
     /// lab runs BIRD only when asked (`Routing::Bgp`).
     pub bgp: Option<crate::bgp::Bgp>,
+    /// Timed events (`[replay]`), for `tumen-lab replay`.
+    pub replay: Option<crate::replay::Replay>,
     /// The TOML text the scenario was loaded from.
     pub source: String,
 }
@@ -264,6 +270,7 @@ struct RawScenario {
     #[serde(default, rename = "org")]
     orgs: Vec<RawOrg>,
     bgp: Option<crate::bgp::RawBgp>,
+    replay: Option<crate::replay::RawReplay>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -612,6 +619,16 @@ impl Validator {
             });
         }
 
+        let replay = raw.replay.map(|rr| {
+            let mut problems = Vec::new();
+            let names: BTreeSet<String> = events.iter().map(|e: &Event| e.name.clone()).collect();
+            let r = rr.validate(&|e| names.contains(e), &mut problems);
+            for p in problems {
+                self.problem(p);
+            }
+            r
+        });
+
         let mut asns = Vec::new();
         for ra in raw.asns {
             if ra.asn == 0 {
@@ -659,6 +676,7 @@ impl Validator {
             asns,
             orgs,
             bgp,
+            replay,
             source: source.to_string(),
         }
     }

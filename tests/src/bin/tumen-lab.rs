@@ -68,6 +68,12 @@ enum Cmd {
     },
     /// List running labs, their nodes and the events applied.
     Status,
+    /// Play a scenario's `[replay]` on BGP: each timed event at its lab
+    /// time (real time compressed as the scenario says), then tear down.
+    Replay {
+        /// Scenario file or shipped scenario name (e.g. dyn-2017-10-01).
+        scenario: String,
+    },
     /// A BGP lab's router: its sessions and routes (`birdc show protocols`,
     /// `birdc show route`).
     Bgp {
@@ -147,6 +153,50 @@ fn pick_lab(given: Option<String>) -> anyhow::Result<String> {
 /// `tumen-lab run`: a lab for the lifetime of a command. SIGINT, SIGTERM and
 /// SIGHUP do not kill this process: they end the command (SIGTERM, then
 /// SIGKILL after 5 s) and the lab is still torn down.
+fn replay_cmd(scenario: &str) -> anyhow::Result<ExitCode> {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    let s = Scenario::load(scenario)?;
+    let Some(replay) = s.replay.clone() else {
+        bail!("scenario {} has no [replay]", s.name);
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    let t = Instant::now();
+    let mut lab = Lab::up_with(s, tumen_lab::Routing::Bgp)?;
+    println!(
+        "lab {} up on BGP in {:.2} s; {} steps, {} lab s per real hour, lab time 0 = {} UTC",
+        lab.id(),
+        t.elapsed().as_secs_f64(),
+        replay.steps.len(),
+        replay.ms_per_hour as f64 / 1000.0,
+        tumen_lab::replay::format_utc(replay.start)
+    );
+    println!(
+        "{:>9} {:>9} {:>8}  {:<19}  {:<13} note",
+        "lab due", "applied", "conv", "real time (UTC)", "event"
+    );
+    tumen_lab::replay::play(&mut lab, &replay, &stop, |_, step, p| {
+        println!(
+            "{:>8.2}s {:>8.2}s {:>6.0}ms  {}  {:<13} {}",
+            p.due,
+            p.applied,
+            p.converged_in.as_secs_f64() * 1000.0,
+            tumen_lab::replay::format_utc(step.at),
+            step.event,
+            step.note
+        );
+    })?;
+    drop(lab);
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run_with_lab(scenario: &str, bgp: bool, command: &[String]) -> anyhow::Result<ExitCode> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
@@ -234,6 +284,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 if bgp { " (BGP converged)" } else { "" }
             );
         }
+        Cmd::Replay { scenario } => return replay_cmd(&scenario),
         Cmd::Bgp { lab: id, node, all } => {
             let l = Lab::attach(&pick_lab(id)?)?;
             if l.state().routing != tumen_lab::Routing::Bgp {
