@@ -41,7 +41,8 @@ say "system packages"
 need=()
 for pair in ip:iproute2 nft:nftables traceroute:traceroute scamper:scamper ping:iputils-ping \
             sysctl:procps setpriv:util-linux setcap:libcap2-bin python3:python3 openssl:openssl \
-            prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager bird:bird2; do
+            prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager bird:bird2 \
+            gobgpd:gobgpd bgpdump:bgpdump; do
   tool=${pair%%:*}; pkg=${pair#*:}
   command -v "$tool" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -116,6 +116,16 @@ pub struct Policy {
     pub reject_as: Option<u32>,
 }
 
+/// A route collector (like a RIPE RIS RRC or a RouteViews collector):
+/// GoBGP on `node`, peering with `peers` over their links, receiving their
+/// full tables and announcing nothing; it writes MRT and exports BMP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collector {
+    pub node: String,
+    pub asn: u32,
+    pub peers: Vec<String>,
+}
+
 /// The BGP part of a scenario.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Bgp {
@@ -123,6 +133,7 @@ pub struct Bgp {
     pub sessions: Vec<Session>,
     pub originate: Vec<Origination>,
     pub policies: Vec<Policy>,
+    pub collector: Option<Collector>,
 }
 
 /// An event's BGP action.
@@ -167,6 +178,15 @@ pub(crate) struct RawBgp {
     originate: Vec<RawOriginate>,
     #[serde(default)]
     policy: Vec<RawPolicy>,
+    collector: Option<RawCollector>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCollector {
+    node: String,
+    asn: u32,
+    peers: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -354,7 +374,38 @@ impl Bgp {
                 reject_as: p.reject_as,
             });
         }
+        if let Some(c) = raw.collector {
+            let ctx = format!("bgp collector {}", c.node);
+            if !topo.has_node(&c.node) {
+                problems.push(format!("{ctx}: no such node"));
+            }
+            if bgp.asn_of(&c.node).is_some() {
+                problems.push(format!("{ctx}: a collector is not also a speaker"));
+            }
+            if c.peers.is_empty() {
+                problems.push(format!("{ctx}: peers no router"));
+            }
+            for p in &c.peers {
+                if bgp.asn_of(p).is_none() {
+                    problems.push(format!("{ctx}: peer {p} is not a bgp speaker"));
+                } else if !topo.has_link(&c.node, p) {
+                    problems.push(format!("{ctx}: no link to its peer {p}"));
+                }
+            }
+            bgp.collector = Some(Collector {
+                node: c.node,
+                asn: c.asn,
+                peers: c.peers,
+            });
+        }
         bgp
+    }
+
+    /// Whether `peer` is the collector and `node` one of its peers.
+    pub fn feeds_collector(&self, node: &str, peer: &str) -> bool {
+        self.collector
+            .as_ref()
+            .is_some_and(|c| c.node == peer && c.peers.iter().any(|p| p == node))
     }
 
     fn check_origination(&self, node: &str, to: &[String], ctx: &str, problems: &mut Vec<String>) {
@@ -521,6 +572,8 @@ fn set_of(prefixes: &[&IpNet], more_specifics: bool) -> String {
 #[derive(Debug)]
 pub struct Neighbour<'a> {
     pub peer: &'a str,
+    /// The route collector: gets every route we use, sends nothing.
+    pub collector: bool,
     pub relation: Relation,
     pub peer_asn: u32,
     pub local4: Option<IpAddr>,
@@ -609,6 +662,16 @@ pub fn bird_config(
                 .iter()
                 .find(|p| p.node == node && p.peer == n.peer);
             let ebgp = n.relation != Relation::Internal;
+            if n.collector {
+                let _ = writeln!(
+                    c,
+                    "filter {name}_out {{\n  if source = RTS_STATIC then reject;\n  bgp_large_community.delete([({TAG_ASN}, *, *)]);\n  accept;\n}}\nprotocol bgp {name} {{\n  description \"{peer} (route collector)\";\n  local {local} as {asn};\n  neighbor {remote} as {pasn};\n  direct;\n  hold time 9; keepalive time 3; connect delay time 0; connect retry time 1; error wait time 1, 4;\n  {fam} {{ import none; export filter {name}_out;{nh} }};\n}}",
+                    peer = n.peer,
+                    pasn = n.peer_asn,
+                    nh = if v6 { " next hop prefer global;" } else { "" },
+                );
+                continue;
+            }
             // import
             let _ = writeln!(c, "filter {name}_in {{");
             if let Some(p) = policy {
@@ -748,6 +811,7 @@ policy = [{ node = "a", peer = "b", local_pref = 200, prepend = 2, reject_prefix
         );
         assert!(p.is_empty(), "{p:#?}");
         let n = Neighbour {
+            collector: false,
             peer: "b",
             relation: Relation::Provider,
             peer_asn: 64501,
@@ -810,6 +874,7 @@ originate = [{ node = "a", prefix = ["198.18.176.0/22"] }]
             b: "a".into(),
         });
         let n = Neighbour {
+            collector: false,
             peer: "b",
             relation: Relation::Peer,
             peer_asn: 64501,
@@ -845,6 +910,7 @@ originate = [{ node = "a", prefix = ["198.18.176.0/22"] }]
             b: "b".into(),
         });
         let n = Neighbour {
+            collector: false,
             peer: "b",
             relation: Relation::Peer,
             peer_asn: 64501,

@@ -235,6 +235,10 @@ impl Lab {
             }
             require_tool("bird", "apt-get install bird2")?;
             require_tool("birdc", "apt-get install bird2")?;
+            if scenario.bgp.as_ref().is_some_and(|b| b.collector.is_some()) {
+                require_tool("gobgpd", "apt-get install gobgpd")?;
+                require_tool("gobgp", "apt-get install gobgpd")?;
+            }
         }
         let rulesets: Vec<_> = scenario
             .nodes
@@ -295,6 +299,7 @@ impl Lab {
         if routing == Routing::Bgp {
             let st = crate::bird::state(&lab.scenario, &[]).unwrap_or_default();
             crate::bird::start(&id, &lab.scenario, &st)?;
+            crate::bird::start_collector(&id, &lab.scenario)?;
             crate::bird::converge(&id, &lab.scenario, &[], &st)?;
         }
         Ok(lab)

@@ -6,7 +6,9 @@
 mod common;
 
 use std::net::IpAddr;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicBool;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::{assert_clean, host_addrs, sweep};
 use tumen_lab::oracle::Method;
@@ -24,12 +26,140 @@ fn as_path(lab: &Lab, node: &str, addr: &str) -> Option<String> {
         .map(|p| p.trim().to_string())
 }
 
+/// A BMP station inside the collector's namespace: python3 (stdlib only)
+/// appends whatever arrives on 127.0.0.1:11019 to `out`. Stopped by pid.
+struct BmpCapture(Child);
+
+impl BmpCapture {
+    fn start(ns: &str, out: &std::path::Path) -> Self {
+        let script = format!(
+            "import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('127.0.0.1', 11019)); s.listen(1)\nprint('ready', flush=True)\nc, _ = s.accept()\nwith open({:?}, 'ab') as f:\n    while True:\n        d = c.recv(65536)\n        if not d: break\n        f.write(d); f.flush()\n",
+            out.display().to_string()
+        );
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns, "python3", "-c", &script])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("BMP station");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+            &mut line,
+        )
+        .expect("ready");
+        assert_eq!(line.trim(), "ready");
+        BmpCapture(child)
+    }
+}
+
+impl Drop for BmpCapture {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// tr-fra's (AS3356) route to 198.18.177.0/24 as the collector saw it
+/// change, in order, with consecutive repeats folded: `3356 4837 131279`,
+/// `3356 20485 131279`, or `W` (withdrawn). From a BMP capture decoded
+/// with bgpkit-parser (route monitoring of the global peer, pre- and
+/// post-policy alike), and the BMP message types seen.
+fn bmp_states(capture: &[u8]) -> (Vec<String>, std::collections::BTreeMap<String, usize>) {
+    use bgpkit_parser::models::{BgpMessage, NetworkPrefix};
+    use bgpkit_parser::parser::bmp::messages::BmpMessageBody;
+    let want: NetworkPrefix = "198.18.177.0/24".parse().expect("prefix");
+    let mut data = bytes::Bytes::copy_from_slice(capture);
+    let mut states: Vec<String> = Vec::new();
+    let mut kinds = std::collections::BTreeMap::new();
+    while !data.is_empty() {
+        let msg = bgpkit_parser::parser::bmp::parse_bmp_msg(&mut data).expect("a BMP message");
+        let kind = match &msg.message_body {
+            BmpMessageBody::RouteMonitoring(_) => "route-monitoring",
+            BmpMessageBody::PeerUpNotification(_) => "peer-up",
+            BmpMessageBody::PeerDownNotification(_) => "peer-down",
+            BmpMessageBody::InitiationMessage(_) => "initiation",
+            BmpMessageBody::TerminationMessage(_) => "termination",
+            BmpMessageBody::StatsReport(_) => "statistics",
+            BmpMessageBody::RouteMirroring(_) => "route-mirroring",
+        };
+        *kinds.entry(kind.to_string()).or_insert(0) += 1;
+        let (Some(peer), BmpMessageBody::RouteMonitoring(rm)) =
+            (&msg.per_peer_header, &msg.message_body)
+        else {
+            continue;
+        };
+        if peer.peer_asn.to_u32() != 3356 {
+            continue;
+        }
+        let BgpMessage::Update(u) = &rm.bgp_message else {
+            continue;
+        };
+        let state = if u.announced_prefixes.contains(&want)
+            || u.attributes
+                .get_reachable_nlri()
+                .is_some_and(|n| n.prefixes.contains(&want))
+        {
+            u.attributes
+                .as_path()
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "?".into())
+        } else if u.withdrawn_prefixes.contains(&want) {
+            "W".to_string()
+        } else {
+            continue;
+        };
+        if states.last() != Some(&state) {
+            states.push(state);
+        }
+    }
+    (states, kinds)
+}
+
+/// `bgpdump -m` of every MRT updates file of the collector: `(unix time,
+/// A|W, peer AS, prefix, AS path)` for 198.18.177.0/24.
+fn mrt_changes(lab: &Lab) -> Vec<(i64, String, String, String)> {
+    let c = lab
+        .scenario()
+        .bgp
+        .as_ref()
+        .and_then(|b| b.collector.as_ref())
+        .expect("collector");
+    let root = tumen_lab::bird::collector_dir(lab.id(), &c.node);
+    let mut out = Vec::new();
+    for f in tumen_lab::bird::mrt_files(lab.id(), lab.scenario()) {
+        let o = Command::new("bgpdump")
+            .arg("-m")
+            .arg(root.join(&f))
+            .output()
+            .expect("bgpdump");
+        assert!(o.status.success(), "bgpdump -m {}: {o:?}", f.display());
+        for line in String::from_utf8_lossy(&o.stdout).lines() {
+            let p: Vec<&str> = line.split('|').collect();
+            if p.len() >= 6 && p[0] == "BGP4MP" && p[5] == "198.18.177.0/24" {
+                let path = p.get(6).copied().unwrap_or("").to_string();
+                out.push((
+                    p[1].parse().unwrap_or(0),
+                    p[2].to_string(),
+                    p[4].to_string(),
+                    path,
+                ));
+            }
+        }
+    }
+    out
+}
+
 #[test]
 fn dyn_2017_10_01_replay_matches_the_timeline_at_every_step() {
     let s = Scenario::load("dyn-2017-10-01").expect("shipped");
     let replay = s.replay.clone().expect("[replay]");
     assert_eq!(replay.steps.len(), 13);
     let mut lab = Lab::up_with(s, Routing::Bgp).expect("up --bgp");
+    // Outside the lab's directory, which goes with the lab.
+    let capture = std::env::temp_dir().join(format!("tumen-bmp-{}.capture", lab.id()));
+    let station = BmpCapture::start(&tumen_lab::plan::ns_name(lab.id(), "rrc00"), &capture);
+    tumen_lab::bird::bmp_add(lab.id(), lab.scenario(), "127.0.0.1:11019").expect("bmp add");
+    let mut applied_unix: Vec<(String, i64)> = Vec::new();
     let dsts: Vec<IpAddr> = host_addrs(lab.scenario(), false);
     assert_eq!(dsts.len(), 4, "Star JV's four /24s");
     let stop = AtomicBool::new(false);
@@ -37,6 +167,11 @@ fn dyn_2017_10_01_replay_matches_the_timeline_at_every_step() {
     let mut steps = 0;
     tumen_lab::replay::play(&mut lab, &replay, &stop, |lab, step, played| {
         steps += 1;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        applied_unix.push((step.event.clone(), i64::try_from(now).expect("time")));
         // Which of .176-.179 TransTeleCom carries for tr-fra and tr-sgp
         // after this step; None: all four withdrawn.
         let ttk: Option<&[u8]> = match step.event.as_str() {
@@ -88,4 +223,74 @@ fn dyn_2017_10_01_replay_matches_the_timeline_at_every_step() {
     .expect("replay");
     assert_eq!(steps, 13);
     assert_clean("dyn-2017-10-01 replay", &problems);
+
+    // tr-fra's route to .177 through the day, as the route collector saw
+    // it: China Unicom, TransTeleCom from 09:07:51, China Unicom from
+    // 10:14:45, four times withdrawn and back, TransTeleCom from 12:21:55,
+    // China Unicom again once .177 loses TTK the next day.
+    let (cu, ttk) = ("3356 4837 131279", "3356 20485 131279");
+    let timeline = [cu, ttk, cu, "W", cu, "W", cu, "W", cu, "W", cu, ttk, cu];
+
+    // MRT (bgpdump -m, an independent reader): the same sequence, each
+    // change stamped within 2 s of the step that caused it.
+    let changes = mrt_changes(&lab);
+    let from_fra: Vec<&(i64, String, String, String)> =
+        changes.iter().filter(|c| c.2 == "3356").collect();
+    let mut seq: Vec<String> = Vec::new();
+    let mut stamps: Vec<i64> = Vec::new();
+    for (t, kind, _, path) in from_fra {
+        let state = if kind == "W" {
+            "W".to_string()
+        } else {
+            path.clone()
+        };
+        if seq.last() != Some(&state) {
+            seq.push(state);
+            stamps.push(*t);
+        }
+    }
+    assert_eq!(seq, timeline, "MRT updates of tr-fra for 198.18.177.0/24");
+    // The first state is the initial table; each later change follows a step.
+    let changing = [
+        "ttk-transit",
+        "ttk-gone",
+        "all-down",
+        "all-up",
+        "all-down",
+        "all-up",
+        "all-down",
+        "all-up",
+        "all-down",
+        "all-up",
+        "ttk-back",
+        "ttk-loss-177",
+    ];
+    let mut at = applied_unix.iter();
+    for (i, ev) in changing.iter().enumerate() {
+        let (_, t) = at.find(|(e, _)| e == ev).expect("step applied");
+        let lag = stamps[i + 1] - t;
+        assert!(
+            (-1..=2).contains(&lag),
+            "{ev}: MRT record {lag} s after the step"
+        );
+    }
+
+    // BMP (bgpkit-parser on the capture): the same sequence. The station
+    // stops first: tearing the lab down withdraws everything.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    drop(station);
+    drop(lab);
+    let bytes = std::fs::read(&capture).unwrap_or_default();
+    let _ = std::fs::remove_file(&capture);
+    let (states, kinds) = bmp_states(&bytes);
+    assert_eq!(
+        states, timeline,
+        "BMP route monitoring of tr-fra for 198.18.177.0/24; kinds {kinds:?}"
+    );
+    assert_eq!(kinds.get("initiation"), Some(&1), "{kinds:?}");
+    assert_eq!(
+        kinds.get("peer-up"),
+        Some(&5),
+        "one per collector session: {kinds:?}"
+    );
 }

@@ -74,6 +74,19 @@ enum Cmd {
         /// Scenario file or shipped scenario name (e.g. dyn-2017-10-01).
         scenario: String,
     },
+    /// The MRT files a BGP lab's route collector has written (RouteViews
+    /// layout: bgpdata/YYYY.MM/RIBS/rib.*, UPDATES/updates.*).
+    Mrt {
+        #[arg(long)]
+        lab: Option<String>,
+    },
+    /// Export BMP from a BGP lab's route collector to ADDR:PORT (as seen
+    /// from the collector's namespace).
+    Bmp {
+        #[arg(long)]
+        lab: Option<String>,
+        station: String,
+    },
     /// A BGP lab's router: its sessions and routes (`birdc show protocols`,
     /// `birdc show route`).
     Bgp {
@@ -285,6 +298,24 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
         Cmd::Replay { scenario } => return replay_cmd(&scenario),
+        Cmd::Mrt { lab: id } => {
+            let l = Lab::attach(&pick_lab(id)?)?;
+            let Some(c) = l.scenario().bgp.as_ref().and_then(|b| b.collector.as_ref()) else {
+                bail!("scenario {} has no route collector", l.scenario().name);
+            };
+            let root = tumen_lab::bird::collector_dir(l.id(), &c.node);
+            for f in tumen_lab::bird::mrt_files(l.id(), l.scenario()) {
+                let len = std::fs::metadata(root.join(&f))
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                println!("{:>10}  {}", len, root.join(&f).display());
+            }
+        }
+        Cmd::Bmp { lab: id, station } => {
+            let l = Lab::attach(&pick_lab(id)?)?;
+            tumen_lab::bird::bmp_add(l.id(), l.scenario(), &station)?;
+            eprintln!("tumen-lab: lab {}: BMP to {station}", l.id());
+        }
         Cmd::Bgp { lab: id, node, all } => {
             let l = Lab::attach(&pick_lab(id)?)?;
             if l.state().routing != tumen_lab::Routing::Bgp {
