@@ -31,11 +31,15 @@ pub const LAB_RANGES: [&str; 5] = [
 ];
 
 /// Scenarios shipped with Tumen, by name.
-pub const SHIPPED: [(&str, &str); 6] = [
+pub const SHIPPED: [(&str, &str); 7] = [
     ("dprk-2017", include_str!("../scenarios/dprk-2017.toml")),
     (
         "dyn-2017-10-01",
         include_str!("../scenarios/dyn-2017-10-01.toml"),
+    ),
+    (
+        "dprk-outage-2025-06-07",
+        include_str!("../scenarios/dprk-outage-2025-06-07.toml"),
     ),
     ("dprk-2025", include_str!("../scenarios/dprk-2025.toml")),
     (

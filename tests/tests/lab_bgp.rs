@@ -294,3 +294,99 @@ fn dyn_2017_10_01_replay_matches_the_timeline_at_every_step() {
         "one per collector session: {kinds:?}"
     );
 }
+
+/// How many of the collector's peers have a route to each of `prefixes`
+/// (`gobgp global rib`: one line per path).
+fn visibility(lab: &Lab, prefixes: &[&str]) -> Vec<usize> {
+    let rib = tumen_lab::bird::gobgp(lab.id(), "rrc00", &["global", "rib", "-a", "ipv4"])
+        .unwrap_or_default();
+    prefixes
+        .iter()
+        .map(|p| {
+            rib.lines()
+                .filter(|l| l.split_whitespace().nth(1) == Some(*p))
+                .count()
+        })
+        .collect()
+}
+
+fn reaches(lab: &Lab, vp: &str, dst: IpAddr) -> bool {
+    lab.output(vp, &["ping", "-c", "1", "-W", "1", &dst.to_string()])
+        .expect("ping")
+        .status
+        .success()
+}
+
+#[test]
+fn dprk_outage_2025_06_07_withdraws_every_route_and_brings_them_back() {
+    let s = Scenario::load("dprk-outage-2025-06-07").expect("shipped");
+    let replay = s.replay.clone().expect("[replay]");
+    let mut lab = Lab::up_with(s, Routing::Bgp).expect("up --bgp");
+    let four = [
+        "198.18.176.0/24",
+        "198.18.177.0/24",
+        "198.18.178.0/24",
+        "198.18.179.0/24",
+    ];
+    let dsts: Vec<IpAddr> = host_addrs(lab.scenario(), false);
+    // .176 is TransTeleCom's only (NO_EXPORT): 4 of the 5 peers; the
+    // others also come over TransTeleCom as transit: all 5.
+    let full = vec![4, 5, 5, 5];
+    assert_eq!(visibility(&lab, &four), full, "visibility before");
+    let vps = ["vp-fra", "vp-nyc", "vp-sgp"];
+    for vp in vps {
+        for d in &dsts {
+            assert!(reaches(&lab, vp, *d), "{vp} -> {d} before the outage");
+        }
+    }
+    let stop = AtomicBool::new(false);
+    let mut problems = Vec::new();
+    tumen_lab::replay::play(&mut lab, &replay, &stop, |lab, step, _| {
+        let (want, reach) = match step.event.as_str() {
+            "outage" => (vec![0, 0, 0, 0], false),
+            "restored" => (full.clone(), true),
+            other => panic!("unexpected step {other}"),
+        };
+        let seen = visibility(lab, &four);
+        if seen != want {
+            problems.push(format!(
+                "{}: visibility {seen:?}, want {want:?}",
+                step.event
+            ));
+        }
+        for vp in vps {
+            for d in &dsts {
+                if reaches(lab, vp, *d) != reach {
+                    problems.push(format!("{}: {vp} -> {d}: reachable {}", step.event, !reach));
+                }
+            }
+        }
+        if reach {
+            let (_, bad) = sweep(lab, &dsts, Method::Icmp, false);
+            problems.extend(bad.into_iter().map(|b| format!("{}: {b}", step.event)));
+        }
+    })
+    .expect("replay");
+    assert_clean("dprk-outage-2025-06-07", &problems);
+    // The MRT record of it (bgpdump -m): every peer that had .177
+    // withdrew it, then announced it again.
+    let changes = mrt_changes(&lab);
+    for peer in ["3356", "174", "2914", "4837", "20485"] {
+        let kinds: Vec<&str> = changes
+            .iter()
+            .filter(|c| c.2 == peer)
+            .map(|c| c.1.as_str())
+            .collect();
+        let folded: Vec<&str> = kinds.iter().fold(Vec::new(), |mut v, k| {
+            if v.last() != Some(k) {
+                v.push(k);
+            }
+            v
+        });
+        assert_eq!(
+            folded,
+            ["A", "W", "A"],
+            "AS{peer}'s updates for 198.18.177.0/24: {kinds:?}"
+        );
+    }
+}
