@@ -275,6 +275,61 @@ fn dyn_2017_10_01_replay_matches_the_timeline_at_every_step() {
         );
     }
 
+    // The first RIB dump (TABLE_DUMP_V2, a minute after the collector
+    // started) holds the end of the timeline: .179 is the one /24 still
+    // carried by TransTeleCom, .177 and .178 are back on China Unicom.
+    let root = tumen_lab::bird::collector_dir(lab.id(), "rrc00");
+    let t = std::time::Instant::now();
+    let rib = loop {
+        let dumped = tumen_lab::bird::mrt_files(lab.id(), lab.scenario())
+            .into_iter()
+            .map(|f| root.join(f))
+            .find(|f| {
+                f.to_string_lossy().contains("/RIBS/")
+                    && std::fs::metadata(f).is_ok_and(|m| m.len() > 0)
+            });
+        if let Some(f) = dumped {
+            break f;
+        }
+        assert!(t.elapsed().as_secs() < 90, "no RIB dump after 90 s");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    let o = Command::new("bgpdump")
+        .arg("-m")
+        .arg(&rib)
+        .output()
+        .expect("bgpdump");
+    let text = String::from_utf8_lossy(&o.stdout);
+    let entry = |peer: &str, prefix: &str| -> Option<String> {
+        text.lines().find_map(|l| {
+            let p: Vec<&str> = l.split('|').collect();
+            (p.len() > 6 && p[0] == "TABLE_DUMP2" && p[4] == peer && p[5] == prefix)
+                .then(|| p[6].to_string())
+        })
+    };
+    assert_eq!(
+        entry("3356", "198.18.179.0/24").as_deref(),
+        Some(ttk),
+        "{}",
+        rib.display()
+    );
+    assert_eq!(entry("3356", "198.18.177.0/24").as_deref(), Some(cu));
+    assert_eq!(
+        entry("174", "198.18.179.0/24").as_deref(),
+        Some("174 4837 131279"),
+        "vp-nyc's transit"
+    );
+    assert_eq!(
+        entry("20485", "198.18.179.0/24").as_deref(),
+        Some("20485 131279"),
+        "TTK's own view"
+    );
+    assert_eq!(
+        entry("20485", "198.18.176.0/24"),
+        None,
+        "NO_EXPORT: TTK keeps .176 to itself"
+    );
+
     // BMP (bgpkit-parser on the capture): the same sequence. The station
     // stops first: tearing the lab down withdraws everything.
     std::thread::sleep(std::time::Duration::from_secs(1));
