@@ -163,6 +163,13 @@ pub enum Action {
         a: String,
         b: String,
     },
+    /// Take the session down and up again `times` times (about half a
+    /// second each way), ending up; what the routers do meanwhile is BGP's.
+    Flap {
+        a: String,
+        b: String,
+        times: u8,
+    },
 }
 
 // ---------------------------------------------------------------- raw TOML
@@ -258,6 +265,11 @@ pub(crate) enum RawAction {
     SessionUp {
         a: String,
         b: String,
+    },
+    Flap {
+        a: String,
+        b: String,
+        times: u8,
     },
 }
 
@@ -464,6 +476,15 @@ impl Bgp {
                 }
                 Action::SessionUp { a, b }
             }
+            RawAction::Flap { a, b, times } => {
+                if self.session(&a, &b).is_none() {
+                    problems.push(format!("{ctx}: no session {a} - {b}"));
+                }
+                if times == 0 {
+                    problems.push(format!("{ctx}: flap needs times >= 1"));
+                }
+                Action::Flap { a, b, times }
+            }
         }
     }
 
@@ -529,6 +550,9 @@ impl State {
             Action::SessionUp { a, b } => {
                 self.down.remove(&ordered(a, b));
             }
+            // Played by the lab (birdc disable/enable); the state after a
+            // flap is the state before it.
+            Action::Flap { .. } => {}
         }
     }
 

@@ -159,6 +159,41 @@ pub fn reconfigure(id: &str, s: &Scenario, st: &State) -> Result<()> {
     Ok(())
 }
 
+/// Takes the session between speakers `a` and `b` down and up `times`
+/// times, at `a` (`birdc disable` / `enable` of both families): down for
+/// half a second, then up until it is Established again and half a
+/// second more (so that every cycle is seen by the rest of the network).
+pub fn flap(id: &str, s: &Scenario, a: &str, b: &str, times: u8) -> Result<()> {
+    let names: Vec<String> = [false, true]
+        .into_iter()
+        .filter(|v6| s.addr_on_link(a, b, *v6).is_some())
+        .map(|v6| bgp::protocol_name(b, v6))
+        .collect();
+    for _ in 0..times {
+        for verb in ["disable", "enable"] {
+            for n in &names {
+                birdc(id, a, &[verb, n])?;
+            }
+            if verb == "enable" {
+                let t0 = Instant::now();
+                while sessions(id, a)?
+                    .iter()
+                    .any(|(n, st)| names.contains(n) && st != "Established")
+                {
+                    if t0.elapsed() > CONVERGENCE_TIMEOUT {
+                        return Err(LabError::NoLab(format!(
+                            "lab {id}: {a}: flapped session to {b} did not come back"
+                        )));
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    Ok(())
+}
+
 /// Runs `birdc -s SOCKET ARGS` for `node` and returns its output.
 pub fn birdc(id: &str, node: &str, args: &[&str]) -> Result<String> {
     let out = Command::new("birdc")

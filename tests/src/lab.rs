@@ -516,6 +516,11 @@ impl Lab {
         self.state.write()?;
         if self.state.routing == Routing::Bgp {
             let id = self.state.id.clone();
+            for a in &ev.bgp {
+                if let crate::bgp::Action::Flap { a, b, times } = a {
+                    crate::bird::flap(&id, &self.scenario, a, b, *times)?;
+                }
+            }
             let st = crate::bird::state(&self.scenario, &self.state.events).unwrap_or_default();
             crate::bird::reconfigure(&id, &self.scenario, &st)?;
             crate::bird::converge(&id, &self.scenario, &self.state.events, &st)?;

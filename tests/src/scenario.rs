@@ -1143,7 +1143,7 @@ session = [{ a = "r1", b = "h", relation = "sideways" }]
             r#"
 [[event]]
 name = "go"
-bgp = [{ action = "announce", node = "r1", prefix = ["198.18.176.0/24"] }]
+bgp = [{ action = "announce", node = "r1", prefix = ["198.18.176.0/24"] }, { action = "flap", a = "r1", b = "h", times = 0 }]
 
 [bgp]
 speaker = [{ node = "r1", asn = 64500 }, { node = "h", asn = 64501 }, { node = "ghost", asn = 1 }]
@@ -1161,6 +1161,7 @@ policy = [{ node = "r1", peer = "h", reject_as = 20485 }]
             "198.18.176.1/24 has host bits set",
             "no session with vp",
             "reject_as needs reject_prefix",
+            "flap needs times >= 1",
         ] {
             assert!(all.contains(want), "missing {want:?} in:\n{all}");
         }
