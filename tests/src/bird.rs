@@ -565,14 +565,16 @@ pub fn bmp_add(id: &str, s: &Scenario, station: &str) -> Result<()> {
     gobgp(id, &c.node, &["bmp", "add", station, "all"]).map(drop)
 }
 
-/// The collector's MRT files, oldest first (relative to [`collector_dir`]).
+/// The collector's MRT files, oldest first (relative to [`collector_dir`]):
+/// what gobgpd writes under `bgpdata/`, and the archived copies (`.bz2`
+/// there, `.gz` under the RIS-style directory named after the node).
 pub fn mrt_files(id: &str, s: &Scenario) -> Vec<PathBuf> {
     let Some(c) = s.bgp.as_ref().and_then(|b| b.collector.as_ref()) else {
         return Vec::new();
     };
     let root = collector_dir(id, &c.node);
     let mut out = Vec::new();
-    let mut stack = vec![root.join("bgpdata")];
+    let mut stack = vec![root.join("bgpdata"), root.join(&c.node)];
     while let Some(d) = stack.pop() {
         let Ok(rd) = fs::read_dir(&d) else { continue };
         for e in rd.flatten() {
@@ -596,4 +598,107 @@ pub fn mrt_files(id: &str, s: &Scenario) -> Vec<PathBuf> {
         (stamp, name)
     });
     out
+}
+
+/// Archives the collector's closed MRT files as the public archives
+/// publish theirs. GoBGP writes `bgpdata/YYYY.MM/{RIBS,UPDATES}/` files
+/// uncompressed and names each RIB file one interval early (its ticker
+/// opens the file a minute before the dump goes in). A file is closed once
+/// a newer one exists in its directory (or, with `all`, always: after the
+/// collector stopped). Each closed file becomes:
+/// - RouteViews: `bgpdata/YYYY.MM/RIBS/rib.YYYYMMDD.HHMM.bz2` (named by the
+///   dump time its first record carries) or `.../UPDATES/updates.*.bz2`;
+/// - RIPE RIS: `rrcNN/YYYY.MM/bview.YYYYMMDD.HHMM.gz` or `updates.*.gz`,
+///   with the collector node's name for `rrcNN`.
+///
+/// Empty closed files (no dump in them) are removed. Returns the files
+/// written, relative to [`collector_dir`].
+pub fn archive(id: &str, s: &Scenario, all: bool) -> Result<Vec<PathBuf>> {
+    let Some(c) = s.bgp.as_ref().and_then(|b| b.collector.as_ref()) else {
+        return Ok(Vec::new());
+    };
+    let root = collector_dir(id, &c.node);
+    let raw: Vec<PathBuf> = mrt_files(id, s)
+        .into_iter()
+        .filter(|f| f.extension().is_none_or(|e| e != "bz2" && e != "gz"))
+        .collect();
+    let mut written = Vec::new();
+    for f in &raw {
+        let dir = f.parent().map(Path::to_path_buf).unwrap_or_default();
+        let newer = raw
+            .iter()
+            .any(|g| g.parent() == Some(dir.as_path()) && g.file_name() > f.file_name());
+        if !(all || newer) {
+            continue;
+        }
+        let path = root.join(f);
+        let data = fs::read(&path).map_err(io(format!("read {}", path.display())))?;
+        if data.is_empty() {
+            fs::remove_file(&path).map_err(io(format!("remove {}", path.display())))?;
+            continue;
+        }
+        let is_rib = dir.ends_with("RIBS");
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        // RouteViews and RIS name a file by minute; a RIB by its dump time.
+        let (stamp, month) = if is_rib && data.len() >= 4 {
+            let t = i64::from(u32::from_be_bytes([data[0], data[1], data[2], data[3]]));
+            let full = crate::replay::format_utc(t); // YYYY-MM-DD HH:MM:SS
+            (
+                format!(
+                    "{}{}{}.{}{}",
+                    &full[0..4],
+                    &full[5..7],
+                    &full[8..10],
+                    &full[11..13],
+                    &full[14..16]
+                ),
+                format!("{}.{}", &full[0..4], &full[5..7]),
+            )
+        } else {
+            let stamp = name
+                .split_once('.')
+                .map(|(_, t)| t.to_string())
+                .unwrap_or_default();
+            let month = format!(
+                "{}.{}",
+                stamp.get(0..4).unwrap_or("0000"),
+                stamp.get(4..6).unwrap_or("00")
+            );
+            (stamp, month)
+        };
+        let (rv_dir, rv_name, ris_name) = if is_rib {
+            (
+                format!("bgpdata/{month}/RIBS"),
+                format!("rib.{stamp}.bz2"),
+                format!("bview.{stamp}.gz"),
+            )
+        } else {
+            (
+                format!("bgpdata/{month}/UPDATES"),
+                format!("updates.{stamp}.bz2"),
+                format!("updates.{stamp}.gz"),
+            )
+        };
+        let ris_dir = format!("{}/{month}", c.node);
+        for (d, n, bz) in [(rv_dir, rv_name, true), (ris_dir, ris_name, false)] {
+            let out_dir = root.join(&d);
+            fs::create_dir_all(&out_dir).map_err(io(format!("create {}", out_dir.display())))?;
+            let out = out_dir.join(&n);
+            let file = fs::File::create(&out).map_err(io(format!("create {}", out.display())))?;
+            let res = if bz {
+                let mut e = bzip2::write::BzEncoder::new(file, bzip2::Compression::best());
+                std::io::Write::write_all(&mut e, &data).and_then(|()| e.finish().map(drop))
+            } else {
+                let mut e = flate2::write::GzEncoder::new(file, flate2::Compression::best());
+                std::io::Write::write_all(&mut e, &data).and_then(|()| e.finish().map(drop))
+            };
+            res.map_err(io(format!("compress {}", out.display())))?;
+            written.push(PathBuf::from(d).join(n));
+        }
+        fs::remove_file(&path).map_err(io(format!("remove {}", path.display())))?;
+    }
+    Ok(written)
 }

@@ -126,7 +126,12 @@ fn mrt_changes(lab: &Lab) -> Vec<(i64, String, String, String)> {
         .expect("collector");
     let root = tumen_lab::bird::collector_dir(lab.id(), &c.node);
     let mut out = Vec::new();
-    for f in tumen_lab::bird::mrt_files(lab.id(), lab.scenario()) {
+    // gobgpd's files and their RouteViews copies (not the RIS copies of
+    // the same records).
+    for f in tumen_lab::bird::mrt_files(lab.id(), lab.scenario())
+        .into_iter()
+        .filter(|f| f.starts_with("bgpdata"))
+    {
         let o = Command::new("bgpdump")
             .arg("-m")
             .arg(root.join(&f))
@@ -318,6 +323,69 @@ fn dyn_2017_10_01_replay_matches_the_timeline_at_every_step() {
         entry("20485", "198.18.176.0/24"),
         None,
         "NO_EXPORT: TTK keeps .176 to itself"
+    );
+
+    // Archived as RouteViews and RIS publish: the RIB named by the time of
+    // its dump, bzip2 and gzip; bgpdump reads both copies alike.
+    let t = std::time::Instant::now();
+    let archived = loop {
+        let written = tumen_lab::bird::archive(lab.id(), lab.scenario(), false).expect("archive");
+        if written
+            .iter()
+            .any(|f| f.to_string_lossy().contains("/RIBS/rib."))
+        {
+            break written;
+        }
+        assert!(
+            t.elapsed().as_secs() < 30,
+            "the first RIB file was not closed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    let rv = archived
+        .iter()
+        .find(|f| f.to_string_lossy().contains("/RIBS/rib."))
+        .expect("RouteViews RIB");
+    let ris = archived
+        .iter()
+        .find(|f| f.to_string_lossy().contains("/bview."))
+        .expect("RIS bview");
+    let dump = |f: &std::path::Path| {
+        let o = Command::new("bgpdump")
+            .arg("-m")
+            .arg(root.join(f))
+            .output()
+            .expect("bgpdump");
+        assert!(o.status.success(), "{}", f.display());
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let (a, b) = (dump(rv), dump(ris));
+    assert_eq!(a, b, "the .bz2 and .gz copies hold the same records");
+    assert_eq!(a, text, "and the records of the raw dump");
+    let first_ts: i64 = a
+        .lines()
+        .next()
+        .and_then(|l| l.split('|').nth(1))
+        .and_then(|t| t.parse().ok())
+        .expect("a record");
+    let minute = tumen_lab::replay::format_utc(first_ts);
+    let want = format!(
+        "rib.{}{}{}.{}{}.bz2",
+        &minute[0..4],
+        &minute[5..7],
+        &minute[8..10],
+        &minute[11..13],
+        &minute[14..16]
+    );
+    assert!(
+        rv.ends_with(&want),
+        "{} is named by its dump time ({want})",
+        rv.display()
+    );
+    assert!(
+        ris.starts_with(format!("rrc00/{}.{}", &minute[0..4], &minute[5..7])),
+        "{}",
+        ris.display()
     );
 
     // BMP (bgpkit-parser on the capture): the same sequence. The station

@@ -308,7 +308,7 @@ fn a_bad_scenario_is_refused_before_anything_is_built() {
     let e = Scenario::load("no-such-scenario").expect_err("unknown");
     assert!(
         e.to_string()
-            .contains("shipped: dprk-2017, dprk-2025, ecmp-diamond, silent-and-lossy, long-path"),
+            .contains("shipped: dprk-2017, dyn-2017-10-01, dprk-outage-2025-06-07, dprk-2025, ecmp-diamond, silent-and-lossy, long-path"),
         "{e}"
     );
     let mut l = Lab::up(Scenario::load("ecmp-diamond").expect("shipped")).expect("up");

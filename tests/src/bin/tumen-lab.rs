@@ -74,8 +74,11 @@ enum Cmd {
         /// Scenario file or shipped scenario name (e.g. dyn-2017-10-01).
         scenario: String,
     },
-    /// The MRT files a BGP lab's route collector has written (RouteViews
-    /// layout: bgpdata/YYYY.MM/RIBS/rib.*, UPDATES/updates.*).
+    /// The MRT files of a BGP lab's route collector. Closed files are first
+    /// archived as RouteViews and RIS publish theirs
+    /// (bgpdata/YYYY.MM/{RIBS,UPDATES}/{rib,updates}.YYYYMMDD.HHMM.bz2 and
+    /// rrc00/YYYY.MM/{bview,updates}.YYYYMMDD.HHMM.gz); the open ones are
+    /// listed as they are.
     Mrt {
         #[arg(long)]
         lab: Option<String>,
@@ -304,6 +307,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 bail!("scenario {} has no route collector", l.scenario().name);
             };
             let root = tumen_lab::bird::collector_dir(l.id(), &c.node);
+            tumen_lab::bird::archive(l.id(), l.scenario(), false)?;
             for f in tumen_lab::bird::mrt_files(l.id(), l.scenario()) {
                 let len = std::fs::metadata(root.join(&f))
                     .map(|m| m.len())
