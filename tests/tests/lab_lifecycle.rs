@@ -42,8 +42,18 @@ impl Drop for CliLab {
 /// Starts `tumen-lab run ecmp-diamond -- sleep 300` in its own process
 /// group and returns it with the lab id it printed, once the lab is up.
 fn spawn_run_sleep() -> (std::process::Child, String) {
+    let (child, id) = spawn_run(&["ecmp-diamond"]);
+    assert_eq!(namespaces_of(&id).len(), 6, "lab {id:?} is up");
+    (child, id)
+}
+
+/// `tumen-lab run ARGS... -- sleep 300` in its own process group, with the
+/// lab id it printed once the lab is up.
+fn spawn_run(args: &[&str]) -> (std::process::Child, String) {
     let mut child = Command::new(BIN)
-        .args(["run", "ecmp-diamond", "--", "sleep", "300"])
+        .arg("run")
+        .args(args)
+        .args(["--", "sleep", "300"])
         .stdout(Stdio::piped())
         .process_group(0)
         .spawn()
@@ -52,9 +62,7 @@ fn spawn_run_sleep() -> (std::process::Child, String) {
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
         .expect("lab id");
-    let id = line.trim().to_string();
-    assert_eq!(namespaces_of(&id).len(), 6, "lab {id:?} is up");
-    (child, id)
+    (child, line.trim().to_string())
 }
 
 #[test]
@@ -142,17 +150,7 @@ fn sigkill_leaves_a_stale_lab_that_down_stale_removes() {
 /// must stop them by pid before removing the namespaces.
 #[test]
 fn sigkill_leaves_birds_that_down_stale_stops_by_pid() {
-    let mut child = Command::new(BIN)
-        .args(["run", "--bgp", "dprk-2017", "--", "sleep", "300"])
-        .stdout(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .expect("spawn tumen-lab run --bgp");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("lab id");
-    let id = line.trim().to_string();
+    let (mut child, id) = spawn_run(&["--bgp", "dprk-2017"]);
     let _guard = CliLab(id.clone());
     let pids: Vec<u32> = std::fs::read_dir(tumen_lab::bird::dir(&id))
         .expect("bird directory")

@@ -166,24 +166,28 @@ fn pick_lab(given: Option<String>) -> anyhow::Result<String> {
     }
 }
 
-/// `tumen-lab run`: a lab for the lifetime of a command. SIGINT, SIGTERM and
-/// SIGHUP do not kill this process: they end the command (SIGTERM, then
-/// SIGKILL after 5 s) and the lab is still torn down.
-fn replay_cmd(scenario: &str) -> anyhow::Result<ExitCode> {
-    use std::sync::atomic::AtomicBool;
-    use std::sync::Arc;
-    let s = Scenario::load(scenario)?;
-    let Some(replay) = s.replay.clone() else {
-        bail!("scenario {} has no [replay]", s.name);
-    };
-    let stop = Arc::new(AtomicBool::new(false));
+/// SIGINT, SIGTERM and SIGHUP set the returned flag instead of killing
+/// this process, so that its lab is always torn down.
+fn stop_flag() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for sig in [
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGHUP,
     ] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+        signal_hook::flag::register(sig, std::sync::Arc::clone(&stop))?;
     }
+    Ok(stop)
+}
+
+/// `tumen-lab replay`: a scenario's timed events on BGP, then teardown
+/// (also on SIGINT, SIGTERM, SIGHUP).
+fn replay_cmd(scenario: &str) -> anyhow::Result<ExitCode> {
+    let s = Scenario::load(scenario)?;
+    let Some(replay) = s.replay.clone() else {
+        bail!("scenario {} has no [replay]", s.name);
+    };
+    let stop = stop_flag()?;
     let t = Instant::now();
     let mut lab = Lab::up_with(s, tumen_lab::Routing::Bgp)?;
     println!(
@@ -213,19 +217,14 @@ fn replay_cmd(scenario: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `tumen-lab run`: a lab for the lifetime of a command. SIGINT, SIGTERM and
+/// SIGHUP do not kill this process: they end the command (SIGTERM, then
+/// SIGKILL after 5 s) and the lab is still torn down.
 fn run_with_lab(scenario: &str, bgp: bool, command: &[String]) -> anyhow::Result<ExitCode> {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
     use std::time::Duration;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))?;
-    }
+    let stop = stop_flag()?;
     let routing = if bgp {
         tumen_lab::Routing::Bgp
     } else {
@@ -510,8 +509,7 @@ mod demo {
     use std::collections::BTreeMap;
     use std::path::PathBuf;
     use std::process::ExitCode;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
     use std::time::{Duration, Instant};
 
     use std::io::{IsTerminal, Write};
@@ -565,14 +563,7 @@ mod demo {
         bin_dir: Option<PathBuf>,
         rules: Option<PathBuf>,
     ) -> anyhow::Result<ExitCode> {
-        let stop = Arc::new(AtomicBool::new(false));
-        for sig in [
-            signal_hook::consts::SIGINT,
-            signal_hook::consts::SIGTERM,
-            signal_hook::consts::SIGHUP,
-        ] {
-            signal_hook::flag::register(sig, Arc::clone(&stop))?;
-        }
+        let stop = super::stop_flag()?;
         let bin_dir = match bin_dir {
             Some(d) => d,
             None => std::env::current_exe()?
