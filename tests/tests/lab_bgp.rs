@@ -166,6 +166,8 @@ fn dyn_2017_10_01_replay_matches_the_timeline_at_every_step() {
     tumen_lab::bird::bmp_add(lab.id(), lab.scenario(), "127.0.0.1:11019").expect("bmp add");
     // Wall-clock time each step's event was applied, in step order.
     let mut applied_unix: Vec<f64> = Vec::new();
+    // (due, applied) in lab seconds, in step order.
+    let mut lab_times: Vec<(f64, f64)> = Vec::new();
     let dsts: Vec<IpAddr> = host_addrs(lab.scenario(), false);
     assert_eq!(dsts.len(), 4, "Star JV's four /24s");
     let stop = AtomicBool::new(false);
@@ -175,6 +177,7 @@ fn dyn_2017_10_01_replay_matches_the_timeline_at_every_step() {
         steps += 1;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock");
         applied_unix.push((now - played.converged_in).as_secs_f64());
+        lab_times.push((played.due, played.applied));
         // Which of .176-.179 TransTeleCom carries for tr-fra and tr-sgp
         // after this step; None: all four withdrawn.
         let ttk: Option<&[u8]> = match step.event.as_str() {
@@ -260,6 +263,20 @@ fn dyn_2017_10_01_replay_matches_the_timeline_at_every_step() {
     // one step (by index; the flap, step 2, makes four changes within its
     // two cycles).
     let from_step = [0, 1, 2, 2, 2, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+    // The replay as bgpdump saw it (`cargo test ... -- --nocapture`).
+    let lab_zero = applied_unix[0] - lab_times[0].1;
+    eprintln!("step           real time (UTC)      lab due  applied  MRT record (tr-fra, .177)");
+    for (i, step) in from_step.iter().enumerate() {
+        eprintln!(
+            "{:<14} {}  {:>6.2}s  {:>6.2}s  {:>5.0}s  {}",
+            replay.steps[*step].event,
+            tumen_lab::replay::format_utc(replay.steps[*step].at),
+            lab_times[*step].0,
+            lab_times[*step].1,
+            stamps[i + 1] as f64 - lab_zero,
+            seq[i + 1]
+        );
+    }
     for (i, step) in from_step.iter().enumerate() {
         let lag = stamps[i + 1] as f64 - applied_unix[*step];
         let most = if *step == 2 { 5.0 } else { 2.0 };
@@ -502,4 +519,36 @@ fn dprk_outage_2025_06_07_withdraws_every_route_and_brings_them_back() {
             "AS{peer}'s updates for 198.18.177.0/24: {kinds:?}"
         );
     }
+}
+
+/// AS-path prepending as an event: Star JV lengthens its path toward China
+/// Unicom; the transits and the collector see the longer path, and with
+/// no other way in, forwarding stays where it was.
+#[test]
+fn prepending_lengthens_the_path_everyone_sees() {
+    let s = Scenario::load("dyn-2017-10-01").expect("shipped");
+    let mut lab = Lab::up_with(s, Routing::Bgp).expect("up --bgp");
+    assert_eq!(
+        as_path(&lab, "tr-fra", "198.18.176.15").as_deref(),
+        Some("4837 131279")
+    );
+    lab.event("prepend-to-cu").expect("event");
+    assert_eq!(
+        as_path(&lab, "tr-fra", "198.18.176.15").as_deref(),
+        Some("4837 131279 131279 131279 131279")
+    );
+    assert_eq!(
+        as_path(&lab, "cu-bj", "198.18.179.15").as_deref(),
+        Some("131279 131279 131279 131279")
+    );
+    let rib = tumen_lab::bird::gobgp(
+        lab.id(),
+        "rrc00",
+        &["global", "rib", "-a", "ipv4", "198.18.176.0/24"],
+    )
+    .expect("gobgp");
+    assert!(rib.contains("4837 131279 131279 131279 131279"), "{rib}");
+    let dsts = host_addrs(lab.scenario(), false);
+    let (_, bad) = sweep(&lab, &dsts, Method::Icmp, false);
+    assert_clean("after prepend-to-cu", &bad);
 }
