@@ -21,8 +21,16 @@ use crate::scenario::Scenario;
 
 type Result<T, E = LabError> = std::result::Result<T, E>;
 
-/// How long `up` and events wait for BGP to converge.
+/// How long `up` and events wait for BGP to converge, unless
+/// `TUMEN_LAB_BGP_TIMEOUT` (seconds) says otherwise.
 pub const CONVERGENCE_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn convergence_timeout() -> Duration {
+    std::env::var("TUMEN_LAB_BGP_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(CONVERGENCE_TIMEOUT, Duration::from_secs)
+}
 
 /// The directory of lab `id`'s daemons.
 pub fn dir(id: &str) -> PathBuf {
@@ -320,15 +328,16 @@ pub fn pending(id: &str, s: &Scenario, events: &[String], st: &State) -> Result<
 /// Waits until [`pending`] is empty, or fails naming what is not there.
 pub fn converge(id: &str, s: &Scenario, events: &[String], st: &State) -> Result<Duration> {
     let t0 = Instant::now();
+    let timeout = convergence_timeout();
     loop {
         let left = pending(id, s, events, st)?;
         if left.is_empty() {
             return Ok(t0.elapsed());
         }
-        if t0.elapsed() > CONVERGENCE_TIMEOUT {
+        if t0.elapsed() > timeout {
             return Err(LabError::NoLab(format!(
                 "lab {id}: BGP did not converge within {} s:\n  - {}",
-                CONVERGENCE_TIMEOUT.as_secs(),
+                timeout.as_secs(),
                 left.join("\n  - ")
             )));
         }

@@ -313,3 +313,70 @@ fn a_bad_scenario_is_refused_before_anything_is_built() {
     let err = l.event("nope").expect_err("no events in ecmp-diamond");
     assert!(err.to_string().contains("has no event named nope"), "{err}");
 }
+
+/// A BGP lab whose expected routes BGP never produces: `up --bgp` fails
+/// after the timeout naming the missing route, and nothing is left (no
+/// namespace, no BIRD, no state).
+#[test]
+fn bgp_that_does_not_converge_is_an_error_naming_what_is_missing() {
+    let dir = std::env::temp_dir().join(format!("tumen-lab-noconv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let path = dir.join("noconv.toml");
+    std::fs::write(
+        &path,
+        r#"name = "noconv"
+link = [
+  { a = "vp", b = "r1", net = "192.0.2.0/30" },
+  { a = "r1", b = "r2", net = "192.0.2.4/30" },
+]
+# r2 expects a route BGP will never give it: r1 originates nothing.
+route = [
+  { node = "vp", dst = "default", via = "r1" },
+  { node = "r2", dst = "198.18.10.0/24", via = "r1" },
+]
+[bgp]
+speaker = [{ node = "r1", asn = 64500 }, { node = "r2", asn = 64501 }]
+session = [{ a = "r1", b = "r2", relation = "peer" }]
+[[node]]
+name = "vp"
+role = "vantage"
+[[node]]
+name = "r1"
+role = "router"
+[[node]]
+name = "r2"
+role = "router"
+"#,
+    )
+    .expect("write");
+    let out = Command::new(BIN)
+        .args(["up", "--bgp", path.to_str().expect("utf-8")])
+        .env("TUMEN_LAB_BGP_TIMEOUT", "3")
+        .output()
+        .expect("run tumen-lab");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("BGP did not converge within 3 s"), "{err}");
+    assert!(
+        err.contains("r2: no BGP route 198.18.10.0/24 via r1 yet"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "no lab id printed: {out:?}");
+    // The error names the lab: nothing of it is left.
+    let id = err
+        .split_whitespace()
+        .find(|w| w.starts_with("tl") && w.ends_with(':'))
+        .map(|w| w.trim_end_matches(':').to_string())
+        .expect("the lab id in the error");
+    assert_eq!(
+        namespaces_of(&id),
+        Vec::<String>::new(),
+        "{id}'s namespaces"
+    );
+    assert!(
+        !tumen_lab::bird::dir(&id).exists(),
+        "{id}'s daemons' directory"
+    );
+    assert!(LabState::read(&id).is_err(), "{id}'s state file");
+}
