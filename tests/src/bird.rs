@@ -392,6 +392,53 @@ pub fn stop_all(id: &str) -> Result<()> {
     fs::remove_dir_all(&d).map_err(io(format!("remove {}", d.display())))
 }
 
+/// Stops the BGP daemons still running inside `namespaces`
+/// (`ip netns pids`): those of a lab whose state directory is gone or is
+/// another one (a lab started with another `TUMEN_LAB_STATE_DIR`), which
+/// [`stop_all`] cannot find by their pid files.
+pub fn stop_in_namespaces(namespaces: &[String]) {
+    let mut pids = Vec::new();
+    for ns in namespaces {
+        let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() else {
+            continue;
+        };
+        for pid in String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            let argv0 = fs::read(format!("/proc/{pid}/cmdline"))
+                .ok()
+                .and_then(|c| {
+                    c.split(|b| *b == 0)
+                        .next()
+                        .map(|a| String::from_utf8_lossy(a).to_string())
+                })
+                .unwrap_or_default();
+            if argv0.ends_with("bird") || argv0.ends_with("gobgpd") {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+                pids.push(pid);
+            }
+        }
+    }
+    let t0 = Instant::now();
+    while pids
+        .iter()
+        .any(|p| Path::new(&format!("/proc/{p}")).exists())
+    {
+        if t0.elapsed() > Duration::from_secs(5) {
+            for p in &pids {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &p.to_string()])
+                    .status();
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Whether `pid` is one of this lab's daemons: a bird started with a
 /// configuration in `dir`, or a gobgpd running in a directory under it.
 fn is_our_bird(pid: i32, dir: &Path) -> bool {

@@ -553,6 +553,7 @@ pub fn teardown(id: &str) -> Result<()> {
         .into_iter()
         .filter(|ns| plan::lab_id_of_ns(ns) == Some(id))
         .collect();
+    crate::bird::stop_in_namespaces(&mine);
     if !mine.is_empty() {
         let batch: String = mine.iter().map(|ns| format!("netns del {ns}\n")).collect();
         run(
