@@ -381,45 +381,37 @@ role = "router"
     assert!(LabState::read(&id).is_err(), "{id}'s state file");
 }
 
-/// A BGP lab found only by its namespaces (its state directory is another
-/// one, or gone): `down --stale` still stops its daemons, which it finds
-/// inside the namespaces (`ip netns pids`), before deleting them.
+/// A BGP lab whose daemons' pid files are gone (its state directory
+/// lost, or another `TUMEN_LAB_STATE_DIR`): tearing it down still stops
+/// its daemons, found inside its namespaces (`ip netns pids`), before the
+/// namespaces go.
 #[test]
-fn down_stale_stops_the_daemons_of_a_lab_whose_state_is_elsewhere() {
-    let base = std::env::temp_dir().join(format!("tumen-lab-elsewhere-{}", std::process::id()));
-    let (a, b) = (base.join("a"), base.join("b"));
-    std::fs::create_dir_all(&a).expect("a");
-    std::fs::create_dir_all(&b).expect("b");
-    let out = Command::new(BIN)
-        .args(["up", "--bgp", "dprk-2017"])
-        .env("TUMEN_LAB_STATE_DIR", &a)
-        .output()
-        .expect("up");
+fn teardown_stops_daemons_it_has_no_pid_file_for() {
+    let out = tumen_lab(&["up", "--bgp", "dprk-2017"]);
     assert!(out.status.success(), "{out:?}");
     let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let _guard = CliLab(id.clone());
-    let pids: Vec<u32> = std::fs::read_dir(a.join(format!("{id}.bird")))
+    let dir = tumen_lab::bird::dir(&id);
+    let pidfiles: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
         .expect("bird directory")
         .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "pid"))
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse().ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pid"))
+        .collect();
+    let pids: Vec<u32> = pidfiles
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok()?.trim().parse().ok())
         .collect();
     assert_eq!(pids.len(), 8);
-    let out = Command::new(BIN)
-        .args(["down", "--stale"])
-        .env("TUMEN_LAB_STATE_DIR", &b)
-        .output()
-        .expect("down --stale");
+    for p in &pidfiles {
+        std::fs::remove_file(p).expect("remove pid file");
+    }
+    let out = tumen_lab(&["down", "--lab", &id]);
     assert!(out.status.success(), "{out:?}");
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains(&id),
-        "{out:?}"
-    );
     let alive: Vec<&u32> = pids
         .iter()
         .filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
         .collect();
-    assert!(alive.is_empty(), "birds left running: {alive:?}");
+    assert!(alive.is_empty(), "daemons left running: {alive:?}");
     assert_eq!(namespaces_of(&id), Vec::<String>::new());
-    let _ = std::fs::remove_dir_all(&base);
 }
