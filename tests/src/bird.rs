@@ -359,45 +359,14 @@ pub fn converge(id: &str, s: &Scenario, events: &[String], st: &State) -> Result
 /// directory.
 pub fn stop_all(id: &str) -> Result<()> {
     let d = dir(id);
-    let Ok(entries) = fs::read_dir(&d) else {
+    if !d.exists() {
         return Ok(());
-    };
-    let mut pids = Vec::new();
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.extension().and_then(|x| x.to_str()) != Some("pid") {
-            continue;
-        }
-        let Some(pid) = fs::read_to_string(&p)
-            .ok()
-            .and_then(|t| t.trim().parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if is_our_bird(pid, &d) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
-            pids.push(pid);
-        }
     }
-    let t0 = Instant::now();
-    while pids
-        .iter()
-        .any(|p| Path::new(&format!("/proc/{p}")).exists())
-    {
-        if t0.elapsed() > Duration::from_secs(5) {
-            for p in &pids {
-                if is_our_bird(*p, &d) {
-                    let _ = Command::new("kill")
-                        .args(["-KILL", &p.to_string()])
-                        .status();
-                }
-            }
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let pids: Vec<i32> = daemon_pids(id)
+        .into_iter()
+        .filter(|p| is_our_bird(*p, &d))
+        .collect();
+    terminate(&pids, |p| is_our_bird(p, &d));
     fs::remove_dir_all(&d).map_err(io(format!("remove {}", d.display())))
 }
 
@@ -424,20 +393,40 @@ pub fn stop_in_namespaces(namespaces: &[String]) {
                 })
                 .unwrap_or_default();
             if argv0.ends_with("bird") || argv0.ends_with("gobgpd") {
-                let _ = Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
-                    .status();
                 pids.push(pid);
             }
         }
     }
+    terminate(&pids, |_| true);
+}
+
+/// The pids in lab `id`'s pid files (one per BIRD, one for the collector's
+/// gobgpd), whether or not those processes still run.
+pub fn daemon_pids(id: &str) -> Vec<i32> {
+    let Ok(entries) = fs::read_dir(dir(id)) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pid"))
+        .filter_map(|p| fs::read_to_string(p).ok()?.trim().parse().ok())
+        .collect()
+}
+
+/// SIGTERM to `pids`, then up to 5 s for them to exit, then SIGKILL to
+/// those still there that `still_ours` confirms (a pid may be reused).
+fn terminate(pids: &[i32], still_ours: impl Fn(i32) -> bool) {
+    let alive = |p: &i32| Path::new(&format!("/proc/{p}")).exists();
+    for p in pids {
+        let _ = Command::new("kill")
+            .args(["-TERM", &p.to_string()])
+            .status();
+    }
     let t0 = Instant::now();
-    while pids
-        .iter()
-        .any(|p| Path::new(&format!("/proc/{p}")).exists())
-    {
+    while pids.iter().any(alive) {
         if t0.elapsed() > Duration::from_secs(5) {
-            for p in &pids {
+            for p in pids.iter().filter(|p| alive(p) && still_ours(**p)) {
                 let _ = Command::new("kill")
                     .args(["-KILL", &p.to_string()])
                     .status();

@@ -56,13 +56,8 @@ fn dprk_2017_on_bgp_hops_match_traceroute_and_scamper_before_and_after_ttk_activ
     assert!(!tumen_lab::bird::dir(&id).exists());
 }
 
-fn bird_pids(id: &str) -> Vec<u32> {
-    std::fs::read_dir(tumen_lab::bird::dir(id))
-        .expect("the lab's bird directory")
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "pid"))
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse().ok())
-        .collect()
+fn bird_pids(id: &str) -> Vec<i32> {
+    tumen_lab::bird::daemon_pids(id)
 }
 
 /// `birdc show route all` on `node` for `prefix`: the AS path of the best

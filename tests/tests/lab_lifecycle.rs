@@ -152,12 +152,7 @@ fn sigkill_leaves_a_stale_lab_that_down_stale_removes() {
 fn sigkill_leaves_birds_that_down_stale_stops_by_pid() {
     let (mut child, id) = spawn_run(&["--bgp", "dprk-2017"]);
     let _guard = CliLab(id.clone());
-    let pids: Vec<u32> = std::fs::read_dir(tumen_lab::bird::dir(&id))
-        .expect("bird directory")
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "pid"))
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse().ok())
-        .collect();
+    let pids = tumen_lab::bird::daemon_pids(&id);
     assert_eq!(pids.len(), 8, "one BIRD per speaker");
     let pgid = i32::try_from(child.id()).expect("pid");
     let status = Command::new("kill")
@@ -166,7 +161,7 @@ fn sigkill_leaves_birds_that_down_stale_stops_by_pid() {
         .expect("kill");
     assert!(status.success());
     let _ = child.wait();
-    let alive = |p: &u32| std::path::Path::new(&format!("/proc/{p}")).exists();
+    let alive = |p: &i32| std::path::Path::new(&format!("/proc/{p}")).exists();
     assert!(pids.iter().all(alive), "the birds outlive their owner");
     let out = tumen_lab(&["down", "--stale"]);
     assert!(out.status.success(), "{out:?}");
