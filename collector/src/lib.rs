@@ -12,6 +12,7 @@
 pub mod defaults;
 pub mod delegated;
 pub mod dns;
+pub mod bgp;
 pub mod infer;
 pub mod input;
 pub mod ixp;

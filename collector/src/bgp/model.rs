@@ -1,0 +1,2 @@
+//! The control-plane model: routes per target prefix and peer, upstreams,
+//! visibility, events and divergence.

@@ -1,0 +1,1 @@
+//! The RIPE RIS Live websocket stream.
