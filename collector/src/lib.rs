@@ -9,10 +9,10 @@
 //! Cymru / PTR enrichment over DNS ([`dns`]) and the HTTP service around
 //! them ([`serve`]).
 
+pub mod bgp;
 pub mod defaults;
 pub mod delegated;
 pub mod dns;
-pub mod bgp;
 pub mod infer;
 pub mod input;
 pub mod ixp;

@@ -146,7 +146,10 @@ pub enum Message {
     Update(Update),
     Snapshot(Snapshot),
     /// A BMP peer-up; a RIS Live peer first heard of.
-    PeerUp { peer: Peer, at_ms: u64 },
+    PeerUp {
+        peer: Peer,
+        at_ms: u64,
+    },
     /// A BMP peer-down, or its router's connection lost: the peer's
     /// routes are gone.
     PeerDown {
@@ -171,9 +174,15 @@ pub enum Message {
     },
     /// Something a source could not read (counted by source and kind,
     /// already logged by the source with the details).
-    Fault { source: String, kind: &'static str },
+    Fault {
+        source: String,
+        kind: &'static str,
+    },
     /// Statistics a BMP router reported (counted).
-    Stats { source: String, router: String },
+    Stats {
+        source: String,
+        router: String,
+    },
 }
 
 /// Where sources send what they see: the model's task, or a vector in
