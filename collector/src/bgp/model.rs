@@ -762,6 +762,15 @@ impl Model {
         self.source(name);
     }
 
+    /// Feeding peers now, per source.
+    pub fn feeding_by_source(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for i in self.feeding() {
+            *out.entry(self.slots[i].peer.source.clone()).or_default() += 1;
+        }
+        out
+    }
+
     /// Feeding peers now.
     pub fn feeding_peers(&self) -> usize {
         self.feeding().count()

@@ -1,6 +1,8 @@
 //! HTTP routes: `POST /api/v1/results` (ingest, in [`super::ingest`]),
 //! `GET /metrics`, the JSON API (`/api/v1/paths`, `/api/v1/shares`,
-//! `/api/v1/events`, `/api/v1/agents`), the agents' schedule and
+//! `/api/v1/events`, `/api/v1/agents`; the control plane's
+//! `/api/v1/bgp/{prefixes,routes,events,divergences,sources}`), the
+//! agents' schedule and
 //! refusals, `/healthz` and `/readyz`. Read endpoints are not
 //! authenticated (like `/metrics`); bind to loopback or put them behind
 //! the proxy that fronts Prometheus. Handlers read the [`crate::state`]
@@ -32,6 +34,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/shares", get(shares_api))
         .route("/api/v1/events", get(events_api))
         .route("/api/v1/agents", get(agents_api))
+        .route("/api/v1/bgp/prefixes", get(bgp_prefixes_api))
+        .route("/api/v1/bgp/routes", get(bgp_routes_api))
+        .route("/api/v1/bgp/events", get(bgp_events_api))
+        .route("/api/v1/bgp/divergences", get(bgp_divergences_api))
+        .route("/api/v1/bgp/sources", get(bgp_sources_api))
         .route("/api/v1/schedule", get(schedule_api))
         .route("/api/v1/refusals", post(refusals_api))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -407,4 +414,138 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
         Ok(Err(e)) => not_ready(&e),
         Err(_) => not_ready("store did not commit a probe write within 5 s"),
     }
+}
+
+/// `GET /api/v1/bgp/prefixes`: every tracked prefix's visibility, shares,
+/// dominant upstream and latest change.
+async fn bgp_prefixes_api(State(app): State<Arc<App>>) -> Response {
+    let m = app.bgp.read().unwrap_or_else(|p| p.into_inner());
+    Json(json!({
+        "prefixes": m.prefixes(),
+        "all": m.shares_all(),
+        "feeding_peers": m.feeding_peers(),
+    }))
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BgpRouteQuery {
+    prefix: Option<String>,
+    peer: Option<String>,
+}
+
+/// `GET /api/v1/bgp/routes?prefix=&peer=`: each feeding peer's route.
+async fn bgp_routes_api(
+    State(app): State<Arc<App>>,
+    q: Result<Query<BgpRouteQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                &format!("{e} (parameters: prefix, peer)"),
+            )
+        }
+    };
+    let prefix = match q.prefix.as_deref().map(parse_prefix).transpose() {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let m = app.bgp.read().unwrap_or_else(|p| p.into_inner());
+    let routes: Vec<_> = m
+        .routes()
+        .into_iter()
+        .filter(|r| prefix.is_none_or(|p| r.prefix == p))
+        .filter(|r| q.peer.as_ref().is_none_or(|p| *p == r.peer))
+        .collect();
+    Json(routes).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BgpEventQuery {
+    prefix: Option<String>,
+    kind: Option<String>,
+    peer: Option<String>,
+    /// Unix seconds.
+    since: Option<u64>,
+    until: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/bgp/events`: stored control-plane events, newest first.
+async fn bgp_events_api(
+    State(app): State<Arc<App>>,
+    q: Result<Query<BgpEventQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                &format!(
+                    "{e} (parameters: prefix, kind, peer, since and until in Unix seconds, limit)"
+                ),
+            )
+        }
+    };
+    let prefix = match q.prefix.as_deref().map(parse_prefix).transpose() {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let kind = match q.kind.as_deref() {
+        None => None,
+        Some(k) => match crate::bgp::model::EventKind::parse(k) {
+            Some(k) => Some(k),
+            None => {
+                let known: Vec<&str> = crate::bgp::model::EventKind::ALL
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect();
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_query",
+                    &format!("kind {k:?} is unknown (known: {})", known.join(", ")),
+                );
+            }
+        },
+    };
+    let filter = crate::store::BgpEventFilter {
+        prefix,
+        kind,
+        peer: q.peer,
+        since_ms: q.since.map(|s| s.saturating_mul(1000)),
+        until_ms: q.until.map(|s| s.saturating_mul(1000).saturating_add(999)),
+        limit: q.limit.unwrap_or(1000).min(10_000),
+    };
+    let app2 = app.clone();
+    match tokio::task::spawn_blocking(move || app2.reader.bgp_events(&filter)).await {
+        Ok(Ok(rows)) => Json(rows).into_response(),
+        Ok(Err(e)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            &e.to_string(),
+        ),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            &e.to_string(),
+        ),
+    }
+}
+
+/// `GET /api/v1/bgp/divergences`: the /24s whose planes disagree now.
+async fn bgp_divergences_api(State(app): State<Arc<App>>) -> Response {
+    let m = app.bgp.read().unwrap_or_else(|p| p.into_inner());
+    Json(m.divergences()).into_response()
+}
+
+/// `GET /api/v1/bgp/sources`: each source's counters and state.
+async fn bgp_sources_api(State(app): State<Arc<App>>) -> Response {
+    let m = app.bgp.read().unwrap_or_else(|p| p.into_inner());
+    Json(m.sources()).into_response()
 }

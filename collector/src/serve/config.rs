@@ -104,7 +104,76 @@ pub struct RawConfig {
     /// What agents are asked to probe (`GET /api/v1/schedule`).
     #[arg(skip)]
     pub schedule: Option<super::schedule::RawSchedule>,
+    /// Listen for routers' BMP feeds (RFC 7854) on this address:port.
+    #[arg(long, value_name = "ADDR")]
+    pub bmp_listen: Option<String>,
+    /// MRT archive to follow: a RouteViews or RIPE RIS base URL
+    /// (https://..., its layout), or a local directory of MRT files.
+    #[arg(long, value_name = "URL|DIR")]
+    pub bgp_archive: Option<String>,
+    /// Follow the RIPE RIS Live stream for the target prefixes.
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    pub ris_live: Option<bool>,
+    /// Control-plane settings.
+    #[arg(skip)]
+    pub bgp: Option<RawBgp>,
 }
+
+/// `[bgp]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBgp {
+    /// How long the planes must disagree (then agree) before a
+    /// divergence starts (ends) ("10m").
+    pub divergence_for: Option<String>,
+    /// Export `tumen_bgp_path_upstream_info` per (peer, prefix).
+    pub peer_series: Option<bool>,
+    /// Most such series.
+    pub max_peer_series: Option<usize>,
+    /// Route changes of one prefix at one peer within `flap_window`
+    /// that make a flap event.
+    pub flap_threshold: Option<usize>,
+    pub flap_window: Option<String>,
+    /// How often the archive is polled for new files ("5m").
+    pub archive_poll: Option<String>,
+    /// RIS Live websocket URL.
+    pub ris_live_url: Option<String>,
+    /// Only this RIS collector (`rrc00`); all by default.
+    pub ris_live_host: Option<String>,
+    /// Which BMP view counts: `pre-policy` (default), `post-policy`, `loc-rib`.
+    pub bmp_view: Option<String>,
+    /// BMP routers connected at once at most.
+    pub bmp_max_routers: Option<usize>,
+}
+
+/// Validated `[bgp]` and the BGP flags.
+#[derive(Debug, Clone)]
+pub struct BgpConfig {
+    pub bmp_listen: Option<SocketAddr>,
+    pub archive: Option<String>,
+    pub ris_live: bool,
+    pub ris_live_url: String,
+    pub ris_live_host: Option<String>,
+    pub divergence_for: Duration,
+    pub max_peer_series: usize,
+    pub flap_threshold: usize,
+    pub flap_window: Duration,
+    pub archive_poll: Duration,
+    pub bmp_view: String,
+    pub bmp_max_routers: usize,
+}
+
+impl BgpConfig {
+    /// Is any source configured?
+    pub fn any(&self) -> bool {
+        self.bmp_listen.is_some() || self.archive.is_some() || self.ris_live
+    }
+}
+
+pub const DEFAULT_RIS_LIVE_URL: &str = "wss://ris-live.ripe.net/v1/ws/?client=tumen-collector";
+pub const DEFAULT_DIVERGENCE_FOR: &str = "10m";
+pub const DEFAULT_MAX_PEER_SERIES: usize = 5000;
+pub const DEFAULT_ARCHIVE_POLL: &str = "5m";
 
 /// `[dns]` table.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -145,6 +214,7 @@ pub struct Config {
     /// Certificate and key files: HTTPS when set.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub schedule: Option<super::schedule::Schedules>,
+    pub bgp: BgpConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9640";
@@ -199,6 +269,89 @@ impl RawConfig {
             .map_err(|e| ConfigErrors(vec![format!("--config {}: {e}", path.display())]))
     }
 
+    fn validate_bgp(&self, errs: &mut Vec<String>) -> BgpConfig {
+        let raw = self.bgp.clone().unwrap_or_default();
+        let bmp_listen = self.bmp_listen.as_deref().and_then(|s| {
+            s.parse::<SocketAddr>()
+                .map_err(|_| {
+                    errs.push(format!(
+                        "bmp_listen {s:?} is not an address:port (e.g. 0.0.0.0:11019)"
+                    ))
+                })
+                .ok()
+        });
+        let mut positive = |key: &str, v: Option<&str>, default: &str| match parse_duration(
+            v.unwrap_or(default),
+        ) {
+            Ok(d) if d.is_zero() => {
+                errs.push(format!("bgp.{key} must be longer than 0s"));
+                Duration::from_secs(1)
+            }
+            Ok(d) => d,
+            Err(e) => {
+                errs.push(format!("bgp.{key}: {e}"));
+                Duration::from_secs(1)
+            }
+        };
+        let divergence_for = positive(
+            "divergence_for",
+            raw.divergence_for.as_deref(),
+            DEFAULT_DIVERGENCE_FOR,
+        );
+        let flap_window = positive("flap_window", raw.flap_window.as_deref(), "10m");
+        let archive_poll = positive(
+            "archive_poll",
+            raw.archive_poll.as_deref(),
+            DEFAULT_ARCHIVE_POLL,
+        );
+        let flap_threshold = raw.flap_threshold.unwrap_or(4);
+        if flap_threshold < 2 {
+            errs.push(format!(
+                "bgp.flap_threshold {flap_threshold} must be at least 2 (route changes)"
+            ));
+        }
+        let bmp_view = raw.bmp_view.clone().unwrap_or_else(|| "pre-policy".into());
+        if !["pre-policy", "post-policy", "loc-rib"].contains(&bmp_view.as_str()) {
+            errs.push(format!(
+                "bgp.bmp_view {bmp_view:?} is not pre-policy, post-policy or loc-rib"
+            ));
+        }
+        let ris_live_url = raw
+            .ris_live_url
+            .clone()
+            .unwrap_or_else(|| DEFAULT_RIS_LIVE_URL.into());
+        if !(ris_live_url.starts_with("ws://") || ris_live_url.starts_with("wss://")) {
+            errs.push(format!(
+                "bgp.ris_live_url {ris_live_url:?} is not a ws:// or wss:// URL"
+            ));
+        }
+        if let Some(a) = &self.bgp_archive {
+            if !(a.starts_with("http://") || a.starts_with("https://") || Path::new(a).is_dir()) {
+                errs.push(format!(
+                    "bgp_archive {a:?} is neither an http(s):// URL nor a directory"
+                ));
+            }
+        }
+        BgpConfig {
+            bmp_listen,
+            archive: self.bgp_archive.clone(),
+            ris_live: self.ris_live.unwrap_or(false),
+            ris_live_url,
+            ris_live_host: raw.ris_live_host.clone(),
+            divergence_for,
+            max_peer_series: if raw.peer_series == Some(false) {
+                0
+            } else {
+                raw.max_peer_series.unwrap_or(DEFAULT_MAX_PEER_SERIES)
+            },
+            flap_threshold,
+            flap_window,
+            archive_poll,
+            bmp_view,
+            bmp_max_routers: raw.bmp_max_routers.unwrap_or(64).max(1),
+        }
+    }
+
     /// Values set in `over` win.
     pub fn merge(mut self, over: RawConfig) -> Self {
         tumen_core::take_set!(
@@ -227,7 +380,11 @@ impl RawConfig {
             tls_cert,
             tls_key,
             insecure_http,
-            schedule
+            schedule,
+            bmp_listen,
+            bgp_archive,
+            ris_live,
+            bgp
         );
         if !over.asn_tables.is_empty() {
             self.asn_tables = over.asn_tables;
@@ -468,6 +625,7 @@ impl RawConfig {
             .schedule
             .as_ref()
             .map(|s| super::schedule::Schedules::validate(s, &mut errs));
+        let bgp = self.validate_bgp(&mut errs);
         if !errs.is_empty() {
             return Err(ConfigErrors(errs));
         }
@@ -499,6 +657,7 @@ impl RawConfig {
             dns,
             tls,
             schedule,
+            bgp,
         })
     }
 }

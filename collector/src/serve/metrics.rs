@@ -266,6 +266,11 @@ impl Metrics {
         }
     }
 
+    /// Adds a collector computed elsewhere (the control plane's).
+    pub fn register(&self, c: Box<dyn Collector>) {
+        must(self.registry.register(c));
+    }
+
     /// The prefix table's size and load time; called before each scrape.
     pub fn sync_table(&self, t: &crate::table::LiveTable) {
         self.table_prefixes

@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod bgp;
 pub mod config;
 mod http;
 pub mod ingest;
@@ -71,6 +72,8 @@ pub struct App {
     pub http: Arc<tumen_httpd::Stats>,
     /// Whether the store's latest commit worked (`/readyz`).
     pub store_health: Arc<writer::StoreHealth>,
+    /// The control plane (empty when no BGP source is configured).
+    pub bgp: Arc<RwLock<crate::bgp::model::Model>>,
 }
 
 impl App {
@@ -220,6 +223,23 @@ pub async fn run(
         None => None,
     };
     let bodies = tumen_httpd::BodyBudget::new(config.max_inflight_body_bytes);
+    let bgp_model = Arc::new(RwLock::new(crate::bgp::model::Model::new(
+        target_of(&config),
+        orgs.clone(),
+        crate::bgp::model::Settings {
+            flap_threshold: config.bgp.flap_threshold,
+            flap_window_ms: u64::try_from(config.bgp.flap_window.as_millis()).unwrap_or(u64::MAX),
+            divergence_for_ms: u64::try_from(config.bgp.divergence_for.as_millis())
+                .unwrap_or(u64::MAX),
+            ..Default::default()
+        },
+    )));
+    if config.bgp.any() {
+        metrics.register(Box::new(bgp::BgpCollector::new(
+            bgp_model.clone(),
+            config.bgp.max_peer_series,
+        )));
+    }
     let app = Arc::new(App {
         target: target_of(&config),
         config,
@@ -239,16 +259,34 @@ pub async fn run(
         bodies,
         http: Arc::default(),
         store_health,
+        bgp: bgp_model,
     });
 
     // `instrument`, not `span.enter()`: an entered span held across
     // `.await` leaks into whatever else runs on that thread.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let tasks = vec![
+    let mut tasks = vec![
         Background::spawn("retention", &stop_rx, retention_task(app.clone())),
         Background::spawn("tokens", &stop_rx, token_watch(app.clone())),
         Background::spawn("asn-tables", &stop_rx, table_watch(app.clone())),
     ];
+    if app.config.bgp.any() {
+        let (tx, rx) = tokio::sync::mpsc::channel(8192);
+        tasks.push(Background::spawn(
+            "bgp",
+            &stop_rx,
+            bgp::run(
+                app.bgp.clone(),
+                rx,
+                app.writer.clone(),
+                app.live.clone(),
+                app.config.agent_silence,
+            ),
+        ));
+        for (name, work) in bgp::sources(&app, tx, &stop_rx).await? {
+            tasks.push(Background::spawn(name, &stop_rx, work));
+        }
+    }
     for path in &app.config.imports {
         import(&app, path).await?;
     }

@@ -36,6 +36,9 @@ pub enum Job {
     Prune(u64, oneshot::Sender<Result<Pruned, CommitError>>),
     /// Readiness: commit a small write now.
     Probe(oneshot::Sender<Result<(), CommitError>>),
+    /// Control-plane events to store (from the BGP task; nobody waits:
+    /// a failure is logged and counted as any commit's).
+    Bgp(Vec<crate::bgp::model::BgpEvent>),
 }
 
 /// Why the writer could not do a job: the store's error, shared by every
@@ -138,6 +141,20 @@ fn run(
                     health.committed(r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
                     let _ = reply.send(r);
                 }
+                Job::Bgp(events) => {
+                    let r = commit_bgp(store.as_mut(), &events);
+                    match r {
+                        Ok(()) => {
+                            metrics.store_written(now_ms());
+                            health.committed(Ok(()));
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, events = events.len(), "store commit of BGP events failed: they are lost");
+                            metrics.store_failed();
+                            health.committed(Err(e.to_string()));
+                        }
+                    }
+                }
             }
             if uploads.len() < cfg.max_group {
                 next = rx.try_recv().ok();
@@ -185,6 +202,18 @@ fn run(
         }
     }
     tracing::info!("store writer stopped");
+}
+
+fn commit_bgp(
+    store: &mut dyn Store,
+    events: &[crate::bgp::model::BgpEvent],
+) -> Result<(), crate::store::StoreError> {
+    let now = now_ms();
+    let mut tx = store.transaction()?;
+    for e in events {
+        tx.put_bgp_event(e, now)?;
+    }
+    tx.commit()
 }
 
 fn trace_row(t: &TraceItem) -> TraceRow<'_> {

@@ -13,7 +13,8 @@
 
 use ipnet::IpNet;
 
-use super::{EventFilter, PingRow, Store, Table, TraceRow};
+use super::{BgpEventFilter, EventFilter, PingRow, Store, Table, TraceRow};
+use crate::bgp::model::{BgpEvent, EventKind};
 use crate::infer::{Evidence, Inference};
 use crate::paths::{Change, PathKey, PathState, TraceObservation, Upstream};
 use crate::state::{AgentInfo, Live};
@@ -42,6 +43,7 @@ macro_rules! store_conformance {
             case!(prune_removes_what_was_received_before_the_cutoff);
             case!(agents_are_upserted_and_keep_their_first_sighting);
             case!(the_probe_commits_and_leaves_no_visible_trace);
+            case!(bgp_events_round_trip_filter_and_prune);
         }
     };
 }
@@ -470,4 +472,113 @@ pub fn the_probe_commits_and_leaves_no_visible_trace(store: &mut dyn Store) {
     store.maintain().expect("maintain after a commit");
     store.probe(3_000).expect("probe after a commit");
     assert_eq!(counts(store), [1, 0, 0, 0, 0]);
+}
+
+fn bgp_event(at_ms: u64, kind: EventKind, prefix: Option<&str>, peer: Option<&str>) -> BgpEvent {
+    BgpEvent {
+        at_ms,
+        kind,
+        source: "bmp".into(),
+        peer: peer.map(str::to_string),
+        prefix: prefix.map(|p| p.parse().expect("prefix")),
+        from: Some(Upstream {
+            name: "china-unicom".into(),
+            asn: Some(4837),
+        }),
+        to: Some(Upstream {
+            name: "transtelecom".into(),
+            asn: Some(20485),
+        }),
+        path: Some("3356 20485 {1,2}".into()),
+        detail: Some("2 of 3 peers".into()),
+    }
+}
+
+/// Control-plane events come back whole, filter by prefix, kind, peer
+/// and time, newest first, and are pruned by when they were received.
+pub fn bgp_events_round_trip_filter_and_prune(store: &mut dyn Store) {
+    let all = [
+        bgp_event(
+            100,
+            EventKind::Announce,
+            Some("175.45.177.0/24"),
+            Some("r AS1 192.0.2.1"),
+        ),
+        bgp_event(
+            200,
+            EventKind::UpstreamChange,
+            Some("175.45.177.0/24"),
+            Some("r AS2 192.0.2.2"),
+        ),
+        bgp_event(
+            200,
+            EventKind::PrefixUpstream,
+            Some("175.45.177.0/24"),
+            None,
+        ),
+        bgp_event(
+            300,
+            EventKind::Withdraw,
+            Some("2001:db8::/32"),
+            Some("r AS1 192.0.2.1"),
+        ),
+        {
+            let mut gap = bgp_event(400, EventKind::Gap, None, None);
+            gap.from = None;
+            gap.to = None;
+            gap.path = None;
+            gap
+        },
+    ];
+    let mut tx = store.transaction().expect("tx");
+    for (i, e) in all.iter().enumerate() {
+        tx.put_bgp_event(e, 1000 + i as u64).expect("bgp event");
+    }
+    tx.commit().expect("commit");
+    let r = store.reader().expect("reader");
+    assert_eq!(r.count(Table::BgpEvents).expect("count"), 5);
+    let list = |f: BgpEventFilter| {
+        r.bgp_events(&BgpEventFilter { limit: 100, ..f })
+            .expect("bgp events")
+    };
+    let every = list(BgpEventFilter::default());
+    let got: Vec<&BgpEvent> = every.iter().map(|r| &r.event).collect();
+    // Newest first; at the same time, the later insert first.
+    assert_eq!(got[0], &all[4]);
+    assert_eq!(got[1], &all[3]);
+    assert_eq!(got[2], &all[2]);
+    assert_eq!(got[3], &all[1]);
+    assert_eq!(got[4], &all[0]);
+    let by_prefix = list(BgpEventFilter {
+        prefix: Some("175.45.177.0/24".parse().expect("prefix")),
+        ..Default::default()
+    });
+    assert_eq!(by_prefix.len(), 3);
+    let by_kind = list(BgpEventFilter {
+        kind: Some(EventKind::Withdraw),
+        ..Default::default()
+    });
+    assert_eq!(by_kind.len(), 1);
+    assert_eq!(
+        by_kind[0].event.prefix,
+        Some("2001:db8::/32".parse().expect("p"))
+    );
+    let by_peer = list(BgpEventFilter {
+        peer: Some("r AS1 192.0.2.1".into()),
+        since_ms: Some(150),
+        until_ms: Some(300),
+        ..Default::default()
+    });
+    assert_eq!(by_peer.len(), 1);
+    assert_eq!(by_peer[0].event.at_ms, 300);
+    let limited = r
+        .bgp_events(&BgpEventFilter {
+            limit: 2,
+            ..Default::default()
+        })
+        .expect("limited");
+    assert_eq!(limited.len(), 2);
+    let pruned = store.prune(1002).expect("prune");
+    assert_eq!(pruned.bgp_events, 2);
+    assert_eq!(r.count(Table::BgpEvents).expect("count"), 3);
 }

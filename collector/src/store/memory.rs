@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    EventFilter, EventRow, PingRow, Pruned, Store, StoreError, StoreReader, Table, TraceRow,
-    Transaction, UnpackError,
+    BgpEventFilter, BgpEventRow, EventFilter, EventRow, PingRow, Pruned, Store, StoreError,
+    StoreReader, Table, TraceRow, Transaction, UnpackError,
 };
+use crate::bgp::model::BgpEvent;
 use crate::paths::{Change, PathKey, PathState};
 use crate::pipeline::PackLine;
 use crate::state::{AgentInfo, Live};
@@ -39,6 +40,8 @@ struct Data {
     events: Vec<Event>,
     agents: BTreeMap<String, AgentInfo>,
     next_event: i64,
+    /// (row, received_ms).
+    bgp_events: Vec<(BgpEventRow, u64)>,
     probe_ms: Option<u64>,
 }
 
@@ -134,6 +137,20 @@ impl Transaction for MemoryTx<'_> {
         Ok(())
     }
 
+    fn put_bgp_event(&mut self, e: &BgpEvent, now_ms: u64) -> Result<(), StoreError> {
+        self.data.next_event += 1;
+        let mut event = e.clone();
+        event.at_ms = clamp(event.at_ms);
+        self.data.bgp_events.push((
+            BgpEventRow {
+                id: self.data.next_event,
+                event,
+            },
+            clamp(now_ms),
+        ));
+        Ok(())
+    }
+
     fn put_agent(&mut self, a: &AgentInfo) -> Result<(), StoreError> {
         let stored = self
             .data
@@ -213,10 +230,13 @@ impl Store for MemoryStore {
         d.traces.retain(|_, r| r.received_ms >= cutoff);
         d.pings.retain(|_, r| r.received_ms >= cutoff);
         d.events.retain(|e| e.received_ms >= cutoff);
+        let bgp = d.bgp_events.len();
+        d.bgp_events.retain(|(_, received)| *received >= cutoff);
         Ok(Pruned {
             traces: before.0 - d.traces.len(),
             pings: before.1 - d.pings.len(),
             events: before.2 - d.events.len(),
+            bgp_events: bgp - d.bgp_events.len(),
         })
     }
 
@@ -260,6 +280,18 @@ impl StoreReader for MemoryStore {
         Ok(rows.into_iter().take(f.limit).cloned().collect())
     }
 
+    fn bgp_events(&self, f: &BgpEventFilter) -> Result<Vec<BgpEventRow>, StoreError> {
+        let d = self.data();
+        let mut rows: Vec<&BgpEventRow> = d
+            .bgp_events
+            .iter()
+            .map(|(r, _)| r)
+            .filter(|r| f.accepts(&r.event))
+            .collect();
+        rows.sort_by_key(|r| std::cmp::Reverse((r.event.at_ms, r.id)));
+        Ok(rows.into_iter().take(f.limit).cloned().collect())
+    }
+
     fn raw_trace(&self, agent: &str, id: &str) -> Result<Option<String>, StoreError> {
         let d = self.data();
         d.traces
@@ -283,6 +315,7 @@ impl StoreReader for MemoryStore {
             Table::Events => d.events.len(),
             Table::Paths => d.paths.len(),
             Table::Agents => d.agents.len(),
+            Table::BgpEvents => d.bgp_events.len(),
         };
         Ok(n as u64)
     }

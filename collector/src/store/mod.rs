@@ -22,6 +22,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::Serialize;
 
+use crate::bgp::model::{BgpEvent, EventKind};
 use crate::paths::{Change, PathKey, PathState};
 use crate::pipeline::PackLine;
 use crate::state::{AgentInfo, Live};
@@ -146,12 +147,49 @@ pub struct EventFilter {
     pub limit: usize,
 }
 
+/// A stored control-plane event ([`crate::bgp::model::BgpEvent`] with
+/// its row id).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BgpEventRow {
+    pub id: i64,
+    #[serde(flatten)]
+    pub event: BgpEvent,
+}
+
+/// Which control-plane events to list: all bounds inclusive, `limit` at
+/// most, newest (`at_ms`, then insertion order) first.
+#[derive(Debug, Clone, Default)]
+pub struct BgpEventFilter {
+    pub prefix: Option<IpNet>,
+    pub kind: Option<EventKind>,
+    pub peer: Option<String>,
+    pub since_ms: Option<u64>,
+    pub until_ms: Option<u64>,
+    pub limit: usize,
+}
+
+impl BgpEventFilter {
+    /// Does `e` pass (the in-memory store's filter, and the test of the
+    /// SQL one)?
+    pub fn accepts(&self, e: &BgpEvent) -> bool {
+        self.prefix.is_none_or(|p| e.prefix == Some(p))
+            && self.kind.is_none_or(|k| e.kind == k)
+            && self
+                .peer
+                .as_ref()
+                .is_none_or(|p| e.peer.as_ref() == Some(p))
+            && e.at_ms >= self.since_ms.unwrap_or(0)
+            && e.at_ms <= self.until_ms.unwrap_or(u64::MAX)
+    }
+}
+
 /// Counts of rows removed by [`Store::prune`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {
     pub traces: usize,
     pub pings: usize,
     pub events: usize,
+    pub bgp_events: usize,
 }
 
 /// What [`StoreReader::count`] counts.
@@ -162,6 +200,7 @@ pub enum Table {
     Events,
     Paths,
     Agents,
+    BgpEvents,
 }
 
 /// A store, as the writer thread holds it: one writer at a time.
@@ -212,6 +251,8 @@ pub trait Transaction {
         -> Result<(), StoreError>;
     /// Records a change event, received at `now_ms`.
     fn put_event(&mut self, key: &PathKey, change: &Change, now_ms: u64) -> Result<(), StoreError>;
+    /// Records a control-plane event, received at `now_ms`.
+    fn put_bgp_event(&mut self, event: &BgpEvent, now_ms: u64) -> Result<(), StoreError>;
     /// Writes an agent: inserted, or its last_seen_ms and counts updated
     /// (first_seen_ms stays what was first stored).
     fn put_agent(&mut self, agent: &AgentInfo) -> Result<(), StoreError>;
@@ -223,6 +264,8 @@ pub trait Transaction {
 pub trait StoreReader: Send + Sync + std::fmt::Debug {
     /// Change events, newest first.
     fn events(&self, filter: &EventFilter) -> Result<Vec<EventRow>, StoreError>;
+    /// Control-plane events, newest first.
+    fn bgp_events(&self, filter: &BgpEventFilter) -> Result<Vec<BgpEventRow>, StoreError>;
     /// The line of a stored trace of this agent with this id, as received.
     fn raw_trace(&self, agent: &str, id: &str) -> Result<Option<String>, StoreError>;
     /// Rows stored.

@@ -22,10 +22,11 @@ use ipnet::IpNet;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::{
-    EventFilter, EventRow, PingRow, Pruned, Store, StoreError, StoreReader, Table, TraceRow,
-    Transaction, UnpackError,
+    BgpEventFilter, BgpEventRow, EventFilter, EventRow, PingRow, Pruned, Store, StoreError,
+    StoreReader, Table, TraceRow, Transaction, UnpackError,
 };
-use crate::paths::{Change, PathKey, PathState};
+use crate::bgp::model::{BgpEvent, EventKind};
+use crate::paths::{Change, PathKey, PathState, Upstream};
 use crate::pipeline::PackLine;
 use crate::state::{AgentInfo, Live};
 
@@ -105,6 +106,25 @@ const MIGRATIONS: &[&str] = &[
         at_ms INTEGER NOT NULL,
         pad BLOB NOT NULL
     );",
+    // 3: control-plane events (BGP), pruned by received_ms as the others.
+    "CREATE TABLE bgp_events (
+        id INTEGER PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        source TEXT NOT NULL,
+        peer TEXT,
+        prefix TEXT,
+        from_upstream TEXT,
+        from_asn INTEGER,
+        to_upstream TEXT,
+        to_asn INTEGER,
+        path TEXT,
+        detail TEXT,
+        received_ms INTEGER NOT NULL
+    );
+    CREATE INDEX bgp_events_at ON bgp_events(at_ms);
+    CREATE INDEX bgp_events_prefix_at ON bgp_events(prefix, at_ms);
+    CREATE INDEX bgp_events_received ON bgp_events(received_ms);",
 ];
 
 /// The schema version this build writes.
@@ -206,6 +226,10 @@ impl Transaction for SqliteTx<'_> {
         put_agent(&self.tx, agent).map_err(write)
     }
 
+    fn put_bgp_event(&mut self, event: &BgpEvent, now_ms: u64) -> Result<(), StoreError> {
+        put_bgp_event(&self.tx, event, now_ms).map_err(write)
+    }
+
     fn commit(self: Box<Self>) -> Result<(), StoreError> {
         self.tx.commit().map_err(write)
     }
@@ -278,6 +302,10 @@ impl StoreReader for SqliteReader {
 
     fn raw_trace(&self, agent: &str, id: &str) -> Result<Option<String>, StoreError> {
         raw_trace(&self.conn(), agent, id)
+    }
+
+    fn bgp_events(&self, filter: &BgpEventFilter) -> Result<Vec<BgpEventRow>, StoreError> {
+        bgp_events(&self.conn(), filter)
     }
 
     fn count(&self, table: Table) -> Result<u64, StoreError> {
@@ -611,6 +639,91 @@ fn put_agent(conn: &Connection, a: &AgentInfo) -> rusqlite::Result<()> {
     Ok(())
 }
 
+fn put_bgp_event(conn: &Connection, e: &BgpEvent, now_ms: u64) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO bgp_events (at_ms, kind, source, peer, prefix, from_upstream, from_asn, \
+         to_upstream, to_asn, path, detail, received_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    stmt.execute(params![
+        ms(e.at_ms),
+        e.kind.as_str(),
+        e.source,
+        e.peer,
+        e.prefix.map(|p| p.to_string()),
+        e.from.as_ref().map(|u| u.name.as_str()),
+        e.from.as_ref().and_then(|u| u.asn),
+        e.to.as_ref().map(|u| u.name.as_str()),
+        e.to.as_ref().and_then(|u| u.asn),
+        e.path,
+        e.detail,
+        ms(now_ms),
+    ])?;
+    Ok(())
+}
+
+/// Lists control-plane events, newest first.
+fn bgp_events(conn: &Connection, f: &BgpEventFilter) -> Result<Vec<BgpEventRow>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, at_ms, kind, source, peer, prefix, from_upstream, from_asn, to_upstream, \
+             to_asn, path, detail FROM bgp_events WHERE (?1 IS NULL OR prefix = ?1) \
+             AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR peer = ?3) \
+             AND at_ms >= ?4 AND at_ms <= ?5 ORDER BY at_ms DESC, id DESC LIMIT ?6",
+        )
+        .map_err(read)?;
+    let upstream = |name: Option<String>, asn: Option<u32>| name.map(|name| Upstream { name, asn });
+    let rows = stmt
+        .query_map(
+            params![
+                f.prefix.map(|p| p.to_string()),
+                f.kind.map(EventKind::as_str),
+                f.peer,
+                ms(f.since_ms.unwrap_or(0)),
+                ms(f.until_ms.unwrap_or(u64::MAX)),
+                i64::try_from(f.limit).unwrap_or(i64::MAX),
+            ],
+            |r| {
+                let kind: String = r.get(2)?;
+                let prefix: Option<String> = r.get(5)?;
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    kind,
+                    prefix,
+                    BgpEvent {
+                        at_ms: unms(r.get(1)?),
+                        // Filled in below (the kind and prefix are checked).
+                        kind: EventKind::Announce,
+                        source: r.get(3)?,
+                        peer: r.get(4)?,
+                        prefix: None,
+                        from: upstream(r.get(6)?, r.get(7)?),
+                        to: upstream(r.get(8)?, r.get(9)?),
+                        path: r.get(10)?,
+                        detail: r.get(11)?,
+                    },
+                ))
+            },
+        )
+        .map_err(read)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, kind, prefix, mut event) = row.map_err(read)?;
+        let corrupt = |what: String| StoreError::Read(what.into());
+        event.kind = EventKind::parse(&kind)
+            .ok_or_else(|| corrupt(format!("bgp event {id}: unknown kind {kind:?}")))?;
+        event.prefix = match prefix {
+            Some(p) => Some(
+                p.parse()
+                    .map_err(|_| corrupt(format!("bgp event {id}: prefix {p:?}")))?,
+            ),
+            None => None,
+        };
+        out.push(BgpEventRow { id, event });
+    }
+    Ok(out)
+}
+
 /// Lists change events, newest first.
 fn events(conn: &Connection, f: &EventFilter) -> Result<Vec<EventRow>, StoreError> {
     let mut stmt = conn
@@ -658,11 +771,13 @@ fn prune(conn: &Connection, cutoff_ms: u64) -> rusqlite::Result<Pruned> {
     let traces = tx.execute("DELETE FROM traces WHERE received_ms < ?1", [c])?;
     let pings = tx.execute("DELETE FROM pings WHERE received_ms < ?1", [c])?;
     let events = tx.execute("DELETE FROM events WHERE received_ms < ?1", [c])?;
+    let bgp_events = tx.execute("DELETE FROM bgp_events WHERE received_ms < ?1", [c])?;
     tx.commit()?;
     Ok(Pruned {
         traces,
         pings,
         events,
+        bgp_events,
     })
 }
 
@@ -700,6 +815,7 @@ fn count(conn: &Connection, table: Table) -> rusqlite::Result<u64> {
         Table::Events => "SELECT count(*) FROM events",
         Table::Paths => "SELECT count(*) FROM paths",
         Table::Agents => "SELECT count(*) FROM agents",
+        Table::BgpEvents => "SELECT count(*) FROM bgp_events",
     };
     conn.query_row(sql, [], |r| r.get::<_, i64>(0)).map(unms)
 }
