@@ -17,6 +17,7 @@ pub mod bmp;
 pub mod model;
 pub mod mrt;
 pub mod rislive;
+pub mod timeline;
 
 use std::fmt;
 use std::net::IpAddr;
