@@ -35,6 +35,14 @@ pub struct StackConfig {
     pub scrape: Duration,
     /// Alertmanager `group_wait` (and `group_interval`).
     pub group_wait: Duration,
+    /// Real BGP in the lab (BIRD), and, when the scenario has a route
+    /// collector, its BMP feed into the Tumen collector (`--bmp-listen`).
+    pub bgp: bool,
+    /// More collector configuration (TOML, e.g. a `[bgp]` table).
+    pub collector_toml: Option<String>,
+    /// Every `for:` of the shipped alert rules replaced by this (a test
+    /// that cannot wait ten minutes says so); `None`: the rules as shipped.
+    pub alert_for: Option<Duration>,
 }
 
 impl StackConfig {
@@ -49,6 +57,9 @@ impl StackConfig {
             hysteresis: None,
             scrape: Duration::from_secs(15),
             group_wait: Duration::from_secs(30),
+            bgp: false,
+            collector_toml: None,
+            alert_for: None,
         }
     }
 
@@ -100,6 +111,8 @@ pub struct Stack {
     pub collector_port: u16,
     pub prometheus_port: u16,
     pub alertmanager_port: u16,
+    /// Where the collector takes BMP (when [`StackConfig::bgp`]).
+    pub bmp_port: Option<u16>,
     pub received: Received,
 }
 
@@ -260,13 +273,21 @@ impl Stack {
             }
         }
         let scenario = Scenario::load(&cfg.scenario)?;
-        let lab = Lab::up(scenario)?;
+        let routing = if cfg.bgp {
+            crate::lab::Routing::Bgp
+        } else {
+            crate::lab::Routing::Static
+        };
+        let lab = Lab::up_with(scenario, routing)?;
         let dir = std::env::temp_dir().join(format!("tumen-stack-{}", random_hex(6)));
         std::fs::create_dir_all(&dir)?;
         let s = lab.scenario().clone();
         let vantage_points: Vec<String> =
             s.vantage_points().iter().map(|v| v.to_string()).collect();
         let (hook_port, received) = webhook()?;
+        if vantage_points.len() >= 60 {
+            bail!("more than 59 vantage points: management links would collide");
+        }
         let mut stack = Stack {
             agents: Vec::new(),
             links: Vec::new(),
@@ -277,6 +298,7 @@ impl Stack {
             collector_port: free_port()?,
             prometheus_port: free_port()?,
             alertmanager_port: free_port()?,
+            bmp_port: None,
             received,
         };
         let d = |n: &str| dir.join(n);
@@ -325,12 +347,34 @@ impl Stack {
         for t in &s.targets {
             cmd.args(["--target", &t.to_string()]);
         }
+        let route_collector = s.bgp.as_ref().and_then(|b| b.collector.clone());
+        if cfg.bgp && route_collector.is_some() {
+            let port = free_port()?;
+            stack.bmp_port = Some(port);
+            cmd.args(["--bmp-listen", &format!("0.0.0.0:{port}")]);
+        }
+        if let Some(toml) = &cfg.collector_toml {
+            std::fs::write(d("collector.toml"), toml)?;
+            cmd.arg("--config").arg(d("collector.toml"));
+        }
         stack
             .servers
             .push(spawn(cmd, &d("collector.log"), "tumen-collector")?);
         wait_for(Duration::from_secs(30), "collector ready", || {
             http_get(cport, "/readyz")
         })?;
+
+        // The route collector's BMP feed, over a management link into its
+        // namespace (198.51.100.240/30: scenarios give the collector's own
+        // sessions the start of 198.51.100.0/24, as the vantage points'
+        // management links do, in other namespaces).
+        let tag = random_hex(2);
+        if let (Some(port), Some(c)) = (stack.bmp_port, &route_collector) {
+            let (veth, addr) = mgmt_link(&stack.lab, &c.node, 60, &tag)?;
+            stack.links.push(veth);
+            crate::bird::bmp_add(stack.lab.id(), &s, &format!("{addr}:{port}"))
+                .context("gobgp bmp add")?;
+        }
 
         // Alertmanager and Prometheus.
         let amport = stack.alertmanager_port;
@@ -353,6 +397,24 @@ impl Stack {
             .push(spawn(cmd, &d("alertmanager.log"), "alertmanager")?);
         let pport = stack.prometheus_port;
         let every = cfg.scrape.as_secs().max(1);
+        let alert_rules = match cfg.alert_for {
+            None => cfg.rules_dir.join("alert_rules.yml"),
+            Some(f) => {
+                let text = std::fs::read_to_string(cfg.rules_dir.join("alert_rules.yml"))?;
+                let short: String = text
+                    .lines()
+                    .map(|l| match l.trim_start().strip_prefix("for:") {
+                        Some(v) if !matches!(v.trim(), "0m" | "0s") => {
+                            let indent = &l[..l.len() - l.trim_start().len()];
+                            format!("{indent}for: {}s\n", f.as_secs())
+                        }
+                        _ => format!("{l}\n"),
+                    })
+                    .collect();
+                std::fs::write(d("alert_rules.yml"), short)?;
+                d("alert_rules.yml")
+            }
+        };
         std::fs::write(
             d("prometheus.yml"),
             format!(
@@ -360,7 +422,7 @@ impl Stack {
                  rule_files:\n  - {}\n  - {}\nalerting:\n  alertmanagers:\n    - static_configs:\n\
                  \x20       - targets: ['127.0.0.1:{amport}']\nscrape_configs:\n  - job_name: tumen-collector\n\
                  \x20   static_configs:\n      - targets: ['127.0.0.1:{cport}']\n",
-                cfg.rules_dir.join("alert_rules.yml").display(),
+                alert_rules.display(),
                 cfg.rules_dir.join("recording_rules.yml").display()
             ),
         )?;
@@ -379,7 +441,6 @@ impl Stack {
         })?;
 
         // An agent on every vantage point, uploading over its management link.
-        let tag = random_hex(2);
         let targets: Vec<String> = s
             .targets
             .iter()
