@@ -89,6 +89,23 @@ struct InferArgs {
     /// ASN-to-organisation file (`4837 china-unicom` per line), over the embedded one.
     #[arg(long, value_name = "FILE")]
     orgs: Option<PathBuf>,
+    #[command(flatten)]
+    target: TargetArgs,
+    /// IXP peering LAN list (PeeringDB `ixpfx` JSON, CAIDA IXP JSON lines,
+    /// or `prefix name` text), over the embedded one; repeatable.
+    #[arg(long = "ixp", value_name = "FILE")]
+    ixps: Vec<PathBuf>,
+    /// Do not use the embedded IXP list.
+    #[arg(long)]
+    no_default_ixps: bool,
+    /// Traceroute inputs, or `-` for standard input.
+    #[arg(value_name = "FILE")]
+    inputs: Vec<String>,
+}
+
+/// The target network (`infer`, `bgp`): the DPRK preset unless given.
+#[derive(Debug, clap::Args)]
+struct TargetArgs {
     /// Target prefix (repeatable); replaces the DPRK preset.
     #[arg(long = "target", value_name = "PREFIX")]
     targets: Vec<String>,
@@ -104,16 +121,6 @@ struct InferArgs {
     /// and the like), for --target-country; repeatable.
     #[arg(long, value_name = "FILE")]
     delegated: Vec<PathBuf>,
-    /// IXP peering LAN list (PeeringDB `ixpfx` JSON, CAIDA IXP JSON lines,
-    /// or `prefix name` text), over the embedded one; repeatable.
-    #[arg(long = "ixp", value_name = "FILE")]
-    ixps: Vec<PathBuf>,
-    /// Do not use the embedded IXP list.
-    #[arg(long)]
-    no_default_ixps: bool,
-    /// Traceroute inputs, or `-` for standard input.
-    #[arg(value_name = "FILE")]
-    inputs: Vec<String>,
 }
 
 /// Exit code for bad command-line values (BSD `EX_USAGE`).
@@ -292,7 +299,7 @@ fn file_names_agent(path: &std::path::Path, name: &str) -> bool {
 }
 
 /// The target network from the flags (the DPRK preset when none).
-fn target_from(a: &InferArgs) -> Result<tumen_collector::infer::Target, String> {
+fn target_from(a: &TargetArgs) -> Result<tumen_collector::infer::Target, String> {
     use tumen_collector::infer::Target;
     if a.targets.is_empty() && a.target_asns.is_empty() && a.target_countries.is_empty() {
         if !a.delegated.is_empty() {
@@ -398,7 +405,7 @@ fn infer_cmd(a: &InferArgs) -> ExitCode {
             "no input: give traceroute files, or `-` to read standard input",
         );
     }
-    let target = match target_from(a) {
+    let target = match target_from(&a.target) {
         Ok(t) => t,
         Err(e) => return fail(EXIT_USAGE, e),
     };

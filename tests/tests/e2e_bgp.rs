@@ -439,3 +439,59 @@ fn a_static_route_that_overrides_bgp_makes_a_divergence_for_exactly_that_prefix(
     let ended = api(&stack, "/api/v1/bgp/events?kind=divergence_end");
     assert_eq!(ended[0]["prefix"], "198.18.178.0/24", "{ended}");
 }
+
+/// `tests/bench-bgp-detection.sh`: a control-plane change (ttk-transit)
+/// to the metric and to `TumenBgpUpstreamChanged` at the webhook, with
+/// the shipped settings (Prometheus scrape and evaluation 15 s,
+/// Alertmanager group_wait 30 s, the rules as shipped). Prints one line.
+#[test]
+#[ignore = "a benchmark: run by tests/bench-bgp-detection.sh"]
+fn bench_bgp_change_to_metric_and_alert_with_default_settings() {
+    let cfg = StackConfig {
+        scenario: "dyn-2017-10-01".into(),
+        bgp: true,
+        ..StackConfig::defaults(bin_dir(), rules_dir())
+    };
+    let mut stack = Stack::up(&cfg).unwrap_or_else(|e| panic!("stack: {e:#}"));
+    wait_until(&stack, "BGP baseline", Duration::from_secs(120), |m| {
+        metric(m, "tumen_bgp_peers{source=\"bmp\"}") == Some(5.0)
+            && metric(
+                m,
+                "tumen_bgp_upstream_share_ratio{prefix=\"198.18.177.0/24\",upstream=\"china-unicom\"}",
+            ) == Some(1.0)
+    });
+    // Somewhere in Prometheus's scrape and evaluation cycle.
+    let pause = 15_000 + (now_ms() % 15_000);
+    std::thread::sleep(Duration::from_millis(pause));
+    let t0 = Instant::now();
+    stack.lab.event("ttk-transit").expect("ttk-transit");
+    let applied = t0.elapsed();
+    wait_until(&stack, "metric", Duration::from_secs(30), |m| {
+        metric(
+            m,
+            "tumen_bgp_upstream_share_ratio{prefix=\"198.18.177.0/24\",upstream=\"transtelecom\"}",
+        ) == Some(0.6)
+    });
+    let to_metric = t0.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while Instant::now() < deadline
+        && !stack.alerts().iter().any(|(_, a)| {
+            a["labels"]["alertname"] == "TumenBgpUpstreamChanged"
+                && a["labels"]["prefix"] == "198.18.177.0/24"
+        })
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let to_alert = t0.elapsed();
+    assert!(
+        to_alert < Duration::from_secs(180),
+        "no alert: {}",
+        stack.logs()
+    );
+    println!(
+        "bgp-detection converged_ms={} metric_ms={} alert_ms={}",
+        applied.as_millis(),
+        to_metric.as_millis(),
+        to_alert.as_millis()
+    );
+}
