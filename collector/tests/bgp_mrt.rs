@@ -684,3 +684,450 @@ fn corpus_replays_without_panic() {
     }
     assert!(n >= 15, "the corpus has {n} files");
 }
+
+// ---- archives ----
+
+mod server {
+    use std::collections::HashMap;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::State;
+    use axum::http::{StatusCode, Uri};
+    use axum::response::{IntoResponse, Response};
+
+    /// A path's answer: its body, after failing with a 500 `fail` times.
+    #[derive(Clone, Default)]
+    pub struct Entry {
+        pub body: Vec<u8>,
+        pub fail: u32,
+    }
+
+    pub type Files = Arc<Mutex<HashMap<String, Entry>>>;
+
+    /// Adds a file and lists it in the index pages of its directories
+    /// (Apache style, with the sort links and the parent link).
+    pub fn add(files: &Files, path: &str, body: Vec<u8>) {
+        let mut map = files.lock().unwrap();
+        map.insert(path.to_string(), Entry { body, fail: 0 });
+        let mut child = path.to_string();
+        while let Some(i) = child.trim_end_matches('/').rfind('/') {
+            let dir = child[..=i].to_string();
+            let name = child[i + 1..].to_string();
+            let page = map.entry(dir.clone()).or_default();
+            let mut html = String::from_utf8(page.body.clone()).unwrap();
+            if html.is_empty() {
+                html = format!(
+                    "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 3.2 Final//EN\">\n<html><head><title>Index of {dir}</title></head><body>\n<h1>Index of {dir}</h1><table>\n<tr><th><a href=\"?C=N;O=D\">Name</a></th><th><a href=\"?C=M;O=A\">Last modified</a></th></tr>\n<tr><td><a href=\"../\">Parent Directory</a></td></tr>\n"
+                );
+            }
+            let line = format!(
+                "<tr><td><a href=\"{name}\">{name}</a></td><td>2014-05-23 06:00</td></tr>\n"
+            );
+            if !html.contains(&line) {
+                html.push_str(&line);
+            }
+            page.body = html.into_bytes();
+            child = dir;
+            if child == "/" {
+                break;
+            }
+        }
+    }
+
+    async fn serve(State(files): State<Files>, uri: Uri) -> Response {
+        let mut map = files.lock().unwrap();
+        match map.get_mut(uri.path()) {
+            None => StatusCode::NOT_FOUND.into_response(),
+            Some(e) if e.fail > 0 => {
+                e.fail -= 1;
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            }
+            Some(e) => e.body.clone().into_response(),
+        }
+    }
+
+    /// Serves `files` on 127.0.0.1 (only).
+    pub async fn start(files: Files) -> SocketAddr {
+        let app = axum::Router::new().fallback(serve).with_state(files);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+}
+
+fn bz2(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut w = bzip2::write::BzEncoder::new(&mut out, bzip2::Compression::fast());
+    std::io::Write::write_all(&mut w, bytes).unwrap();
+    w.finish().unwrap();
+    out
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut w = flate2::write::GzEncoder::new(&mut out, flate2::Compression::fast());
+    std::io::Write::write_all(&mut w, bytes).unwrap();
+    w.finish().unwrap();
+    out
+}
+
+/// A small RIB dump at `ts`: one peer, 10.0.0.0/8.
+fn small_rib(ts: u32) -> Vec<u8> {
+    use build::*;
+    let mut f = record(ts, 13, 1, &peer_index(&[(peer_a(), 64500)]));
+    let mut a = attr(2, &path(&[(2, &[64500, 3356])], 4));
+    a.extend(attr(3, &[192, 0, 2, 1]));
+    f.extend(record(ts, 13, 2, &rib("10.0.0.0/8", &[(0, a)])));
+    f
+}
+
+/// One withdrawal at `ts`.
+fn small_updates(ts: u32) -> Vec<u8> {
+    use build::*;
+    let msg = update(&nlri("10.0.0.0/8"), &[], &[]);
+    record(ts, 16, 4, &bgp4mp(peer_a(), 64500, true, &msg))
+}
+
+const T0600: u32 = 1_400_824_800; // 2014-05-23 06:00
+
+fn routeviews(files: &server::Files) {
+    for (name, ts) in [("0600", T0600), ("0800", T0600 + 7200)] {
+        server::add(
+            files,
+            &format!("/rv/2014.05/RIBS/rib.20140523.{name}.bz2"),
+            bz2(&small_rib(ts)),
+        );
+    }
+    for m in [0u32, 15, 30, 45] {
+        server::add(
+            files,
+            &format!("/rv/2014.05/UPDATES/updates.20140523.06{m:02}.bz2"),
+            bz2(&small_updates(T0600 + m * 60)),
+        );
+    }
+    // The month before: a RIB on the last evening.
+    server::add(
+        files,
+        "/rv/2014.04/RIBS/rib.20140430.2200.bz2",
+        bz2(&small_rib(1_398_895_200)),
+    );
+    server::add(
+        files,
+        "/rv/2014.05/UPDATES/updates.20140501.0000.bz2",
+        bz2(&small_updates(1_398_902_400)),
+    );
+}
+
+fn ris(files: &server::Files) {
+    server::add(
+        files,
+        "/ris/rrc00/2014.05/bview.20140523.0600.gz",
+        gz(&small_rib(T0600)),
+    );
+    server::add(
+        files,
+        "/ris/rrc00/2014.05/updates.20140523.0605.gz",
+        gz(&small_updates(T0600 + 300)),
+    );
+    // Cut in the middle.
+    let many: Vec<u8> = (0..2000)
+        .flat_map(|i| small_updates(T0600 + 600 + i))
+        .collect();
+    let cut = gz(&many);
+    server::add(
+        files,
+        "/ris/rrc00/2014.05/updates.20140523.0610.gz",
+        cut[..cut.len() / 2].to_vec(),
+    );
+}
+
+fn archive_options(since: u32, until: u32) -> ArchiveOptions {
+    let mut o = ArchiveOptions::new(u64::from(since), u64::from(until));
+    o.timeout = std::time::Duration::from_secs(10);
+    o.backoff = std::time::Duration::from_millis(10);
+    o
+}
+
+async fn archive_server() -> (server::Files, String) {
+    let files = server::Files::default();
+    routeviews(&files);
+    ris(&files);
+    let addr = server::start(files.clone()).await;
+    (files, format!("http://{addr}"))
+}
+
+fn kinds(files: &[ArchiveFile]) -> Vec<String> {
+    files
+        .iter()
+        .map(|f| f.location.rsplit('/').next().unwrap().to_string())
+        .collect()
+}
+
+use tumen_collector::bgp::archive::{
+    self, ArchiveError, ArchiveFile, ArchiveOptions, HttpArchive, Layout, Poller, Select,
+};
+
+#[tokio::test]
+async fn http_routeviews_timeline_and_all() {
+    let (_files, base) = archive_server().await;
+    let client = archive::client().unwrap();
+    // Timeline (the default): the RIB at 06:00 and the updates from it.
+    let a = HttpArchive::new(
+        client.clone(),
+        &format!("{base}/rv/"),
+        archive_options(T0600 + 20 * 60, T0600 + 40 * 60),
+    );
+    let files = a.list().await.unwrap();
+    assert_eq!(
+        kinds(&files),
+        [
+            "rib.20140523.0600.bz2",
+            "updates.20140523.0600.bz2",
+            "updates.20140523.0615.bz2",
+            "updates.20140523.0630.bz2"
+        ]
+    );
+    let (reports, out) = a
+        .read(&options(), std::sync::Arc::new(KeepAll), Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(reports.len(), 4);
+    assert!(matches!(out[0], Message::Snapshot(_)));
+    assert_eq!(out.len(), 4);
+    assert!(out[1..].iter().all(|m| matches!(
+        m,
+        Message::Update(u) if u.change == Change::Withdraw
+    )));
+
+    // Every file named in the range.
+    let mut o = archive_options(T0600 + 10 * 60, T0600 + 3 * 3600);
+    o.select = Select::All;
+    let files = HttpArchive::new(client.clone(), &format!("{base}/rv"), o)
+        .list()
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds(&files),
+        [
+            "updates.20140523.0615.bz2",
+            "updates.20140523.0630.bz2",
+            "updates.20140523.0645.bz2",
+            "rib.20140523.0800.bz2"
+        ]
+    );
+
+    // A start in May whose RIB is April's last.
+    let files = HttpArchive::new(
+        client,
+        &format!("{base}/rv"),
+        archive_options(1_398_902_400 + 60, 1_398_902_400 + 600),
+    )
+    .list()
+    .await
+    .unwrap();
+    assert_eq!(
+        kinds(&files),
+        ["rib.20140430.2200.bz2", "updates.20140501.0000.bz2"]
+    );
+}
+
+#[tokio::test]
+async fn http_ris_layout_and_truncated_gzip() {
+    let (_files, base) = archive_server().await;
+    let a = HttpArchive::new(
+        archive::client().unwrap(),
+        &format!("{base}/ris/rrc00"),
+        archive_options(T0600, T0600 + 900),
+    );
+    let files = a.list().await.unwrap();
+    assert_eq!(
+        kinds(&files),
+        [
+            "bview.20140523.0600.gz",
+            "updates.20140523.0605.gz",
+            "updates.20140523.0610.gz"
+        ]
+    );
+    let (reports, out) = a
+        .read(&options(), std::sync::Arc::new(KeepAll), Vec::new())
+        .await
+        .unwrap();
+    assert!(matches!(out[0], Message::Snapshot(_)));
+    assert!(!reports[1].truncated);
+    assert!(reports[2].truncated, "{:?}", reports[2]);
+    assert!(reports[2].records > 0);
+}
+
+#[tokio::test]
+async fn http_errors_are_clear() {
+    let (files, base) = archive_server().await;
+    let client = archive::client().unwrap();
+    let o = archive_options(T0600, T0600 + 900);
+
+    // A base that is not an archive: 404 on the month's index.
+    let e = HttpArchive::new(client.clone(), &format!("{base}/nothing"), o.clone())
+        .list()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ArchiveError::NotFound { .. }), "{e}");
+    assert!(e.to_string().contains("/nothing/2014.05/"), "{e}");
+
+    // Nothing in the range.
+    let e = HttpArchive::new(
+        client.clone(),
+        &format!("{base}/rv"),
+        archive_options(T0600 + 86_400 * 3, T0600 + 86_400 * 3 + 60),
+    )
+    .list()
+    .await
+    .unwrap_err();
+    assert!(matches!(e, ArchiveError::Empty { .. }), "{e}");
+
+    // A listed file that is gone.
+    server::add(&files, "/gone/2014.05/bview.20140523.0600.gz", Vec::new());
+    files
+        .lock()
+        .unwrap()
+        .remove("/gone/2014.05/bview.20140523.0600.gz");
+    let e = HttpArchive::new(client.clone(), &format!("{base}/gone"), o.clone())
+        .read(&options(), std::sync::Arc::new(KeepAll), Vec::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ArchiveError::NotFound { .. }), "{e}");
+
+    // A listing of junk only.
+    files.lock().unwrap().insert(
+        "/junk/2014.05/".to_string(),
+        server::Entry {
+            body: b"<html><a href=\"README\">x</a> <a href='rib.2014.bz2'> <a href=>".to_vec(),
+            fail: 0,
+        },
+    );
+    let e = HttpArchive::new(client.clone(), &format!("{base}/junk"), o.clone())
+        .list()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ArchiveError::Listing { .. }), "{e}");
+    let mut ris = o.clone();
+    ris.layout = Some(Layout::Ris);
+    let e = HttpArchive::new(client.clone(), &format!("{base}/junk"), ris)
+        .list()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ArchiveError::Empty { .. }), "{e}");
+
+    // Junk among real names is ignored.
+    {
+        let mut map = files.lock().unwrap();
+        let page = map.get_mut("/ris/rrc00/2014.05/").unwrap();
+        page.body.extend_from_slice(
+            b"<a href=\"bview.2014.gz\">junk</a><a href=\"updates.20140523.9999.gz\"></a>",
+        );
+    }
+    let got = HttpArchive::new(client.clone(), &format!("{base}/ris/rrc00"), o.clone())
+        .list()
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 3);
+
+    // A size cap.
+    let mut small = o.clone();
+    small.max_bytes = 50;
+    let a = HttpArchive::new(client.clone(), &format!("{base}/rv"), small);
+    let e = a
+        .get(&format!("{base}/rv/2014.05/RIBS/rib.20140523.0600.bz2"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ArchiveError::TooLarge { .. }), "{e}");
+}
+
+#[tokio::test]
+async fn http_retries_a_500() {
+    let (files, base) = archive_server().await;
+    files
+        .lock()
+        .unwrap()
+        .get_mut("/rv/2014.05/RIBS/")
+        .unwrap()
+        .fail = 2;
+    let a = HttpArchive::new(
+        archive::client().unwrap(),
+        &format!("{base}/rv"),
+        archive_options(T0600 + 60, T0600 + 120),
+    );
+    assert_eq!(a.list().await.unwrap().len(), 2);
+
+    // More failures than retries: the status.
+    files
+        .lock()
+        .unwrap()
+        .get_mut("/rv/2014.05/RIBS/")
+        .unwrap()
+        .fail = 10;
+    let e = a.list().await.unwrap_err();
+    assert!(matches!(e, ArchiveError::Status { status: 500, .. }), "{e}");
+}
+
+#[tokio::test]
+async fn poller_hands_out_new_updates() {
+    let (files, base) = archive_server().await;
+    let a = HttpArchive::new(
+        archive::client().unwrap(),
+        &format!("{base}/rv"),
+        archive_options(T0600 + 50 * 60, T0600 + 50 * 60),
+    );
+    let mut poller = Poller::new(a);
+    let now = u64::from(T0600) + 3600;
+    let first = poller.poll(now).await.unwrap();
+    assert_eq!(first.len(), 5, "{:?}", kinds(&first));
+    assert!(poller.poll(now).await.unwrap().is_empty());
+    server::add(
+        &files,
+        "/rv/2014.05/UPDATES/updates.20140523.0700.bz2",
+        bz2(&small_updates(T0600 + 3600)),
+    );
+    let next = poller.poll(now + 60).await.unwrap();
+    assert_eq!(kinds(&next), ["updates.20140523.0700.bz2"]);
+}
+
+#[test]
+fn local_directory_recursively_in_time_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("2014.05/UPDATES");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::create_dir_all(dir.path().join("2014.05/RIBS")).unwrap();
+    std::fs::write(
+        dir.path().join("2014.05/RIBS/rib.20140523.0600.bz2"),
+        bz2(&small_rib(T0600)),
+    )
+    .unwrap();
+    std::fs::write(
+        sub.join("updates.20140523.0615.bz2"),
+        bz2(&small_updates(T0600 + 900)),
+    )
+    .unwrap();
+    std::fs::write(
+        sub.join("updates.20140523.0600.bz2"),
+        bz2(&small_updates(T0600)),
+    )
+    .unwrap();
+    std::fs::write(sub.join("notes.txt"), b"not MRT").unwrap();
+    let o = archive_options(T0600 + 60, T0600 + 3600);
+    let files = archive::list_dir(dir.path(), &o).unwrap();
+    assert_eq!(
+        kinds(&files),
+        [
+            "rib.20140523.0600.bz2",
+            "updates.20140523.0600.bz2",
+            "updates.20140523.0615.bz2"
+        ]
+    );
+    let mut out = Vec::new();
+    let reports = archive::read_dir(dir.path(), &o, &options(), &KeepAll, &mut out).unwrap();
+    assert_eq!(reports.len(), 3);
+    assert_eq!(out.len(), 3);
+    let e = archive::list_dir(dir.path(), &archive_options(0, 10)).unwrap_err();
+    assert!(matches!(e, ArchiveError::Empty { .. }), "{e}");
+}
