@@ -278,17 +278,18 @@ pub struct Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        self.names.release(&self.router);
+        if self.started {
+            self.names.release(&self.router);
+        }
     }
 }
 
 impl Session {
     /// A router connected from `addr`.
     pub fn new(addr: SocketAddr, opts: &BmpOptions, names: Arc<Names>) -> Self {
-        let router = names.claim(&addr.ip().to_string(), addr);
         Self {
             addr,
-            router,
+            router: addr.ip().to_string(),
             view: opts.view,
             started: false,
             peers: BTreeMap::new(),
@@ -428,9 +429,11 @@ impl Session {
         }
     }
 
+    /// The router's name is final (and claimed) from its first message.
     fn start(&mut self, now_ms: u64, out: &mut Vec<Message>) {
         if !self.started {
             self.started = true;
+            self.router = self.names.claim(&self.router, self.addr);
             out.push(Message::SourceState {
                 source: SOURCE.to_string(),
                 router: Some(self.router.clone()),
@@ -451,8 +454,7 @@ impl Session {
             tracing::warn!(router = %self.router, sys_name = %name, "BMP Initiation after the first message: name kept");
             return;
         }
-        self.names.release(&self.router);
-        self.router = self.names.claim(&name, self.addr);
+        self.router = name;
         tracing::info!(addr = %self.addr, router = %self.router, "BMP router named by its sysName");
     }
 
@@ -681,7 +683,8 @@ pub async fn serve(
     }
     loop {
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => break,
+            // (The guard wait_for gives is dropped at once: it is not Send.)
+            () = async { drop(stop.wait_for(|s| *s).await) } => break,
             () = tx.closed() => {
                 tracing::info!("BMP: the model is gone, stopping");
                 break;
@@ -1576,16 +1579,29 @@ mod tests {
     fn two_connections_never_share_a_name() {
         let names = Arc::new(Names::default());
         let opts = BmpOptions::default();
-        let mut a = Session::new("127.0.0.1:1000".parse().unwrap(), &opts, names.clone());
-        let b = Session::new("127.0.0.1:1001".parse().unwrap(), &opts, names.clone());
-        assert_eq!((a.router(), b.router()), ("127.0.0.1", "127.0.0.1:1001"));
+        let session = |addr: &str| Session::new(addr.parse().unwrap(), &opts, names.clone());
+        // Named from the first message: a's sysName does not hold its
+        // address.
+        let mut a = session("127.0.0.1:1000");
+        let mut b = session("127.0.0.1:1001");
+        let mut c = session("127.0.0.1:1002");
         run(&mut a, &[build::initiation(Some("r1"))]);
-        let mut c = Session::new("127.0.0.2:1000".parse().unwrap(), &opts, names.clone());
-        run(&mut c, &[build::initiation(Some("r1"))]);
-        assert_eq!((a.router(), c.router()), ("r1", "r1 (127.0.0.2:1000)"));
+        run(&mut b, &[build::initiation(None)]);
+        run(&mut c, &[build::initiation(None)]);
+        assert_eq!(
+            (a.router(), b.router(), c.router()),
+            ("r1", "127.0.0.1", "127.0.0.1:1002")
+        );
+        let mut d = session("127.0.0.2:1000");
+        run(&mut d, &[build::initiation(Some("r1"))]);
+        assert_eq!(d.router(), "r1 (127.0.0.2:1000)");
         drop(a);
-        let d = Session::new("127.0.0.1:1002".parse().unwrap(), &opts, names);
-        assert_eq!(d.router(), "127.0.0.1");
+        drop(b);
+        let mut e = session("127.0.0.1:1003");
+        run(&mut e, &[build::initiation(Some("r1"))]);
+        let mut f = session("127.0.0.1:1004");
+        run(&mut f, &[build::initiation(None)]);
+        assert_eq!((e.router(), f.router()), ("r1", "127.0.0.1"));
     }
 
     #[test]
