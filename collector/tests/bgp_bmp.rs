@@ -390,3 +390,198 @@ async fn the_server_stops_when_the_model_is_gone() {
         .expect("closed in time");
     assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
 }
+
+fn corpus_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/bmp")
+}
+
+/// Replays every stream of `tests/corpus/bmp/` through framing and a
+/// session: nothing panics, and the name says what to expect: `ok-`
+/// decodes without a fault, `fault-` has at least one, anything else
+/// (inputs the fuzzer found) only must not panic. The router goes up
+/// and down at most once each, and only after it is up.
+#[test]
+fn corpus_replays_without_panics_and_as_named() {
+    let mut seen = 0;
+    let mut entries: Vec<_> = std::fs::read_dir(corpus_dir())
+        .expect("the corpus")
+        .map(|e| e.expect("an entry").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with('.') || name.ends_with(".md") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).expect("read");
+        let out = bmp::replay(&bytes, &BmpOptions::default(), 1);
+        let faults: Vec<&Message> = out
+            .iter()
+            .filter(|m| matches!(m, Message::Fault { .. }))
+            .collect();
+        let updates = out
+            .iter()
+            .filter(|m| matches!(m, Message::Update(_)))
+            .count();
+        eprintln!("{name}: {updates} updates, faults {faults:?}");
+        if name.starts_with("ok-") {
+            assert!(faults.is_empty(), "{name}: {faults:?}");
+            assert!(
+                out.iter().any(|m| matches!(m, Message::Update(_))),
+                "{name}: no update"
+            );
+        } else if name.starts_with("fault-") {
+            assert!(!faults.is_empty(), "{name}: no fault in {out:#?}");
+        }
+        let states: Vec<bool> = out
+            .iter()
+            .filter_map(|m| match m {
+                Message::SourceState { up, .. } => Some(*up),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            states.is_empty() || states == [true, false],
+            "{name}: {states:?}"
+        );
+        seen += 1;
+    }
+    assert!(seen >= 10, "only {seen} corpus entries");
+}
+
+/// Writes the crafted part of the corpus (run by hand after changing
+/// it: `cargo test -p tumen-collector --test bgp_bmp -- --ignored
+/// write_corpus`). Fuzzer finds are added beside these by hand.
+#[test]
+#[ignore = "writes tests/corpus/bmp"]
+fn write_corpus() {
+    let p = PeerHeader::new("198.51.100.1", 64500);
+    let p6 = PeerHeader::new("2001:db8::1", 6939);
+    let p2 = PeerHeader::new("198.51.100.2", 64501).two_octet();
+    let upd = build::typical_update(&["203.0.113.0/24", "198.18.0.0/15"]);
+    let rm = build::route_monitoring(&p, &upd);
+    let v6 = build::update(
+        &[],
+        &[
+            build::origin(),
+            build::as_path(&[(2, &[6939, 4837])], true),
+            build::mp_unreach(&["2001:db8:1::/48"]),
+            build::mp_reach("2001:db8::1", &["2001:db8:2::/48"]),
+        ],
+        &[],
+    );
+    let as4 = build::update(
+        &[],
+        &[
+            build::origin(),
+            build::as_path(
+                &[(3, &[65001]), (2, &[64501, 23456]), (1, &[23456, 64511])],
+                false,
+            ),
+            build::next_hop("192.0.2.2"),
+            build::as4_path(&[(2, &[4_200_000_001]), (1, &[4_200_000_002, 64511])]),
+        ],
+        &["203.0.113.0/24"],
+    );
+    // Route monitoring whose BGP message is cut (the BMP length fits).
+    let mut cut = rm[..rm.len() - 7].to_vec();
+    let len = cut.len() as u32;
+    cut[1..5].copy_from_slice(&len.to_be_bytes());
+    // A per-peer header cut after the distinguisher: the parser reads
+    // past the end (and panicked in bgpkit-parser 0.11.1).
+    let mut short_peer = build::message(0, &p.bytes()[..10]);
+    short_peer.truncate(16);
+    let mut odd_type = rm.clone();
+    odd_type[6] = 9;
+    // An attribute claiming more bytes than the UPDATE has.
+    let mut long_attr = rm.clone();
+    let at = 6 + 42 + 19 + 2 + 2 + 2; // the ORIGIN attribute's length
+    long_attr[at] = 0xff;
+    // A BGP length bigger than the BMP message.
+    let mut long_bgp = rm.clone();
+    long_bgp[6 + 42 + 16] = 0x0f;
+    let init = build::initiation(Some("r1"));
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("ok-feed.bmp", feed(Some("r1"), "198.51.100.1")),
+        (
+            "ok-ipv6.bmp",
+            [
+                init.clone(),
+                build::peer_up(&p6, 64496),
+                build::route_monitoring(&p6, &v6),
+            ]
+            .concat(),
+        ),
+        (
+            "ok-as4-confed-set.bmp",
+            [init.clone(), build::route_monitoring(&p2, &as4)].concat(),
+        ),
+        (
+            "ok-all-views.bmp",
+            [
+                init.clone(),
+                build::peer_up(&p, 64496),
+                build::peer_up(&PeerHeader::loc_rib(64496), 64496),
+                rm.clone(),
+                build::route_monitoring(&p.clone().post_policy(), &upd),
+                build::route_monitoring(&PeerHeader::loc_rib(64496), &upd),
+                build::route_monitoring(&p, &build::update(&[], &[], &[])),
+            ]
+            .concat(),
+        ),
+        (
+            "ok-stats-down-termination.bmp",
+            [
+                init.clone(),
+                rm.clone(),
+                build::stats(&p, &[(0, 1), (7, 1000)]),
+                build::peer_down(&p, 2),
+                build::termination(0),
+                rm.clone(),
+            ]
+            .concat(),
+        ),
+        (
+            "fault-cut-bgp.bmp",
+            [init.clone(), cut, rm.clone()].concat(),
+        ),
+        (
+            "fault-short-peer-header.bmp",
+            [init.clone(), short_peer, rm.clone()].concat(),
+        ),
+        (
+            "fault-peer-type.bmp",
+            [init.clone(), odd_type, rm.clone()].concat(),
+        ),
+        (
+            "fault-bgp-length.bmp",
+            [init.clone(), long_bgp, rm.clone()].concat(),
+        ),
+        (
+            "fault-attr-length.bmp",
+            [init.clone(), long_attr, rm.clone()].concat(),
+        ),
+        (
+            "fault-http.bmp",
+            b"GET / HTTP/1.1\r\nHost: collector\r\n\r\n".to_vec(),
+        ),
+        (
+            "fault-length-5.bmp",
+            [init.clone(), vec![3, 0, 0, 0, 5, 0]].concat(),
+        ),
+        (
+            "fault-length-huge.bmp",
+            [init.clone(), vec![3, 0xff, 0xff, 0xff, 0xff, 0]].concat(),
+        ),
+        (
+            "fault-stream-cut.bmp",
+            [init.clone(), rm[..30].to_vec()].concat(),
+        ),
+        ("fault-bmp-v1.bmp", [1u8, 0, 0, 0, 0, 0, 0, 0].to_vec()),
+    ];
+    let dir = corpus_dir();
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes).expect("write");
+    }
+}

@@ -212,6 +212,21 @@ pub fn decode(frame: Bytes) -> Result<BmpMessage, DecodeError> {
         }
         Err(e) => return Err(DecodeError::Frame(e.to_string())),
     }
+    // Route monitoring holds exactly one BGP message (RFC 7854 4.6);
+    // bgpkit-parser reads a cut one as far as it goes, and drops what it
+    // cannot read without an error.
+    if frame[5] == 0 {
+        let at = HEADER_LEN + PER_PEER_LEN + 16;
+        if let Some(len) = frame.get(at..at + 2) {
+            let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+            let holds = frame.len() - HEADER_LEN - PER_PEER_LEN;
+            if len != holds {
+                return Err(DecodeError::Parse(format!(
+                    "BGP message length {len}, but the route monitoring message holds {holds} bytes"
+                )));
+            }
+        }
+    }
     let outcome = panic::catch_unwind(AssertUnwindSafe(move || {
         let mut data = frame;
         bgpkit_parser::parser::bmp::parse_bmp_msg(&mut data)
@@ -553,6 +568,25 @@ impl Session {
         {
             return;
         }
+        if as_path.is_none() {
+            // AS_PATH is mandatory with NLRI; bgpkit-parser leaves out
+            // attributes it cannot read rather than fail, so this is
+            // what a broken attribute list looks like. RFC 7606: treat
+            // as withdraw (a route with an empty path would be the
+            // peer's own).
+            tracing::warn!(router = %self.router, peer = %peer.name(), "BMP route monitoring without a readable AS_PATH: its prefixes treated as withdrawn");
+            out.push(fault("no-as-path"));
+            let reach = reach.iter().flat_map(|n| n.prefixes.iter());
+            for prefix in update.announced_prefixes.iter().chain(reach) {
+                out.push(Message::Update(Update {
+                    at_ms,
+                    peer: peer.clone(),
+                    prefix: prefix.prefix,
+                    change: Change::Withdraw,
+                }));
+            }
+            return;
+        }
         let path = match (as_path, as4_path) {
             // Confederation segments go first: AS4_PATH has none (RFC
             // 6793 4.2.2), and bgpkit's merge pairs segments in order.
@@ -658,6 +692,37 @@ fn down_reason(reason: PeerDownReason) -> &'static str {
         PeerDownReason::LocalSystemClosedTlvDataFollows => "the router closed the session (TLV)",
         PeerDownReason::Reserved => "peer down (reason 0)",
     }
+}
+
+/// Reads a captured stream as one router's connection would, without
+/// a socket (the corpus, the fuzz target, the benchmark): every message
+/// out, the close included, stamped `now_ms` where a connection stamps
+/// the wall clock. Stops at broken framing or a Termination, as the
+/// connection does.
+pub fn replay(stream: &[u8], opts: &BmpOptions, now_ms: u64) -> Vec<Message> {
+    let mut session = Session::new(([127, 0, 0, 1], 0).into(), opts, Arc::default());
+    let mut buf = BytesMut::from(stream);
+    let mut out = Vec::new();
+    let reason = loop {
+        match next_frame(&mut buf, opts.max_message_len) {
+            Ok(Some(frame)) => {
+                if session.handle(frame, now_ms, &mut out) == Flow::Close {
+                    break "the router terminated its BMP session";
+                }
+            }
+            Ok(None) if buf.is_empty() => break "BMP connection closed",
+            Ok(None) => {
+                out.push(fault("truncated"));
+                break "BMP connection closed inside a message";
+            }
+            Err(e) => {
+                out.push(fault(e.kind()));
+                break "BMP stream broken";
+            }
+        }
+    };
+    session.close(reason, now_ms, &mut out);
+    out
 }
 
 fn now_ms() -> u64 {
@@ -1558,6 +1623,30 @@ mod tests {
         assert!(matches!(out[3], Message::Update(_)), "{out:?}");
         assert_eq!(out.len(), 4);
         assert_eq!(s.counters.ignored.load(Ordering::Relaxed), 1);
+    }
+
+    /// RFC 7606 treat-as-withdraw: NLRI without a readable AS_PATH.
+    #[test]
+    fn an_announcement_without_as_path_is_withdrawn() {
+        let mut s = session(View::PrePolicy);
+        let p = PeerHeader::new("198.51.100.1", 64500);
+        let upd = build::update(
+            &[],
+            &[build::origin(), build::next_hop("192.0.2.1")],
+            &["203.0.113.0/24"],
+        );
+        let out = run(&mut s, &[build::route_monitoring(&p, &upd)]);
+        let want = peer("192.0.2.9", "198.51.100.1", 64500);
+        assert_eq!(
+            out[1..],
+            [
+                Message::Fault {
+                    source: "bmp".into(),
+                    kind: "no-as-path"
+                },
+                withdraw(T0, &want, "203.0.113.0/24"),
+            ]
+        );
     }
 
     #[test]
