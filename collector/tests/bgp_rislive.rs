@@ -642,3 +642,29 @@ fn default_url_is_ripe_but_tests_use_loopback() {
         .url
         .starts_with("ws://127.0.0.1:"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_collector_only_when_host_is_set() {
+    // The server ignores `host` (it sends every collector's messages):
+    // the client keeps rrc00's.
+    let seq: Vec<Value> = sequence().into_iter().take(80).collect();
+    let want: Vec<Update> = expected(&seq)
+        .into_iter()
+        .filter(|u| u.peer.router == "rrc00")
+        .collect();
+    assert!(!want.is_empty() && want.len() < expected(&seq).len());
+    let script = vec![Conn {
+        rewind: 0,
+        acts: vec![Act::Rest],
+    }];
+    let srv = server(seq, script, 3).await;
+    let mut opts = options(&srv.url);
+    opts.host = Some("rrc00".into());
+    let n = want.len();
+    let seen = run_until(opts, |s| s.updates.len() >= n).await;
+    assert_eq!(seen.updates, want);
+    let st = srv.state.lock().unwrap();
+    assert!(st.subscriptions[0]
+        .iter()
+        .all(|s| s["data"]["host"] == "rrc00"));
+}

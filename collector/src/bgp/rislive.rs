@@ -825,18 +825,6 @@ pub async fn run(opts: RisLiveOptions, tx: mpsc::Sender<Message>, mut stop: watc
         let _ = stop.wait_for(|s| *s).await;
         return;
     }
-    let tls = if opts.url.starts_with("wss:") {
-        match tls_connector() {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::error!(error = %e, "RIS Live: cannot set up TLS; not connecting");
-                let _ = stop.wait_for(|s| *s).await;
-                return;
-            }
-        }
-    } else {
-        None
-    };
     let mut client = Client {
         dedupe: Dedupe::new(opts.dedupe_window, opts.dedupe_max),
         opts,
@@ -847,6 +835,22 @@ pub async fn run(opts: RisLiveOptions, tx: mpsc::Sender<Message>, mut stop: watc
         lost_since: None,
         duplicates: 0,
         faults: HashMap::new(),
+    };
+    let tls = if client.opts.url.starts_with("wss:") {
+        match tls_connector() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                // Nothing to retry until the system changes: say so
+                // once, as a fault and the feed down, and wait.
+                tracing::error!(error = %e, "RIS Live: cannot set up TLS; not connecting");
+                if client.fault("tls_setup").await.is_ok() && client.state(false).await.is_ok() {
+                    let _ = stop.wait_for(|s| *s).await;
+                }
+                return;
+            }
+        }
+    } else {
+        None
     };
     let mut backoff = client.opts.backoff_min;
     loop {
