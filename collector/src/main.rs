@@ -62,6 +62,43 @@ enum Command {
     /// scamper and trippy JSON, nmap, router CLIs, NextTrace/besttrace,
     /// RIPE Atlas JSON and `ripe-atlas report` text, Tumen JSON lines.
     Infer(InferArgs),
+    /// The control plane offline: a timeline per target prefix of its
+    /// BGP upstreams (the first AS outside the target from the origin),
+    /// visibility and events, from MRT files (RIB dumps and updates,
+    /// plain, gzip or bzip2), directories of them, or an archive.
+    Bgp(BgpArgs),
+}
+
+/// `tumen-collector bgp`.
+#[derive(Debug, clap::Args)]
+struct BgpArgs {
+    /// One JSON object: the rows, every event and a report per file.
+    #[arg(long)]
+    json: bool,
+    /// MRT archive: a RouteViews or RIPE RIS base URL (e.g.
+    /// https://data.ris.ripe.net/rrc00) read for --since..--until.
+    #[arg(long = "bgp-archive", value_name = "URL")]
+    archive: Option<String>,
+    /// Start of the range (2017-10-01T09:00:00Z, 2017-10-01 09:00,
+    /// 2017-10-01, or Unix seconds): the latest RIB dump at or before it,
+    /// then the updates.
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// End of the range [default: now].
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// The collector's name in the peers' names [default: from the URL or
+    /// directory].
+    #[arg(long, value_name = "NAME")]
+    collector: Option<String>,
+    /// ASN-to-organisation file (`4837 china-unicom` per line), over the embedded one.
+    #[arg(long, value_name = "FILE")]
+    orgs: Option<PathBuf>,
+    #[command(flatten)]
+    target: TargetArgs,
+    /// MRT files or directories (searched for rib./bview./updates. files).
+    #[arg(value_name = "FILE|DIR")]
+    inputs: Vec<PathBuf>,
 }
 
 /// `tumen-collector infer`.
@@ -121,6 +158,168 @@ struct TargetArgs {
     /// and the like), for --target-country; repeatable.
     #[arg(long, value_name = "FILE")]
     delegated: Vec<PathBuf>,
+}
+
+fn bgp_cmd(a: &BgpArgs) -> ExitCode {
+    use std::sync::Arc;
+    use tumen_collector::bgp::timeline::{parse_time, Timeline};
+    use tumen_collector::bgp::{archive, model, mrt, Message};
+    use tumen_collector::orgs::Orgs;
+    let fail = |code, msg: String| fail_in("bgp", code, msg);
+    if a.inputs.is_empty() && a.archive.is_none() {
+        return fail(
+            EXIT_USAGE,
+            "give MRT files or directories, or --bgp-archive URL --since TIME".into(),
+        );
+    }
+    if a.archive.is_some() && !a.inputs.is_empty() {
+        return fail(EXIT_USAGE, "give files or --bgp-archive, not both".into());
+    }
+    let time = |flag: &str, v: &Option<String>| -> Result<Option<u64>, String> {
+        v.as_deref()
+            .map(|t| parse_time(t).map_err(|e| format!("--{flag} {t:?}: {e}")))
+            .transpose()
+    };
+    let (since, until) = match (time("since", &a.since), time("until", &a.until)) {
+        (Ok(s), Ok(u)) => (s, u),
+        (Err(e), _) | (_, Err(e)) => return fail(EXIT_USAGE, e),
+    };
+    if a.archive.is_some() && since.is_none() {
+        return fail(EXIT_USAGE, "--bgp-archive needs --since".into());
+    }
+    let now = tumen_core::now_ms() / 1000;
+    let (since_s, until_s) = (since.unwrap_or(0), until.unwrap_or(now));
+    if since_s > until_s {
+        return fail(EXIT_USAGE, "--since is after --until".into());
+    }
+    let target = match target_from(&a.target) {
+        Ok(t) => t,
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
+    let mut orgs = Orgs::default();
+    if let Some(path) = &a.orgs {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => return fail(EXIT_NOINPUT, format!("--orgs {}: {e}", path.display())),
+        };
+        if let Err(e) = orgs.extend_from(&text, &path.display().to_string()) {
+            return fail(EXIT_USAGE, format!("--orgs {e}"));
+        }
+    }
+    let keep = mrt::Overlapping(target.prefixes.clone());
+    let mut options = archive::ArchiveOptions::new(since_s, until_s);
+    if since.is_none() {
+        options.select = archive::Select::All;
+    }
+    let mut messages: Vec<Message> = Vec::new();
+    let mut reports: Vec<mrt::MrtReport> = Vec::new();
+    if let Some(base) = &a.archive {
+        let read = mrt::ReadOptions {
+            collector: a
+                .collector
+                .clone()
+                .unwrap_or_else(|| tumen_collector::serve::bgp::collector_name(base)),
+            ..Default::default()
+        };
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+        {
+            Ok(r) => r,
+            Err(e) => return fail(EXIT_OSERR, format!("tokio runtime: {e}")),
+        };
+        let done = runtime.block_on(async {
+            let client = archive::client().map_err(|e| e.to_string())?;
+            let archive = archive::HttpArchive::new(client, base, options.clone());
+            let keep: Arc<dyn mrt::Keep + Send + Sync> = Arc::new(keep.clone());
+            archive
+                .read(&read, keep, Vec::new())
+                .await
+                .map_err(|e| e.to_string())
+        });
+        match done {
+            Ok((r, m)) => {
+                reports = r;
+                messages = m;
+            }
+            Err(e) => return fail(EXIT_NOINPUT, e),
+        }
+    } else {
+        // Files in the order of the times in their names (a RIB before
+        // the updates of its minute); names without one, as given.
+        type Named = Option<(u64, archive::FileKind)>;
+        let mut files: Vec<(Named, PathBuf, String)> = Vec::new();
+        for input in &a.inputs {
+            let collector = a
+                .collector
+                .clone()
+                .unwrap_or_else(|| tumen_collector::serve::bgp::collector_of_path(input));
+            if input.is_dir() {
+                match archive::list_dir(input, &options) {
+                    Ok(list) => files.extend(list.into_iter().map(|f| {
+                        (
+                            Some((f.time, f.kind)),
+                            PathBuf::from(f.location),
+                            collector.clone(),
+                        )
+                    })),
+                    Err(e) => return fail(EXIT_NOINPUT, e.to_string()),
+                }
+            } else {
+                let named = input
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(archive::parse_name)
+                    .map(|(k, t)| (t, k));
+                files.push((named, input.clone(), collector));
+            }
+        }
+        if files.iter().all(|f| f.0.is_some()) {
+            files.sort_by_key(|f| f.0);
+        }
+        for (_, path, collector) in &files {
+            // A RIB dump cut short still says what it holds (the
+            // report says where it ends).
+            let read = mrt::ReadOptions {
+                collector: collector.clone(),
+                partial_snapshot: true,
+            };
+            match mrt::read_file(path, &read, &keep, &mut messages) {
+                Ok(r) => reports.push(r),
+                Err(e) => return fail(EXIT_NOINPUT, format!("{}: {e}", path.display())),
+            }
+        }
+    }
+    let mut timeline = Timeline::new(model::Model::new(target, orgs, model::Settings::default()));
+    for m in messages {
+        timeline.feed(m);
+    }
+    for r in &reports {
+        eprintln!("{r}");
+    }
+    if a.json {
+        let files: Vec<serde_json::Value> = reports
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "name": r.name, "records": r.records, "routes": r.routes,
+                    "updates": r.updates, "faults": r.faults, "truncated": r.truncated,
+                })
+            })
+            .collect();
+        let out = serde_json::json!({
+            "first_ms": timeline.first_ms,
+            "rows": timeline.rows,
+            "events": timeline.events,
+            "prefixes": timeline.model.prefixes(),
+            "files": files,
+        });
+        println!("{out}");
+    } else {
+        print!("{}", timeline.render());
+    }
+    ExitCode::SUCCESS
 }
 
 /// Exit code for bad command-line values (BSD `EX_USAGE`).
@@ -572,11 +771,12 @@ fn main() -> ExitCode {
             rotate,
         }) => token_cmd(name, token_file, *rotate),
         Some(Command::Infer(a)) => infer_cmd(a),
+        Some(Command::Bgp(a)) => bgp_cmd(a),
         // What clap says for a required subcommand, with the same exit code.
         None => Args::command()
             .error(
                 clap::error::ErrorKind::MissingSubcommand,
-                "a command is required: serve, token or infer",
+                "a command is required: serve, token, infer or bgp",
             )
             .exit(),
     }

@@ -177,12 +177,86 @@ pub fn utc(ms: u64) -> String {
     )
 }
 
+/// A time on the command line, as Unix seconds: `2017-10-01T09:07:51Z`,
+/// `2017-10-01 09:07`, `2017-10-01`, or plain seconds. UTC only.
+pub fn parse_time(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t.parse().map_err(|_| "too large".to_string());
+    }
+    let bad = || {
+        "not a time (2017-10-01T09:07:51Z, 2017-10-01 09:07, 2017-10-01 or Unix seconds)"
+            .to_string()
+    };
+    let t = t.strip_suffix('Z').unwrap_or(t);
+    let (date, clock) = match t.split_once(['T', ' ']) {
+        Some((d, c)) => (d, c),
+        None => (t, "00:00:00"),
+    };
+    let d: Vec<&str> = date.split('-').collect();
+    let c: Vec<&str> = clock.split(':').collect();
+    if d.len() != 3 || !(2..=3).contains(&c.len()) {
+        return Err(bad());
+    }
+    let num = |s: &str| -> Result<i64, String> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || s.len() > 4 {
+            return Err(bad());
+        }
+        s.parse().map_err(|_| bad())
+    };
+    let (y, m, day) = (num(d[0])?, num(d[1])?, num(d[2])?);
+    let (hh, mm) = (num(c[0])?, num(c[1])?);
+    let ss = c.get(2).map_or(Ok(0), |s| num(s))?;
+    if !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&day)
+        || hh > 23
+        || mm > 59
+        || ss > 60
+    {
+        return Err(bad());
+    }
+    // Days since 1970-01-01 (Howard Hinnant's days_from_civil).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    if utc(secs as u64 * 1000)[..10] != *date {
+        return Err(format!("{date}: no such day"));
+    }
+    Ok(secs as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::bgp::{AsPath, Change, Peer, Route, Update};
     use crate::infer::Target;
     use crate::orgs::Orgs;
+
+    #[test]
+    fn times_on_the_command_line() {
+        assert_eq!(parse_time("2017-10-01T09:07:51Z"), Ok(1_506_848_871));
+        assert_eq!(parse_time("2017-10-01 09:07"), Ok(1_506_848_820));
+        assert_eq!(parse_time("2017-10-01"), Ok(1_506_816_000));
+        assert_eq!(parse_time("1506848871"), Ok(1_506_848_871));
+        assert_eq!(parse_time("2000-02-29"), Ok(951_782_400));
+        for bad in [
+            "",
+            "yesterday",
+            "2017-13-01",
+            "2017-02-30",
+            "2017-10-01T25:00",
+            "2017-10",
+            "-5",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn utc_formats_known_times() {

@@ -356,9 +356,9 @@ pub async fn sources(
     tx: mpsc::Sender<Message>,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<Vec<(&'static str, SourceTask)>, super::StartError> {
+    use crate::bgp::{bmp, rislive};
     let cfg = &app.config.bgp;
-    let tasks: Vec<(&'static str, SourceTask)> = Vec::new();
-    let _ = (&tx, stop);
+    let mut tasks: Vec<(&'static str, SourceTask)> = Vec::new();
     {
         let mut m = app.bgp.write().unwrap_or_else(|p| p.into_inner());
         if cfg.bmp_listen.is_some() {
@@ -371,5 +371,288 @@ pub async fn sources(
             m.declare_source("ris-live");
         }
     }
+    if let Some(addr) = cfg.bmp_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| super::StartError::Bind {
+                addr,
+                hint: if source.kind() == std::io::ErrorKind::AddrInUse {
+                    " (--bmp-listen: choose another port)"
+                } else {
+                    " (--bmp-listen)"
+                },
+                source,
+            })?;
+        let opts = bmp::BmpOptions {
+            view: match cfg.bmp_view.as_str() {
+                "post-policy" => bmp::View::PostPolicy,
+                "loc-rib" => bmp::View::LocRib,
+                _ => bmp::View::PrePolicy,
+            },
+            max_routers: cfg.bmp_max_routers,
+            ..Default::default()
+        };
+        tasks.push((
+            "bmp",
+            Box::pin(bmp::serve(listener, tx.clone(), opts, stop.clone())),
+        ));
+    }
+    if cfg.ris_live {
+        let opts = rislive::RisLiveOptions {
+            url: cfg.ris_live_url.clone(),
+            prefixes: app.target.prefixes.clone(),
+            host: cfg.ris_live_host.clone(),
+            ..Default::default()
+        };
+        tasks.push((
+            "ris-live",
+            Box::pin(rislive::run(opts, tx.clone(), stop.clone())),
+        ));
+    }
+    if let Some(archive) = &cfg.archive {
+        tasks.push((
+            "mrt-archive",
+            Box::pin(follow_archive(
+                archive.clone(),
+                cfg.archive_poll,
+                app.target.prefixes.clone(),
+                tx.clone(),
+            )),
+        ));
+    }
     Ok(tasks)
+}
+
+/// The collector an archive's files come from, for the peers' names:
+/// `rrc00` for `.../rrc00`, `route-views.linx` for
+/// `.../route-views.linx/bgpdata`, `route-views2` for `.../bgpdata`,
+/// else the last part of the path (or the host).
+pub fn collector_name(base: &str) -> String {
+    let path = base
+        .split_once("://")
+        .map_or(base, |(_, rest)| rest)
+        .trim_end_matches('/');
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    match parts.as_slice() {
+        [.., prev, "bgpdata"] if parts.len() > 2 || !base.contains("://") => prev.to_string(),
+        [_, "bgpdata"] | ["bgpdata"] => "route-views2".into(),
+        [.., last] => last.to_string(),
+        [] => "mrt".into(),
+    }
+}
+
+/// The collector of a local MRT file or directory, from where it sits
+/// in an archive's layout (`.../rrc00/2024.01/bview...` gives `rrc00`,
+/// `.../route-views.linx/bgpdata/2024.01/RIBS/rib...` `route-views.linx`);
+/// `mrt` when the path says nothing.
+pub fn collector_of_path(path: &std::path::Path) -> String {
+    let month = |s: &str| {
+        s.len() == 7 && s.as_bytes()[4] == b'.' && s.bytes().filter(u8::is_ascii_digit).count() == 6
+    };
+    let mut dir = if path.is_dir() {
+        path.to_path_buf()
+    } else {
+        path.parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default()
+    };
+    while let Some(name) = dir.file_name().and_then(|n| n.to_str()) {
+        if name == "RIBS" || name == "UPDATES" || month(name) {
+            dir.pop();
+        } else {
+            break;
+        }
+    }
+    let text = dir.display().to_string();
+    if text.is_empty() || text == "." || text == "/" {
+        return "mrt".into();
+    }
+    collector_name(&text)
+}
+
+/// Follows an MRT archive (a URL or a local directory): the latest RIB
+/// dump and the updates after it, then every `every` the updates files
+/// that appeared. `tumen_bgp_source_up{source="mrt"}` says whether the
+/// latest poll worked.
+async fn follow_archive(
+    base: String,
+    every: Duration,
+    targets: Vec<ipnet::IpNet>,
+    tx: mpsc::Sender<Message>,
+) {
+    use crate::bgp::archive;
+    use crate::bgp::mrt;
+    let read = mrt::ReadOptions {
+        collector: collector_name(&base),
+        ..Default::default()
+    };
+    let keep: Arc<dyn mrt::Keep + Send + Sync> = Arc::new(mrt::Overlapping(targets));
+    let now_s = || now_ms() / 1000;
+    let local = !(base.starts_with("http://") || base.starts_with("https://"));
+    let (mut poller, fetch) = if local {
+        (None, None)
+    } else {
+        match archive::client() {
+            Ok(c) => {
+                let options = archive::ArchiveOptions::new(now_s(), now_s());
+                (
+                    Some(archive::Poller::new(archive::HttpArchive::new(
+                        c.clone(),
+                        &base,
+                        options.clone(),
+                    ))),
+                    Some(archive::HttpArchive::new(c, &base, options)),
+                )
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "MRT archive: no HTTP client; not followed");
+                return;
+            }
+        }
+    };
+    let mut last_local: Option<u64> = None;
+    loop {
+        let state = |up: bool| Message::SourceState {
+            source: "mrt".into(),
+            router: None,
+            up,
+            at_ms: now_ms(),
+        };
+        let result: Result<usize, String> =
+            if let (Some(p), Some(fetch)) = (poller.as_mut(), fetch.as_ref()) {
+                match p.poll(now_s()).await {
+                    Ok(files) => {
+                        let mut n = 0;
+                        let mut failed = None;
+                        for f in &files {
+                            match fetch.read_file(f, &read, keep.clone(), tx.clone()).await {
+                                Ok((report, _)) => {
+                                    tracing::info!(%report, "MRT archive: file read");
+                                    n += 1;
+                                }
+                                Err(e) => {
+                                    failed = Some(e.to_string());
+                                    break;
+                                }
+                            }
+                        }
+                        failed.map_or(Ok(n), Err)
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            } else {
+                let dir = std::path::PathBuf::from(&base);
+                let since = last_local.map_or_else(now_s, |l| l + 1);
+                let mut options = archive::ArchiveOptions::new(since, now_s());
+                if last_local.is_some() {
+                    options.select = archive::Select::All;
+                }
+                let read = read.clone();
+                let keep = keep.clone();
+                let mut sink = tx.clone();
+                let done = tokio::task::spawn_blocking(move || {
+                    let files = match archive::list_dir(&dir, &options) {
+                        Ok(f) => f,
+                        // Nothing new is no error once started.
+                        Err(archive::ArchiveError::Empty { .. }) => return Ok((0, None, true)),
+                        Err(e) => return Err(e.to_string()),
+                    };
+                    // A file modified in the last minute may still be being
+                    // written: it (and what follows) waits for the next poll.
+                    let settled = |p: &std::path::Path| {
+                        std::fs::metadata(p)
+                            .and_then(|m| m.modified())
+                            .ok()
+                            .and_then(|t| t.elapsed().ok())
+                            .is_some_and(|age| age >= Duration::from_secs(60))
+                    };
+                    let mut newest = None;
+                    let mut n = 0;
+                    for f in &files {
+                        let path = std::path::Path::new(&f.location);
+                        if !settled(path) {
+                            break;
+                        }
+                        match mrt::read_file(path, &read, &*keep, &mut sink) {
+                            Ok(report) => tracing::info!(%report, "MRT directory: file read"),
+                            Err(e) => return Err(format!("{}: {e}", f.location)),
+                        }
+                        newest = Some(f.time);
+                        n += 1;
+                    }
+                    Ok((n, newest, false))
+                })
+                .await;
+                match done {
+                    Ok(Ok((n, newest, empty))) => {
+                        if newest.is_some() {
+                            last_local = newest;
+                        } else if empty && last_local.is_none() {
+                            // Nothing yet: from now on, whatever appears.
+                            last_local = Some(now_s());
+                        }
+                        Ok(n)
+                    }
+                    Ok(Err(e)) => Err(e),
+                    Err(e) => Err(e.to_string()),
+                }
+            };
+        let up = match result {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(files = n, archive = %base, "MRT archive polled");
+                }
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, archive = %base, "MRT archive poll failed; retried at the next poll");
+                false
+            }
+        };
+        if tx.send(state(up)).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::collector_name;
+
+    #[test]
+    fn collector_names_of_archive_bases() {
+        assert_eq!(collector_name("https://data.ris.ripe.net/rrc00/"), "rrc00");
+        assert_eq!(
+            collector_name("http://archive.routeviews.org/bgpdata"),
+            "route-views2"
+        );
+        assert_eq!(
+            collector_name("http://archive.routeviews.org/route-views.linx/bgpdata/"),
+            "route-views.linx"
+        );
+        assert_eq!(collector_name("/srv/mrt/rrc00"), "rrc00");
+        assert_eq!(collector_name("/srv/lab/bgpdata"), "lab");
+    }
+
+    #[test]
+    fn collectors_of_local_paths() {
+        use super::collector_of_path;
+        use std::path::Path;
+        assert_eq!(
+            collector_of_path(Path::new("/srv/rrc00/2024.01/bview.20240101.0000.gz")),
+            "rrc00"
+        );
+        assert_eq!(
+            collector_of_path(Path::new(
+                "/m/route-views.linx/bgpdata/2024.01/RIBS/rib.20240101.0000.bz2"
+            )),
+            "route-views.linx"
+        );
+        assert_eq!(collector_of_path(Path::new("rib.20140523.0600.bz2")), "mrt");
+        assert_eq!(
+            collector_of_path(Path::new("/data/rib.20140523.0600.bz2")),
+            "data"
+        );
+    }
 }
