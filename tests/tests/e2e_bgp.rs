@@ -272,6 +272,7 @@ fn outage_fires_visibility_low_and_unreachable_and_both_clear() {
             })
     });
     let t0 = Instant::now();
+    let outage_s = now_ms() / 1000;
     stack.lab.event("outage").expect("outage");
     wait_until(&stack, "visibility 0", Duration::from_secs(10), |m| {
         units().iter().all(|p| {
@@ -317,7 +318,10 @@ fn outage_fires_visibility_low_and_unreachable_and_both_clear() {
     assert_eq!(firing(&stack, "TumenBgpVisibilityLow", "resolved"), want);
     assert_eq!(firing(&stack, "TumenPrefixUnreachable", "resolved"), want);
     // The collector's own record of it.
-    let low = api(&stack, "/api/v1/bgp/events?kind=visibility_low");
+    let low = api(
+        &stack,
+        &format!("/api/v1/bgp/events?kind=visibility_low&since={outage_s}"),
+    );
     assert_eq!(low.as_array().map(Vec::len), Some(4), "{low}");
 }
 

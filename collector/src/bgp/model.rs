@@ -24,7 +24,8 @@
 //!   (first or again after a withdrawal), `withdraw`, `upstream_change`,
 //!   `flap` (`flap_threshold` route changes within `flap_window`); per
 //!   prefix `prefix_upstream` (the dominant upstream over feeding peers
-//!   changed), `visibility_low` / `visibility_ok` (crossing one half);
+//!   changed), `visibility_low` / `visibility_ok` (crossing one half,
+//!   with at least [`MIN_PEERS`] feeding peers);
 //!   per source `gap`; per /24 `divergence` / `divergence_end`.
 //! - **Divergence** per data-plane /24: each feeding peer's route to the
 //!   /24 (its longest prefix covering it) gives the control-plane shares;
@@ -42,6 +43,9 @@ use super::{AsPath, Change, Hop, Message, Peer, Route, Snapshot, Update};
 use crate::infer::Target;
 use crate::orgs::Orgs;
 use crate::paths::{ShareTable, Upstream};
+
+/// Feeding peers below which visibility makes no event.
+pub const MIN_PEERS: usize = 3;
 
 /// The model's settings.
 #[derive(Debug, Clone)]
@@ -436,12 +440,15 @@ impl Model {
             return;
         }
         let i = self.slot(&u.peer);
+        let counted = self.slots[i].counts();
         self.slots[i].up = true;
         match u.change {
             Change::Announce { route } => self.announce(i, u.prefix, route, u.at_ms, None, out),
             Change::Withdraw => self.withdraw(i, u.prefix, u.at_ms, None, out),
         }
-        self.prefixes_changed(Some(u.prefix), u.at_ms, out);
+        // A peer that starts to count changes every prefix's visibility.
+        let one = (counted == self.slots[i].counts()).then_some(u.prefix);
+        self.prefixes_changed(one, u.at_ms, out);
     }
 
     fn snapshot(&mut self, s: Snapshot, out: &mut Vec<BgpEvent>) {
@@ -644,7 +651,9 @@ impl Model {
                     }
                 }
             }
-            if let Some(v) = view.visibility {
+            // Fewer peers say nothing (as the alert holds): while the first
+            // tables arrive, one peer's routes come before another's.
+            if let Some(v) = view.visibility.filter(|_| view.feeding_peers >= MIN_PEERS) {
                 let was_low = self.low.contains(&p);
                 let detail = Some(format!(
                     "{} of {} peers have a route ({:.0}%)",

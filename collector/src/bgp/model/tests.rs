@@ -143,13 +143,35 @@ fn per_peer_events_announce_change_withdraw_and_back() {
     assert_eq!(e[0].from.as_ref().unwrap().name, "china-unicom");
     assert_eq!(e[0].to.as_ref().unwrap().name, "transtelecom");
     assert_eq!(e[1].peer, None);
+    // Two more peers, so that visibility speaks (three at least): .177
+    // is at 1 of 3 as soon as the third counts.
+    m.apply(ann(
+        &peer(2),
+        "175.45.176.0/24",
+        &[3356, 4837, 131279],
+        2500,
+    ));
+    let e = m.apply(ann(
+        &peer(3),
+        "175.45.176.0/24",
+        &[3356, 4837, 131279],
+        2500,
+    ));
+    assert_eq!(kinds(&e), [EventKind::Announce, EventKind::VisibilityLow]);
+    assert_eq!(e[1].prefix, Some("175.45.177.0/24".parse().unwrap()));
+    assert_eq!(
+        e[1].detail.as_deref(),
+        Some("1 of 3 peers have a route (33%)")
+    );
     let e = m.apply(wd(&p, "175.45.177.0/24", 3000));
-    assert_eq!(kinds(&e), [EventKind::Withdraw, EventKind::VisibilityLow]);
+    assert_eq!(kinds(&e), [EventKind::Withdraw]);
     assert_eq!(
         m.view(&"175.45.177.0/24".parse().unwrap()).visibility,
         Some(0.0)
     );
     let e = m.apply(ann(&p, "175.45.177.0/24", &[3356, 20485, 131279], 4000));
+    assert_eq!(kinds(&e), [EventKind::Announce]);
+    let e = m.apply(ann(&peer(2), "175.45.177.0/24", &[1, 20485, 131279], 4100));
     assert_eq!(kinds(&e), [EventKind::Announce, EventKind::VisibilityOk]);
     // Back with the dominant it had: no prefix-level change.
     let v = m.view(&"175.45.177.0/24".parse().unwrap());
