@@ -87,6 +87,11 @@ struct BgpArgs {
     /// End of the range [default: now].
     #[arg(long, value_name = "TIME")]
     until: Option<String>,
+    /// Read every RIB dump and updates file in the range, in time order
+    /// (default with --since: the latest RIB at or before it, then the
+    /// updates after that RIB).
+    #[arg(long)]
+    all_files: bool,
     /// The collector's name in the peers' names [default: from the URL or
     /// directory].
     #[arg(long, value_name = "NAME")]
@@ -208,7 +213,7 @@ fn bgp_cmd(a: &BgpArgs) -> ExitCode {
     }
     let keep = mrt::Overlapping(target.prefixes.clone());
     let mut options = archive::ArchiveOptions::new(since_s, until_s);
-    if since.is_none() {
+    if since.is_none() || a.all_files {
         options.select = archive::Select::All;
     }
     let mut messages: Vec<Message> = Vec::new();

@@ -115,6 +115,49 @@ fn bmp_states(capture: &[u8]) -> (Vec<String>, std::collections::BTreeMap<String
     (states, kinds)
 }
 
+/// `python3 -m http.server` on loopback serving a directory (Apache-like
+/// index pages), stopped on drop.
+struct HttpDir {
+    child: Child,
+    port: u16,
+}
+
+impl HttpDir {
+    fn start(dir: &std::path::Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+                "--directory",
+            ])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server");
+        let t = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t.elapsed().as_secs() < 10, "http.server did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self { child, port }
+    }
+}
+
+impl Drop for HttpDir {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// `bgpdump -m` of every MRT updates file of the collector: `(unix time,
 /// A|W, peer AS, prefix, AS path)` for 198.18.177.0/24.
 fn mrt_changes(lab: &Lab) -> Vec<(i64, String, String, String)> {
@@ -404,6 +447,109 @@ fn dyn_2017_10_01_replay_matches_the_timeline_at_every_step() {
         "{}",
         ris.display()
     );
+
+    // The collector's own reading of the archive (`tumen-collector bgp`,
+    // offline): 198.18.177.0/24's prefix-level events follow the steps,
+    // each within 2 s (5 s in the flap), from the RouteViews copies in a
+    // directory, and the same over HTTP in both layouts.
+    tumen_lab::bird::archive(lab.id(), lab.scenario(), true).expect("archive all");
+    let offline = |args: &[&str]| -> serde_json::Value {
+        let o = Command::new(common::loopback::bin("tumen-collector"))
+            .args([
+                "bgp",
+                "--json",
+                "--collector",
+                "rrc00",
+                "--target",
+                "198.18.176.0/22",
+            ])
+            .args(args)
+            .output()
+            .expect("tumen-collector bgp");
+        assert!(
+            o.status.success(),
+            "bgp {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice(&o.stdout).expect("JSON")
+    };
+    let local = offline(&[root.join("bgpdata").to_str().expect("utf-8")]);
+    let prefix_events = |json: &serde_json::Value| -> Vec<(f64, String)> {
+        json["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter(|e| e["prefix"] == "198.18.177.0/24" && e["peer"].is_null())
+            .map(|e| {
+                (
+                    e["at_ms"].as_u64().expect("at_ms") as f64 / 1000.0,
+                    format!(
+                        "{}:{}",
+                        e["kind"].as_str().expect("kind"),
+                        e["to"]["name"].as_str().unwrap_or("-")
+                    ),
+                )
+            })
+            .collect()
+    };
+    let got = prefix_events(&local);
+    let (ttk_up, cu_up) = (
+        "prefix_upstream:transtelecom",
+        "prefix_upstream:china-unicom",
+    );
+    let (low, ok) = ("visibility_low:-", "visibility_ok:-");
+    // (step index, event): the flap is two outages of .177 (Star JV's only
+    // route then is China Unicom's), all-down/all-up four more.
+    let want: Vec<(usize, &str)> = vec![
+        (0, ttk_up),
+        (1, cu_up),
+        (2, low),
+        (2, ok),
+        (2, low),
+        (2, ok),
+        (3, low),
+        (4, ok),
+        (5, low),
+        (6, ok),
+        (7, low),
+        (8, ok),
+        (9, low),
+        (10, ok),
+        (11, ttk_up),
+        (12, cu_up),
+    ];
+    let text: String = got
+        .iter()
+        .map(|(t, e)| format!("{:>7.1}s {e}\n", t - (applied_unix[0] - lab_times[0].1)))
+        .collect();
+    assert_eq!(
+        got.iter().map(|g| g.1.as_str()).collect::<Vec<_>>(),
+        want.iter().map(|w| w.1).collect::<Vec<_>>(),
+        "tumen-collector bgp: .177's events (lab seconds):\n{text}"
+    );
+    for ((t, e), (step, _)) in got.iter().zip(&want) {
+        let lag = t - applied_unix[*step];
+        let most = if *step == 2 { 5.0 } else { 2.0 };
+        assert!(
+            (-1.0..=most).contains(&lag),
+            "{e} of step {}: {lag:.1} s after it\n{text}",
+            replay.steps[*step].event
+        );
+    }
+    eprintln!("tumen-collector bgp, 198.18.177.0/24 (lab seconds):\n{text}");
+    let server = HttpDir::start(&root);
+    let since = (applied_unix[0] as u64 - 3600).to_string();
+    for layout in ["bgpdata", "rrc00"] {
+        let url = format!("http://127.0.0.1:{}/{layout}", server.port);
+        let remote = offline(&["--bgp-archive", &url, "--since", &since, "--all-files"]);
+        assert_eq!(
+            prefix_events(&remote),
+            got,
+            "{layout} over HTTP reads as the directory"
+        );
+        assert_eq!(remote["rows"], local["rows"], "{layout}: rows");
+    }
+    drop(server);
 
     // BMP (bgpkit-parser on the capture): the same sequence. The station
     // stops first: tearing the lab down withdraws everything.
