@@ -23,11 +23,14 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
 use ipnet::IpNet;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
@@ -78,6 +81,9 @@ pub struct RisLiveOptions {
     /// The largest websocket message (and frame) accepted; a larger one
     /// fails the connection (RIS Live messages are a few KiB).
     pub max_message: usize,
+    /// For `wss://`: trust the CA certificates in this PEM file instead
+    /// of the system's (a mirror or proxy with its own CA; tests).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for RisLiveOptions {
@@ -95,6 +101,7 @@ impl Default for RisLiveOptions {
             ping_interval: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(15),
             max_message: 1 << 20,
+            ca_file: None,
         }
     }
 }
@@ -787,18 +794,40 @@ impl Client {
 
 type Connector = tokio_tungstenite::Connector;
 
-/// The TLS client: rustls with ring and the system's roots.
-fn tls_connector() -> Result<Connector, String> {
+/// The TLS client: rustls with ring, trusting `ca_file`'s certificates
+/// or else the system's.
+fn tls_connector(ca_file: Option<&Path>) -> Result<Connector, String> {
     let mut roots = rustls::RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    for cert in found.certs {
-        let _ = roots.add(cert);
-    }
-    if roots.is_empty() {
-        return Err(format!(
-            "no usable CA certificate in the system store ({} errors): install ca-certificates",
-            found.errors.len()
-        ));
+    match ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("RIS Live CA file {}: {e}", path.display()))?;
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert =
+                    cert.map_err(|e| format!("RIS Live CA file {}: not PEM: {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("RIS Live CA file {}: {e}", path.display()))?;
+            }
+            if roots.is_empty() {
+                return Err(format!(
+                    "RIS Live CA file {}: no certificate in it",
+                    path.display()
+                ));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for cert in found.certs {
+                let _ = roots.add(cert);
+            }
+            if roots.is_empty() {
+                return Err(format!(
+                    "no usable CA certificate in the system store ({} errors): install ca-certificates",
+                    found.errors.len()
+                ));
+            }
+        }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
@@ -837,7 +866,7 @@ pub async fn run(opts: RisLiveOptions, tx: mpsc::Sender<Message>, mut stop: watc
         faults: HashMap::new(),
     };
     let tls = if client.opts.url.starts_with("wss:") {
-        match tls_connector() {
+        match tls_connector(client.opts.ca_file.as_deref()) {
             Ok(c) => Some(c),
             Err(e) => {
                 // Nothing to retry until the system changes: say so
