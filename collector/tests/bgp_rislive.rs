@@ -829,3 +829,75 @@ async fn over_tls_with_ring_and_a_given_ca() {
     assert!(seen.updates.is_empty());
     assert_eq!(seen.states.first(), Some(&false));
 }
+
+mod never_panics {
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+    use tumen_collector::bgp::rislive::parse_frame;
+
+    fn any_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            "\\PC{0,20}".prop_map(Value::from),
+            Just(json!("175.45.176.0/24")),
+            Just(json!("2001:db8::/129")),
+            Just(json!("4294967296")),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map("[a-z_]{1,12}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    const FIELDS: [&str; 11] = [
+        "timestamp",
+        "peer",
+        "peer_asn",
+        "host",
+        "type",
+        "path",
+        "announcements",
+        "withdrawals",
+        "state",
+        "id",
+        "next_hop",
+    ];
+
+    proptest! {
+        #[test]
+        fn on_any_text(s in "\\PC{0,300}") {
+            let _ = parse_frame(&s);
+        }
+
+        #[test]
+        fn on_a_cut_recorded_line(line in 0usize..330, cut in 0usize..600) {
+            let l = super::SEQUENCE.lines().nth(line).unwrap_or("");
+            let mut end = cut.min(l.len());
+            while !l.is_char_boundary(end) {
+                end -= 1;
+            }
+            let _ = parse_frame(&l[..end]);
+        }
+
+        #[test]
+        fn on_a_field_of_any_type(line in 0usize..330, field in 0usize..11, v in any_value()) {
+            let l = super::SEQUENCE.lines().nth(line).unwrap_or("{}");
+            let mut msg: Value = serde_json::from_str(l).unwrap();
+            if FIELDS[field] == "next_hop" {
+                if let Some(a) = msg["data"]["announcements"].get_mut(0) {
+                    a["next_hop"] = v;
+                }
+            } else {
+                msg["data"][FIELDS[field]] = v;
+            }
+            let _ = parse_frame(&msg.to_string());
+        }
+    }
+}

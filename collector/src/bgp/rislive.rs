@@ -488,8 +488,9 @@ struct Client {
     /// Since when the feed may have missed messages (set when a
     /// subscribed connection ends, cleared by the next one's Gap).
     lost_since: Option<u64>,
-    /// Messages dropped as repeats (logged now and then).
+    /// Messages dropped as repeats (in the reconnection log line).
     duplicates: u64,
+    /// Faults by kind (in the reconnection log line).
     faults: HashMap<&'static str, u64>,
 }
 
