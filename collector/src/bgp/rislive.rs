@@ -722,12 +722,17 @@ impl Client {
             let next = match next {
                 Step::Frame(r) => r,
                 Step::Ping => {
+                    // Bounded: a server that reads nothing must not hold
+                    // us here past the timeouts.
                     let ping = tungstenite::Message::text(r#"{"type":"ping"}"#);
-                    if let Err(e) = ws.send(ping).await {
-                        tracing::warn!(error = %e, "RIS Live: sending ping failed");
-                        return self.ended_at("connection", delivered, last_ms).await;
+                    match tokio::time::timeout(timeout, ws.send(ping)).await {
+                        Ok(Ok(())) => continue,
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, "RIS Live: sending ping failed");
+                        }
+                        Err(_) => tracing::warn!("RIS Live: sending ping timed out"),
                     }
-                    continue;
+                    return self.ended_at("connection", delivered, last_ms).await;
                 }
                 Step::Stop => {
                     let _ = tokio::time::timeout(Duration::from_millis(200), ws.close(None)).await;
