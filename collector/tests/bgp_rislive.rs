@@ -15,13 +15,14 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use ipnet::IpNet;
 use serde_json::{json, Value};
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as Ws;
 use tumen_collector::bgp::rislive::{self, RisLiveOptions};
@@ -154,8 +155,22 @@ struct Server {
 /// Starts the scripted server on 127.0.0.1; connections past the script
 /// are held open and fed nothing.
 async fn server(seq: Vec<Value>, script: Vec<Conn>, subs_expected: usize) -> Server {
+    server_tls(seq, script, subs_expected, None).await
+}
+
+/// The same, over TLS when `tls` is given (`wss://`).
+async fn server_tls(
+    seq: Vec<Value>,
+    script: Vec<Conn>,
+    subs_expected: usize,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/v1/ws/?client=test", listener.local_addr().unwrap());
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    let url = format!(
+        "{scheme}://{}/v1/ws/?client=test",
+        listener.local_addr().unwrap()
+    );
     let state = Arc::new(Mutex::new(ServerState::default()));
     let seq = Arc::new(seq);
     let st = state.clone();
@@ -170,13 +185,21 @@ async fn server(seq: Vec<Value>, script: Vec<Conn>, subs_expected: usize) -> Ser
                 acts: vec![Act::Stall],
             });
             n += 1;
-            tokio::spawn(serve_conn(
-                tcp,
-                conn,
-                seq.clone(),
-                st.clone(),
-                subs_expected,
-            ));
+            let (seq, st) = (seq.clone(), st.clone());
+            match &tls {
+                None => {
+                    tokio::spawn(serve_conn(tcp, conn, seq, st, subs_expected));
+                }
+                Some(acceptor) => {
+                    let acceptor = acceptor.clone();
+                    tokio::spawn(async move {
+                        match acceptor.accept(tcp).await {
+                            Ok(tls) => serve_conn(tls, conn, seq, st, subs_expected).await,
+                            Err(e) => eprintln!("TLS accept: {e}"),
+                        }
+                    });
+                }
+            }
         }
     });
     Server { url, state }
@@ -228,13 +251,15 @@ impl Subs {
     }
 }
 
-async fn serve_conn(
-    tcp: TcpStream,
+async fn serve_conn<S>(
+    tcp: S,
     conn: Conn,
     seq: Arc<Vec<Value>>,
     state: Arc<Mutex<ServerState>>,
     subs_expected: usize,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
         return;
     };
@@ -300,6 +325,7 @@ async fn serve_conn(
                 let mut raw = vec![0x81, 126, 0x03, 0xe8];
                 raw.extend_from_slice(&br#"{"type":"ris_message","data":{"timestamp"#[..40]);
                 let tcp = ws.get_mut();
+                // Below the websocket (inside TLS when there is TLS).
                 let _ = tcp.write_all(&raw).await;
                 let _ = tcp.flush().await;
                 let _ = tcp.shutdown().await;
@@ -312,9 +338,24 @@ async fn serve_conn(
             }
         }
     }
-    // Script done: stay connected, feeding nothing, until the client
-    // goes.
-    while let Some(Ok(_)) = ws.next().await {}
+    // Script done: stay connected, feeding nothing but the answers to
+    // RIS Live pings, until the client goes.
+    while let Some(Ok(m)) = ws.next().await {
+        let ping = match &m {
+            Ws::Text(t) => {
+                serde_json::from_str::<Value>(t.as_str()).is_ok_and(|v| v["type"] == "ping")
+            }
+            _ => false,
+        };
+        if ping
+            && ws
+                .send(Ws::text(r#"{"type":"pong","data":null}"#))
+                .await
+                .is_err()
+        {
+            return;
+        }
+    }
 }
 
 fn options(url: &str) -> RisLiveOptions {
@@ -384,7 +425,8 @@ async fn run_until(opts: RisLiveOptions, done: impl Fn(&Seen) -> bool) -> Seen {
         }
     }
     // Anything late (a repeat let through would show here).
-    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await {
+    let quiet = tokio::time::Instant::now() + Duration::from_secs(1);
+    while let Ok(Some(m)) = tokio::time::timeout_at(quiet, rx.recv()).await {
         seen.add(m);
     }
     stop_tx.send(true).unwrap();
@@ -471,7 +513,10 @@ async fn a_stalled_server_is_left_and_subscribed_again() {
     ];
     let srv = server(seq, script, 3).await;
     let mut opts = options(&srv.url);
+    // The stalled connection answers no ping; the next one does, and
+    // stays up though it has nothing more to send.
     opts.idle_timeout = Duration::from_millis(400);
+    opts.ping_interval = Duration::from_millis(100);
     let started = std::time::Instant::now();
     let n = want.len();
     let seen = run_until(opts, |s| s.updates.len() >= n).await;
@@ -667,4 +712,192 @@ async fn one_collector_only_when_host_is_set() {
     assert!(st.subscriptions[0]
         .iter()
         .all(|s| s["data"]["host"] == "rrc00"));
+}
+
+/// A test CA and a certificate for 127.0.0.1 signed by it, made with the
+/// openssl CLI in `dir`: (CA certificate, server certificate, key).
+fn test_pki(dir: &std::path::Path) -> [std::path::PathBuf; 3] {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (apt install openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let key = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=rislive test CA"];
+    ca.extend(key);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+    run(&ca);
+    let mut leaf = vec!["req", "-subj", "/CN=127.0.0.1"];
+    leaf.extend(key);
+    leaf.extend(["-keyout", "key.pem", "-out", "leaf.csr"]);
+    run(&leaf);
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    ["ca.pem", "cert.pem", "key.pem"].map(|n| dir.join(n))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_with_ring_and_a_given_ca() {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = tempfile::tempdir().unwrap();
+    let [ca, cert, key] = test_pki(dir.path());
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(&key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+
+    // The replay with a break between frames and one inside a frame
+    // (inside TLS), as over plain TCP.
+    let seq: Vec<Value> = sequence().into_iter().take(120).collect();
+    let want = expected(&seq);
+    let script = vec![
+        Conn {
+            rewind: 0,
+            acts: vec![Act::Seq(40), Act::Cut],
+        },
+        Conn {
+            rewind: 4,
+            acts: vec![Act::Seq(40), Act::HalfFrame],
+        },
+        Conn {
+            rewind: 2,
+            acts: vec![Act::Rest],
+        },
+    ];
+    let srv = server_tls(seq, script, 3, Some(acceptor)).await;
+    assert!(srv.url.starts_with("wss://127.0.0.1:"));
+    let mut opts = options(&srv.url);
+    opts.ca_file = Some(ca.clone());
+    let n = want.len();
+    let seen = run_until(opts, |s| s.updates.len() >= n).await;
+    assert_eq!(seen.updates, want);
+    assert_eq!(seen.faults.get("duplicate"), Some(&6));
+    assert_eq!(seen.gaps.len(), 2);
+    assert_eq!(seen.states, vec![true, false, true, false, true]);
+
+    // A CA that did not sign the server's certificate (though it has
+    // the same name): refused, counted, retried.
+    let other = tempfile::tempdir().unwrap();
+    let [wrong_ca, _, _] = test_pki(other.path());
+    let mut opts = options(&srv.url);
+    opts.ca_file = Some(wrong_ca);
+    let seen = run_until(opts, |s| s.faults.get("connect").copied().unwrap_or(0) >= 2).await;
+    assert!(seen.updates.is_empty());
+    assert_eq!(seen.states.first(), Some(&false));
+}
+
+mod never_panics {
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+    use tumen_collector::bgp::rislive::parse_frame;
+
+    fn any_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            "\\PC{0,20}".prop_map(Value::from),
+            Just(json!("175.45.176.0/24")),
+            Just(json!("2001:db8::/129")),
+            Just(json!("4294967296")),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map("[a-z_]{1,12}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    const FIELDS: [&str; 11] = [
+        "timestamp",
+        "peer",
+        "peer_asn",
+        "host",
+        "type",
+        "path",
+        "announcements",
+        "withdrawals",
+        "state",
+        "id",
+        "next_hop",
+    ];
+
+    proptest! {
+        #[test]
+        fn on_any_text(s in "\\PC{0,300}") {
+            let _ = parse_frame(&s);
+        }
+
+        #[test]
+        fn on_a_cut_recorded_line(line in 0usize..330, cut in 0usize..600) {
+            let l = super::SEQUENCE.lines().nth(line).unwrap_or("");
+            let mut end = cut.min(l.len());
+            while !l.is_char_boundary(end) {
+                end -= 1;
+            }
+            let _ = parse_frame(&l[..end]);
+        }
+
+        #[test]
+        fn on_a_field_of_any_type(line in 0usize..330, field in 0usize..11, v in any_value()) {
+            let l = super::SEQUENCE.lines().nth(line).unwrap_or("{}");
+            let mut msg: Value = serde_json::from_str(l).unwrap();
+            if FIELDS[field] == "next_hop" {
+                if let Some(a) = msg["data"]["announcements"].get_mut(0) {
+                    a["next_hop"] = v;
+                }
+            } else {
+                msg["data"][FIELDS[field]] = v;
+            }
+            let _ = parse_frame(&msg.to_string());
+        }
+    }
 }

@@ -23,11 +23,14 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
 use ipnet::IpNet;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
@@ -78,6 +81,9 @@ pub struct RisLiveOptions {
     /// The largest websocket message (and frame) accepted; a larger one
     /// fails the connection (RIS Live messages are a few KiB).
     pub max_message: usize,
+    /// For `wss://`: trust the CA certificates in this PEM file instead
+    /// of the system's (a mirror or proxy with its own CA; tests).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for RisLiveOptions {
@@ -95,6 +101,7 @@ impl Default for RisLiveOptions {
             ping_interval: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(15),
             max_message: 1 << 20,
+            ca_file: None,
         }
     }
 }
@@ -481,8 +488,9 @@ struct Client {
     /// Since when the feed may have missed messages (set when a
     /// subscribed connection ends, cleared by the next one's Gap).
     lost_since: Option<u64>,
-    /// Messages dropped as repeats (logged now and then).
+    /// Messages dropped as repeats (in the reconnection log line).
     duplicates: u64,
+    /// Faults by kind (in the reconnection log line).
     faults: HashMap<&'static str, u64>,
 }
 
@@ -714,12 +722,17 @@ impl Client {
             let next = match next {
                 Step::Frame(r) => r,
                 Step::Ping => {
+                    // Bounded: a server that reads nothing must not hold
+                    // us here past the timeouts.
                     let ping = tungstenite::Message::text(r#"{"type":"ping"}"#);
-                    if let Err(e) = ws.send(ping).await {
-                        tracing::warn!(error = %e, "RIS Live: sending ping failed");
-                        return self.ended_at("connection", delivered, last_ms).await;
+                    match tokio::time::timeout(timeout, ws.send(ping)).await {
+                        Ok(Ok(())) => continue,
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, "RIS Live: sending ping failed");
+                        }
+                        Err(_) => tracing::warn!("RIS Live: sending ping timed out"),
                     }
-                    continue;
+                    return self.ended_at("connection", delivered, last_ms).await;
                 }
                 Step::Stop => {
                     let _ = tokio::time::timeout(Duration::from_millis(200), ws.close(None)).await;
@@ -787,18 +800,40 @@ impl Client {
 
 type Connector = tokio_tungstenite::Connector;
 
-/// The TLS client: rustls with ring and the system's roots.
-fn tls_connector() -> Result<Connector, String> {
+/// The TLS client: rustls with ring, trusting `ca_file`'s certificates
+/// or else the system's.
+fn tls_connector(ca_file: Option<&Path>) -> Result<Connector, String> {
     let mut roots = rustls::RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    for cert in found.certs {
-        let _ = roots.add(cert);
-    }
-    if roots.is_empty() {
-        return Err(format!(
-            "no usable CA certificate in the system store ({} errors): install ca-certificates",
-            found.errors.len()
-        ));
+    match ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("RIS Live CA file {}: {e}", path.display()))?;
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert =
+                    cert.map_err(|e| format!("RIS Live CA file {}: not PEM: {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("RIS Live CA file {}: {e}", path.display()))?;
+            }
+            if roots.is_empty() {
+                return Err(format!(
+                    "RIS Live CA file {}: no certificate in it",
+                    path.display()
+                ));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for cert in found.certs {
+                let _ = roots.add(cert);
+            }
+            if roots.is_empty() {
+                return Err(format!(
+                    "no usable CA certificate in the system store ({} errors): install ca-certificates",
+                    found.errors.len()
+                ));
+            }
+        }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
@@ -837,7 +872,7 @@ pub async fn run(opts: RisLiveOptions, tx: mpsc::Sender<Message>, mut stop: watc
         faults: HashMap::new(),
     };
     let tls = if client.opts.url.starts_with("wss:") {
-        match tls_connector() {
+        match tls_connector(client.opts.ca_file.as_deref()) {
             Ok(c) => Some(c),
             Err(e) => {
                 // Nothing to retry until the system changes: say so
