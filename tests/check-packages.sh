@@ -129,6 +129,7 @@ EOF
 /usr/share/man/man1/tumen-collector-serve.1.gz 644 root root
 /usr/share/man/man1/tumen-collector-infer.1.gz 644 root root
 /usr/share/man/man1/tumen-collector-token.1.gz 644 root root
+/usr/share/man/man1/tumen-collector-bgp.1.gz 644 root root
 EOF
 }
 expected | sort >"$TMP/expected"
@@ -210,7 +211,7 @@ check "tumen-agent --version, tumen-collector --version (version, commit, date, 
 
 man_ok() {
   local page out
-  for page in tumen-agent tumen-collector tumen-collector-serve tumen-collector-infer tumen-collector-token; do
+  for page in tumen-agent tumen-collector tumen-collector-serve tumen-collector-infer tumen-collector-token tumen-collector-bgp; do
     out=$(MANWIDTH=80 MANPAGER=cat man --warnings "$page" 2>&1 >/dev/null) || { echo "man $page failed"; return 1; }
     [ -z "$out" ] || { echo "man $page: $out"; return 1; }
     MANWIDTH=80 MANPAGER=cat man "$page" 2>/dev/null | grep -q -- '--help' || { echo "man $page: no options"; return 1; }

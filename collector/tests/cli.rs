@@ -462,7 +462,7 @@ fn without_a_command_it_is_a_usage_error_that_names_the_commands() {
     let out = Command::new(BIN).output().expect("run");
     assert_eq!(out.status.code(), Some(2), "clap's usage exit code");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("serve, token or infer"), "{err}");
+    assert!(err.contains("serve, token, infer or bgp"), "{err}");
     assert!(err.contains("Usage: tumen-collector <COMMAND>"), "{err}");
 }
 
@@ -480,6 +480,7 @@ fn generate_assets_writes_a_man_page_per_command_and_three_completions() {
         "tumen-collector-serve",
         "tumen-collector-infer",
         "tumen-collector-token",
+        "tumen-collector-bgp",
     ] {
         let text = std::fs::read_to_string(dir.path().join(format!("man/{page}.1"))).unwrap();
         assert!(
@@ -517,4 +518,111 @@ fn generate_assets_into_an_unwritable_place_fails_with_cantcreat() {
         .expect("run");
     assert_eq!(out.status.code(), Some(73), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot write into /proc/tumen-nope"));
+}
+
+/// `bgp` without input, with both kinds, with bad times or files: a
+/// clear error and the usage or no-input exit code.
+#[test]
+fn bgp_refuses_bad_arguments_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("updates.20171001.0900.bz2");
+    std::fs::write(&junk, b"not bzip2, not MRT").unwrap();
+    let junk = junk.to_str().unwrap().to_string();
+    let cases: Vec<(Vec<&str>, u8, &str)> = vec![
+        (vec![], 64, "give MRT files or directories"),
+        (
+            vec!["--bgp-archive", "http://127.0.0.1:9/", "x"],
+            64,
+            "not both",
+        ),
+        (
+            vec!["--bgp-archive", "http://127.0.0.1:9/"],
+            64,
+            "needs --since",
+        ),
+        (vec!["--since", "yesterday", "x"], 64, "not a time"),
+        (
+            vec!["--since", "2017-10-02", "--until", "2017-10-01", "x"],
+            64,
+            "after --until",
+        ),
+        (vec!["--target", "nope", "x"], 64, "--target"),
+        (
+            vec!["/nonexistent/rib.20171001.0800.bz2"],
+            66,
+            "No such file",
+        ),
+        (vec!["/nonexistent-dir/"], 66, "/nonexistent-dir"),
+    ];
+    for (args, code, says) in cases {
+        let out = Command::new(BIN)
+            .arg("bgp")
+            .args(&args)
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(i32::from(code)), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    // A file that is not MRT is read, found wanting, and reported.
+    let out = Command::new(BIN)
+        .args(["bgp", &junk])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("1 faults") || err.contains("faults"), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "no route to the target in the input\n"
+    );
+}
+
+/// `bgp` on the RouteViews RIB fragment of 2014 (cut mid-record): the
+/// prefixes of a target the fragment covers, their upstreams and
+/// visibility, as text and JSON.
+#[test]
+fn bgp_reads_the_routeviews_fragment_into_a_timeline() {
+    let rib = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/rib.20140523.0600_firstMB.bz2"
+    );
+    if !std::path::Path::new(rib).is_file() {
+        panic!("{rib} is missing: ../shared/data must sit beside the repository");
+    }
+    let out = Command::new(BIN)
+        .args(["bgp", "--target", "1.0.4.0/22", rib])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("truncated"), "{err}");
+    for p in ["1.0.4.0/24", "1.0.5.0/24", "1.0.6.0/24", "1.0.7.0/24"] {
+        assert!(
+            text.contains(&format!("{p}\n  2014-05-23 06:00:00.000")),
+            "{text}"
+        );
+    }
+    let out = Command::new(BIN)
+        .args([
+            "bgp",
+            "--json",
+            "--target",
+            "1.0.4.0/22",
+            "--target-asn",
+            "56203",
+            rib,
+        ])
+        .output()
+        .expect("run");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let prefixes = v["prefixes"].as_array().expect("prefixes");
+    assert_eq!(prefixes.len(), 4);
+    // Origin AS56203 is inside: its neighbour is the upstream.
+    let p4 = &prefixes[0];
+    assert_eq!(p4["prefix"], "1.0.4.0/24");
+    assert_eq!(p4["dominant"]["name"], "AS7545", "{p4}");
+    assert!(p4["visibility"].as_f64().unwrap() > 0.9, "{p4}");
+    assert_eq!(v["files"][0]["truncated"], true);
 }
