@@ -367,7 +367,10 @@ fn serve_cmd(config: Option<&PathBuf>, flags: tumen_collector::serve::RawConfig)
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // bgpkit-parser warns on every BMP peer-up whose OPEN
+                // messages it measures differently; what matters of its
+                // errors reaches us as results, counted and logged here.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,bgpkit_parser=error")),
         )
         .with_writer(std::io::stderr);
     match config.log_format {
