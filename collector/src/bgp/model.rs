@@ -721,6 +721,11 @@ impl Model {
         }
     }
 
+    /// Is `prefix` tracked?
+    pub fn tracks(&self, prefix: &IpNet) -> bool {
+        self.routes.contains_key(prefix)
+    }
+
     /// Every tracked prefix's standing, in prefix order.
     pub fn prefixes(&self) -> Vec<PrefixView> {
         self.routes.keys().map(|p| self.view(p)).collect()

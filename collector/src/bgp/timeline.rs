@@ -81,15 +81,32 @@ impl Timeline {
             Message::PeerUp { at_ms, .. } | Message::PeerDown { at_ms, .. } => Some(*at_ms),
             _ => None,
         };
+        // An update moves its prefix only, unless its peer starts (or
+        // stops) counting, which moves every prefix's visibility.
+        let one = match &msg {
+            Message::Update(u) => Some(u.prefix),
+            _ => None,
+        };
+        let feeding = self.model.feeding_peers();
         let events = self.model.apply(msg);
         let Some(at_ms) = at else {
             self.events.extend(events);
             return;
         };
-        if self.first_ms.is_none() && !self.model.prefixes().is_empty() {
+        let views = match one {
+            Some(p) if feeding == self.model.feeding_peers() => {
+                if !self.model.tracks(&p) {
+                    self.events.extend(events);
+                    return;
+                }
+                vec![self.model.view(&p)]
+            }
+            _ => self.model.prefixes(),
+        };
+        if self.first_ms.is_none() && !views.is_empty() {
             self.first_ms = Some(at_ms);
         }
-        for view in self.model.prefixes() {
+        for view in views {
             let now = Standing::of(&view);
             if self.last.get(&view.prefix) == Some(&now) {
                 continue;
