@@ -127,13 +127,14 @@ fn tcp(bytes: &[u8], msgs: usize, prefixes: usize, runs: usize) {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    // `cargo test --benches` runs this too: keep that short.
-    let test = std::env::args().any(|a| a == "--test");
-    let (msgs, runs) = match (test, quick) {
-        (true, _) => (1_000, 1),
-        (false, true) => (50_000, 3),
-        (false, false) => (200_000, 7),
+    let args: Vec<String> = std::env::args().collect();
+    let has = |a: &str| args.iter().any(|x| x == a);
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this
+    // too, without it (and unoptimised): keep that short.
+    let (msgs, runs) = match (has("--bench"), has("--quick")) {
+        (false, _) => (1_000, 1),
+        (true, true) => (50_000, 3),
+        (true, false) => (200_000, 7),
     };
     let (bytes, prefixes) = stream(msgs);
     println!(
