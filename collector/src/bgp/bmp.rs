@@ -763,6 +763,8 @@ pub async fn serve(
             }
             accepted = listener.accept() => match accepted {
                 Ok((stream, addr)) => {
+                    // Routers gone since the last turn no longer count.
+                    while routers.try_join_next().is_some() {}
                     if routers.len() >= opts.max_routers {
                         Counters::bump(&opts.counters.refused);
                         tracing::warn!(%addr, max = opts.max_routers, "BMP router refused: too many routers connected (raise max_routers?)");
