@@ -112,13 +112,19 @@ pub struct BgpCollector {
     peers: GaugeVec,
     divergence: GaugeVec,
     dropped: GaugeVec,
+    bmp: Option<(Arc<crate::bgp::bmp::Counters>, IntCounterVec)>,
     descs: Vec<Desc>,
     lock: Mutex<()>,
 }
 
 impl BgpCollector {
     /// `peer_series`: most `tumen_bgp_path_upstream_info` series (0: none).
-    pub fn new(model: Arc<RwLock<Model>>, peer_series: usize) -> Self {
+    /// `bmp`: the BMP listener's counters, when it runs.
+    pub fn new(
+        model: Arc<RwLock<Model>>,
+        peer_series: usize,
+        bmp: Option<Arc<crate::bgp::bmp::Counters>>,
+    ) -> Self {
         let g = |name: &str, help: &str, labels: &[&str]| {
             must(GaugeVec::new(Opts::new(name, help), labels))
         };
@@ -185,7 +191,20 @@ impl BgpCollector {
             "Series left out to keep labels bounded (path_info beyond bgp.max_peer_series; prefixes beyond the model's cap).",
             &["what"],
         );
+        let bmp = bmp.map(|counters| {
+            (
+                counters,
+                c(
+                    "tumen_bgp_bmp_messages_total",
+                    "BMP messages read (messages), and those not handed on: route monitoring of another RIB view (other_view), End-of-RIB markers, messages of other kinds (ignored), routers refused over bgp.bmp_max_routers (refused).",
+                    &["what"],
+                ),
+            )
+        });
         let mut descs = Vec::new();
+        if let Some((_, v)) = &bmp {
+            descs.extend(v.desc().into_iter().cloned());
+        }
         for col in [
             &share as &dyn Collector,
             &visibility,
@@ -217,6 +236,7 @@ impl BgpCollector {
             peers,
             divergence,
             dropped,
+            bmp,
             descs,
             lock: Mutex::new(()),
         }
@@ -326,6 +346,20 @@ impl Collector for BgpCollector {
                 .set(1.0);
         }
         let mut out = Vec::new();
+        if let Some((counters, v)) = &self.bmp {
+            use std::sync::atomic::Ordering::Relaxed;
+            v.reset();
+            for (what, n) in [
+                ("messages", &counters.messages),
+                ("other_view", &counters.other_view),
+                ("end_of_rib", &counters.end_of_rib),
+                ("ignored", &counters.ignored),
+                ("refused", &counters.refused),
+            ] {
+                v.with_label_values(&[what]).inc_by(n.load(Relaxed));
+            }
+            out.extend(v.collect());
+        }
         for col in [
             &self.share as &dyn Collector,
             &self.visibility,
@@ -390,6 +424,7 @@ pub async fn sources(
                 _ => bmp::View::PrePolicy,
             },
             max_routers: cfg.bmp_max_routers,
+            counters: app.bmp_counters.clone(),
             ..Default::default()
         };
         tasks.push((

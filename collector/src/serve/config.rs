@@ -709,6 +709,57 @@ mod tests {
     }
 
     #[test]
+    fn bgp_settings_are_checked_with_the_rest() {
+        let raw: RawConfig = toml::from_str(
+            r#"
+            token_file = "tokens"
+            bmp_listen = "everywhere"
+            bgp_archive = "ftp://example.org/"
+            [bgp]
+            divergence_for = "0s"
+            flap_window = "soon"
+            flap_threshold = 1
+            bmp_view = "adj-rib-out"
+            ris_live_url = "http://ris-live.ripe.net/"
+            "#,
+        )
+        .expect("toml");
+        let e = raw.validate().expect_err("bad").0;
+        let text = e.join("\n");
+        for needle in [
+            "bmp_listen \"everywhere\"",
+            "bgp_archive \"ftp://example.org/\"",
+            "bgp.divergence_for must be longer than 0s",
+            "bgp.flap_window",
+            "bgp.flap_threshold 1",
+            "bgp.bmp_view \"adj-rib-out\"",
+            "bgp.ris_live_url",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+        assert_eq!(e.len(), 7, "{text}");
+        let ok: RawConfig = toml::from_str(
+            r#"
+            token_file = "tokens"
+            bmp_listen = "127.0.0.1:11019"
+            ris_live = true
+            [bgp]
+            divergence_for = "30s"
+            peer_series = false
+            "#,
+        )
+        .expect("toml");
+        let c = ok.validate().expect("valid").bgp;
+        assert!(c.any());
+        assert_eq!(c.bmp_listen, Some("127.0.0.1:11019".parse().unwrap()));
+        assert_eq!(c.divergence_for, Duration::from_secs(30));
+        assert_eq!(c.max_peer_series, 0);
+        assert_eq!(c.ris_live_url, DEFAULT_RIS_LIVE_URL);
+        let none: RawConfig = toml::from_str("token_file = \"t\"").expect("toml");
+        assert!(!none.validate().expect("valid").bgp.any());
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let e = toml::from_str::<RawConfig>("hysterisis = 3").expect_err("typo");
         assert!(e.to_string().contains("hysterisis"), "{e}");

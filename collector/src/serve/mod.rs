@@ -74,6 +74,8 @@ pub struct App {
     pub store_health: Arc<writer::StoreHealth>,
     /// The control plane (empty when no BGP source is configured).
     pub bgp: Arc<RwLock<crate::bgp::model::Model>>,
+    /// What the BMP listener read and dropped (for `/metrics`).
+    pub bmp_counters: Arc<crate::bgp::bmp::Counters>,
 }
 
 impl App {
@@ -234,10 +236,12 @@ pub async fn run(
             ..Default::default()
         },
     )));
+    let bmp_counters = Arc::new(crate::bgp::bmp::Counters::default());
     if config.bgp.any() {
         metrics.register(Box::new(bgp::BgpCollector::new(
             bgp_model.clone(),
             config.bgp.max_peer_series,
+            config.bgp.bmp_listen.map(|_| bmp_counters.clone()),
         )));
     }
     let app = Arc::new(App {
@@ -260,6 +264,7 @@ pub async fn run(
         http: Arc::default(),
         store_health,
         bgp: bgp_model,
+        bmp_counters,
     });
 
     // `instrument`, not `span.enter()`: an entered span held across
