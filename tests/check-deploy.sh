@@ -438,6 +438,7 @@ def check(where, table, schema, sub=None):
 agent = fields(f"{ROOT}/agent/src/config.rs", "RawConfig")
 coll = fields(f"{ROOT}/collector/src/serve/config.rs", "RawConfig")
 dns = fields(f"{ROOT}/collector/src/serve/config.rs", "RawDns")
+bgp = fields(f"{ROOT}/collector/src/serve/config.rs", "RawBgp")
 sched = fields(f"{ROOT}/collector/src/serve/schedule.rs", "RawSchedule")
 dur = re.compile(r"\d+(ms|s|m|h)")
 for variant, text in [("", None), (" (comments uncommented)", uncomment)]:
@@ -449,7 +450,7 @@ for variant, text in [("", None), (" (comments uncommented)", uncomment)]:
     check("agent.toml.example" + variant, a, agent)
     agents = {k: v for k, v in c.get("schedule", {}).get("agents", {}).items()}
     check("collector.toml.example" + variant, c, coll,
-          {"dns": (dns,), "schedule": (sched, {"agents": ({n: "RawSchedule" for n in agents},
+          {"dns": (dns,), "bgp": (bgp,), "schedule": (sched, {"agents": ({n: "RawSchedule" for n in agents},
                                                           {n: (sched,) for n in agents})})})
     for k in ("interval", "wait", "retry_max", "shutdown_grace", "ping_interval"):
         if k in a and not dur.fullmatch(a[k]):
