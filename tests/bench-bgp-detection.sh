@@ -14,11 +14,12 @@ fi
 cd "$(dirname "$0")/.."
 repeats=${1:-5}
 cargo build -q -p tumen-agent -p tumen-collector
+cargo test -q -p tumen-lab --test e2e_bgp --no-run
 metric=() alert=()
 for r in $(seq 1 "$repeats"); do
-  line=$(cargo test -q -p tumen-lab --test e2e_bgp bench_bgp -- --ignored --nocapture 2>/dev/null |
-    grep '^bgp-detection' | tail -1)
-  [ -n "$line" ] || { echo "run $r: no result" >&2; exit 1; }
+  out=$(cargo test -q -p tumen-lab --test e2e_bgp bench_bgp -- --ignored --nocapture 2>&1) || true
+  line=$(grep '^bgp-detection' <<<"$out" | tail -1) || true
+  [ -n "$line" ] || { echo "run $r: no result:" >&2; tail -40 <<<"$out" >&2; exit 1; }
   echo "run $r: $line"
   metric+=("$(sed 's/.*metric_ms=\([0-9]*\).*/\1/' <<<"$line")")
   alert+=("$(sed 's/.*alert_ms=\([0-9]*\).*/\1/' <<<"$line")")
