@@ -447,6 +447,20 @@ fn updates_become_messages() {
             ..
         }
     ));
+
+    // A prefix filter applies to announcements and withdrawals alike.
+    let mut out = Vec::new();
+    let keep = Overlapping(vec!["10.0.0.0/8".parse().unwrap()]);
+    let report = mrt::read(&updates_file()[..], "test", &options(), &keep, &mut out);
+    assert_eq!(report.updates, 3);
+    let prefixes: Vec<String> = out
+        .iter()
+        .filter_map(|m| match m {
+            Message::Update(u) => Some(u.prefix.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(prefixes, ["10.0.0.0/8", "10.1.0.0/16", "10.2.0.0/16"]);
 }
 
 #[test]
