@@ -447,6 +447,20 @@ fn updates_become_messages() {
             ..
         }
     ));
+
+    // A prefix filter applies to announcements and withdrawals alike.
+    let mut out = Vec::new();
+    let keep = Overlapping(vec!["10.0.0.0/8".parse().unwrap()]);
+    let report = mrt::read(&updates_file()[..], "test", &options(), &keep, &mut out);
+    assert_eq!(report.updates, 3);
+    let prefixes: Vec<String> = out
+        .iter()
+        .filter_map(|m| match m {
+            Message::Update(u) => Some(u.prefix.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(prefixes, ["10.0.0.0/8", "10.1.0.0/16", "10.2.0.0/16"]);
 }
 
 #[test]
@@ -576,6 +590,29 @@ fn crafted() -> Vec<(&'static str, Vec<u8>, &'static [&'static str])> {
     let mut body = peer_index(&[(peer_a(), 64500)]);
     body[6..8].copy_from_slice(&9u16.to_be_bytes());
     out.push(("peer-table-count", record(2000, 13, 1, &body), &["parse"]));
+    // A second peer index table with fewer peers after routes of the
+    // first's (found by the fuzzer: the snapshot's routes named peers the
+    // second table did not have).
+    let mut bad = record(
+        2000,
+        13,
+        1,
+        &peer_index(&[(peer_a(), 64500), (peer_b(), 64501)]),
+    );
+    bad.extend(record(
+        2000,
+        13,
+        2,
+        &rib("10.0.0.0/8", &[(1, good_attrs.clone())]),
+    ));
+    bad.extend(index.clone());
+    bad.extend(record(
+        2000,
+        13,
+        2,
+        &rib("10.1.0.0/16", &[(1, good_attrs.clone())]),
+    ));
+    out.push(("second-peer-index", bad, &["peer_index"]));
     // A BGP4MP message with an unknown AFI.
     let msg = update(&[], &good_attrs, &nlri("10.0.0.0/8"));
     let mut body = bgp4mp(peer_a(), 64500, true, &msg);
@@ -631,6 +668,14 @@ fn crafted_input_is_counted_not_fatal() {
             .filter(|m| matches!(m, Message::Fault { .. }))
             .count() as u64;
         assert_eq!(faults, report.fault_count(), "{name}");
+        for m in &out {
+            if let Message::Snapshot(s) = m {
+                assert!(
+                    s.routes.iter().all(|(i, _, _)| *i < s.peers.len()),
+                    "{name}: a route names a peer not listed"
+                );
+            }
+        }
     }
 }
 
@@ -680,6 +725,11 @@ fn corpus_replays_without_panic() {
             .filter(|m| matches!(m, Message::Fault { .. }))
             .count() as u64;
         assert_eq!(faults, report.fault_count(), "{}", path.display());
+        for m in &out {
+            if let Message::Snapshot(s) = m {
+                assert!(s.routes.iter().all(|(i, _, _)| *i < s.peers.len()));
+            }
+        }
         n += 1;
     }
     assert!(n >= 15, "the corpus has {n} files");

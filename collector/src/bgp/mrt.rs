@@ -276,7 +276,8 @@ fn read_full(input: &mut impl Read, buf: &mut [u8]) -> (usize, Option<io::Error>
 struct Rib {
     /// Dump time: the first RIB record's (or peer index table's).
     at_ms: Option<u64>,
-    /// From the `TABLE_DUMP_V2` peer index table.
+    /// From the `TABLE_DUMP_V2` peer index table, or the peers of
+    /// `TABLE_DUMP` records as first seen.
     peers: Vec<Peer>,
     /// Whether a peer index table was read.
     indexed: bool,
@@ -294,8 +295,6 @@ struct Reader<'a> {
     record: u64,
     offset: u64,
     rib: Rib,
-    /// Legacy `TABLE_DUMP` peers: (address, AS) to index.
-    v1_peers: Vec<(IpAddr, u32)>,
     /// Reused across entries.
     scratch: Entry,
 }
@@ -327,7 +326,6 @@ impl<'a> Reader<'a> {
             record: 0,
             offset: 0,
             rib: Rib::default(),
-            v1_peers: Vec::new(),
             scratch: Entry::default(),
         }
     }
@@ -457,6 +455,17 @@ impl<'a> Reader<'a> {
                 self.count("peer_index");
                 self.rib.at_ms.get_or_insert(u64::from(time) * 1000);
                 self.rib.seen = true;
+                if self.rib.indexed || !self.rib.peers.is_empty() {
+                    // The routes read so far index the peers there are:
+                    // a second table cannot replace them.
+                    self.fault(
+                        "peer_index",
+                        format_args!(
+                            "a second peer index table (or one after TABLE_DUMP records): ignored"
+                        ),
+                    );
+                    return;
+                }
                 if let Some(MrtMessage::TableDumpV2Message(TableDumpV2Message::PeerIndexTable(
                     table,
                 ))) = self.parse(record)
@@ -642,15 +651,15 @@ impl<'a> Reader<'a> {
         }
         let asn = dump.peer_asn.to_u32();
         let index = match self
-            .v1_peers
+            .rib
+            .peers
             .iter()
-            .position(|p| *p == (dump.peer_address, asn))
+            .position(|p| p.addr == dump.peer_address && p.asn == asn)
         {
             Some(i) => i,
             None => {
-                self.v1_peers.push((dump.peer_address, asn));
                 self.rib.peers.push(self.peer(dump.peer_address, asn));
-                self.v1_peers.len() - 1
+                self.rib.peers.len() - 1
             }
         };
         let route = route_of(&dump.attributes, &prefix);
