@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use tumen_collector::bgp::mrt::{self, Keep, KeepAll, Overlapping, ReadOptions};
+use tumen_collector::bgp::model::{Model, Settings};
 use tumen_collector::bgp::Message;
+use tumen_collector::infer::Target;
+use tumen_collector::orgs::Orgs;
 
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
@@ -81,7 +84,12 @@ fn main() {
     }
     let bz_path = std::env::var_os("TUMEN_MRT")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/data/rib.20140523.0600_firstMB.bz2"));
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../shared/data/rib.20140523.0600_firstMB.bz2"
+            ))
+        });
     let bz = std::fs::read(&bz_path).expect("the RIB fragment (TUMEN_MRT)");
     let mut plain = Vec::new();
     let mut decoder = bzip2::read::MultiBzDecoder::new(&bz[..]);
@@ -133,6 +141,49 @@ fn main() {
             );
         }
         _ => println!("bgpdump: not found or failed (apt-get install bgpdump); no ratio"),
+    }
+
+    // Parse and index: every route into the control-plane model (a target
+    // of the whole address space, so nothing is dropped): the state
+    // `serve` and `bgp` hold, per prefix and peer, upstream and events.
+    let mut times = Vec::new();
+    let mut held = 0;
+    for _ in 0..n {
+        let start = Instant::now();
+        let mut out: Vec<Message> = Vec::new();
+        let options = ReadOptions {
+            collector: "route-views2".to_string(),
+            partial_snapshot: true,
+        };
+        mrt::read(&plain[..], "bench", &options, &KeepAll, &mut out);
+        let mut model = Model::new(
+            Target {
+                prefixes: vec!["0.0.0.0/0".parse().expect("v4"), "::/0".parse().expect("v6")],
+                asns: Default::default(),
+            },
+            Orgs::default(),
+            Settings {
+                max_prefixes: usize::MAX,
+                ..Settings::default()
+            },
+        );
+        for m in out {
+            model.apply(m);
+        }
+        times.push(start.elapsed());
+        held = model.routes().len();
+    }
+    let ti = median(times);
+    println!(
+        "tumen  plain, parse and index into the model: {:>8.1} ms  {:>10.0} records/s ({held} routes held)",
+        ti.as_secs_f64() * 1e3,
+        rate(records, ti)
+    );
+    if let Some(d) = bgpdump(&plain_path, n) {
+        println!(
+            "ratio (tumen parse and index / bgpdump, records/s): plain {:.2}x",
+            d.as_secs_f64() / ti.as_secs_f64()
+        );
     }
 
     let targets: Vec<IpNet> = ["1.0.0.0/24", "8.8.8.0/24", "12.0.0.0/8"]
