@@ -13,8 +13,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
-use tumen_collector::bgp::mrt::{self, Keep, KeepAll, Overlapping, ReadOptions};
 use tumen_collector::bgp::model::{Model, Settings};
+use tumen_collector::bgp::mrt::{self, Keep, KeepAll, Overlapping, ReadOptions};
 use tumen_collector::bgp::Message;
 use tumen_collector::infer::Target;
 use tumen_collector::orgs::Orgs;
@@ -158,7 +158,10 @@ fn main() {
         mrt::read(&plain[..], "bench", &options, &KeepAll, &mut out);
         let mut model = Model::new(
             Target {
-                prefixes: vec!["0.0.0.0/0".parse().expect("v4"), "::/0".parse().expect("v6")],
+                prefixes: vec![
+                    "0.0.0.0/0".parse().expect("v4"),
+                    "::/0".parse().expect("v6"),
+                ],
                 asns: Default::default(),
             },
             Orgs::default(),

@@ -34,7 +34,7 @@
 //!   diverges; it stops once they agree (or either side is gone) for as
 //!   long. A single update never makes one.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use ipnet::IpNet;
 use serde::Serialize;
@@ -443,7 +443,7 @@ impl Model {
         let counted = self.slots[i].counts();
         self.slots[i].up = true;
         match u.change {
-            Change::Announce { route } => self.announce(i, u.prefix, route, u.at_ms, None, out),
+            Change::Announce { route } => self.store(i, u.prefix, route, u.at_ms, false, out),
             Change::Withdraw => self.withdraw(i, u.prefix, u.at_ms, None, out),
         }
         // A peer that starts to count changes every prefix's visibility.
@@ -454,7 +454,7 @@ impl Model {
     fn snapshot(&mut self, s: Snapshot, out: &mut Vec<BgpEvent>) {
         self.seen(&s.source, s.at_ms, s.routes.len() as u64);
         let listed: Vec<usize> = s.peers.iter().map(|p| self.slot(p)).collect();
-        let mut wanted: BTreeMap<(usize, IpNet), Route> = BTreeMap::new();
+        let mut wanted: Vec<(usize, IpNet, Route)> = Vec::with_capacity(s.routes.len());
         for (pi, prefix, route) in s.routes {
             let Some(&slot) = listed.get(pi) else {
                 continue;
@@ -469,14 +469,25 @@ impl Model {
                 }
                 self.routes.insert(prefix, BTreeMap::new());
             }
-            wanted.insert((slot, prefix), route);
+            wanted.push((slot, prefix, route));
         }
-        // What a listed peer held and the dump no longer has: gone.
+        // One route per (peer, prefix): the last the dump gives.
+        wanted.reverse();
+        wanted.sort_by_key(|w| (w.0, w.1));
+        wanted.dedup_by_key(|w| (w.0, w.1));
+        let keys: HashSet<(usize, IpNet)> = wanted.iter().map(|w| (w.0, w.1)).collect();
+        // What a listed peer held and the dump no longer has: gone. A peer
+        // that held nothing loads its first table: no event per route.
+        let listed_set: HashSet<usize> = listed.iter().copied().collect();
         let mut gone = Vec::new();
+        let mut holding: HashSet<usize> = HashSet::new();
         for (prefix, held) in &self.routes {
             for &slot in held.keys() {
-                if listed.contains(&slot) && !wanted.contains_key(&(slot, *prefix)) {
-                    gone.push((slot, *prefix));
+                if listed_set.contains(&slot) {
+                    holding.insert(slot);
+                    if !keys.contains(&(slot, *prefix)) {
+                        gone.push((slot, *prefix));
+                    }
                 }
             }
         }
@@ -487,8 +498,9 @@ impl Model {
         for (slot, prefix) in gone {
             self.withdraw(slot, prefix, s.at_ms, Some("not in the RIB dump"), out);
         }
-        for ((slot, prefix), route) in wanted {
-            self.announce(slot, prefix, route, s.at_ms, None, out);
+        for (slot, prefix, route) in wanted {
+            let quiet = !holding.contains(&slot);
+            self.store(slot, prefix, route, s.at_ms, quiet, out);
         }
         self.prefixes_changed(None, s.at_ms, out);
     }
@@ -507,48 +519,53 @@ impl Model {
         }
     }
 
-    fn announce(
+    /// Holds `route` as `slot`'s route to `prefix`; the event it makes
+    /// (none when `quiet`: a peer's first table from a RIB dump).
+    fn store(
         &mut self,
         slot: usize,
         prefix: IpNet,
         route: Route,
         at_ms: u64,
-        detail: Option<&str>,
+        quiet: bool,
         out: &mut Vec<BgpEvent>,
     ) {
         let upstream = self.upstream_of(&route.path);
         self.slots[slot].feeds = true;
         let held = self.routes.entry(prefix).or_default();
-        let before = held.get(&slot).cloned();
+        let before = held.insert(
+            slot,
+            Held {
+                path: route.path,
+                upstream: upstream.clone(),
+                since_ms: at_ms,
+            },
+        );
+        let now = held.get_mut(&slot).expect("inserted above");
         let event = match &before {
             None => Some(EventKind::Announce),
             Some(b) if b.upstream != upstream => Some(EventKind::UpstreamChange),
             Some(_) => None,
         };
-        let since_ms = match &before {
-            Some(b) if b.path == route.path => b.since_ms,
-            _ => at_ms,
-        };
-        held.insert(
-            slot,
-            Held {
-                path: route.path.clone(),
-                upstream: upstream.clone(),
-                since_ms,
-            },
-        );
-        if let Some(kind) = event {
-            let mut e = self.event(kind, slot, prefix, at_ms);
-            e.from = before.and_then(|b| b.upstream);
-            e.to = upstream;
-            e.path = Some(route.path.to_string());
-            e.detail = detail.map(str::to_string);
-            out.push(e);
-            // The first announcement a peer makes of a prefix is no
-            // change; a re-announcement is.
-            if kind != EventKind::Announce || self.churn.contains_key(&(prefix, slot)) {
-                self.churned(slot, prefix, at_ms, out);
+        if let Some(b) = &before {
+            if b.path == now.path {
+                now.since_ms = b.since_ms;
             }
+        }
+        let path = match event {
+            Some(_) if !quiet => now.path.to_string(),
+            _ => return,
+        };
+        let kind = event.expect("matched above");
+        let mut e = self.event(kind, slot, prefix, at_ms);
+        e.from = before.and_then(|b| b.upstream);
+        e.to = upstream;
+        e.path = Some(path);
+        out.push(e);
+        // The first announcement a peer makes of a prefix is no change; a
+        // re-announcement is.
+        if kind != EventKind::Announce || self.churn.contains_key(&(prefix, slot)) {
+            self.churned(slot, prefix, at_ms, out);
         }
     }
 
@@ -621,8 +638,9 @@ impl Model {
                 .map(|&s| m.slots[s].peer.source.clone())
                 .unwrap_or_default()
         };
+        let feeding: Vec<usize> = self.feeding().collect();
         for p in prefixes {
-            let view = self.view(&p);
+            let view = self.view_with(&p, &feeding);
             if let Some(now) = view.dominant.clone() {
                 match self.dominant.get(&p) {
                     Some(before) if before.name != now.name => {
@@ -698,10 +716,14 @@ impl Model {
     /// A tracked prefix's standing.
     pub fn view(&self, prefix: &IpNet) -> PrefixView {
         let feeding: Vec<usize> = self.feeding().collect();
+        self.view_with(prefix, &feeding)
+    }
+
+    fn view_with(&self, prefix: &IpNet, feeding: &[usize]) -> PrefixView {
         let held = self.routes.get(prefix);
         let mut with = 0;
         let mut counts: BTreeMap<String, (usize, Option<u32>)> = BTreeMap::new();
-        for &s in &feeding {
+        for &s in feeding {
             if let Some(h) = held.and_then(|h| h.get(&s)) {
                 with += 1;
                 if let Some(u) = &h.upstream {
@@ -728,7 +750,11 @@ impl Model {
 
     /// Every tracked prefix's standing, in prefix order.
     pub fn prefixes(&self) -> Vec<PrefixView> {
-        self.routes.keys().map(|p| self.view(p)).collect()
+        let feeding: Vec<usize> = self.feeding().collect();
+        self.routes
+            .keys()
+            .map(|p| self.view_with(p, &feeding))
+            .collect()
     }
 
     /// Shares over every (prefix, feeding peer) route.

@@ -311,17 +311,32 @@ fn a_rib_dump_replaces_what_its_peers_held() {
             ),
         ],
     }));
+    // a: .176 moved to TTK, .177 gone; b's first table (it held nothing)
+    // is loaded without an event per route.
     let mut k = kinds(&e);
     k.sort();
     assert_eq!(
         k,
         [
-            EventKind::Announce,
             EventKind::Withdraw,
             EventKind::UpstreamChange,
             EventKind::VisibilityLow
         ]
     );
+    assert!(m.routes().iter().any(|r| r.peer == "r1 AS64502 192.0.2.2"));
+    // A second dump in which b's route changes: now an event.
+    let e = m.apply(Message::Snapshot(Snapshot {
+        source: "bmp".into(),
+        router: "r1".into(),
+        at_ms: 20,
+        peers: vec![b.clone()],
+        routes: vec![(
+            0,
+            "175.45.176.0/24".parse().unwrap(),
+            route(&[2, 20485, 131279]),
+        )],
+    }));
+    assert!(kinds(&e).contains(&EventKind::UpstreamChange), "{e:?}");
     // .177 is left at the peer outside the dump only: 1 of 3.
     let routes: Vec<(String, String)> = m
         .routes()
