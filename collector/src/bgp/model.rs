@@ -35,6 +35,7 @@
 //!   long. A single update never makes one.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::Serialize;
@@ -179,7 +180,9 @@ impl Slot {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Held {
     pub path: AsPath,
-    pub upstream: Option<Upstream>,
+    /// Shared by every route with the same upstream (a full table holds
+    /// hundreds of thousands of routes and a few thousand upstreams).
+    pub upstream: Option<Arc<Upstream>>,
     pub since_ms: u64,
 }
 
@@ -254,6 +257,8 @@ pub struct Model {
     low: BTreeSet<IpNet>,
     sources: BTreeMap<String, SourceStat>,
     divergence: BTreeMap<IpNet, Div>,
+    /// Upstream AS (None: a set) -> its name.
+    names: HashMap<Option<u32>, Arc<Upstream>>,
     /// Updates for prefixes beyond `max_prefixes`, dropped.
     pub overflow: u64,
 }
@@ -273,6 +278,7 @@ impl Model {
             low: BTreeSet::new(),
             sources: BTreeMap::new(),
             divergence: BTreeMap::new(),
+            names: HashMap::new(),
             overflow: 0,
         }
     }
@@ -291,34 +297,56 @@ impl Model {
 
     /// The control-plane upstream of a path (see the module's words).
     pub fn upstream_of(&self, path: &AsPath) -> Option<Upstream> {
+        self.upstream_asn(path).map(|a| self.named(a))
+    }
+
+    /// The upstream's AS (`None` inside: `Some(None)` for an AS_SET of
+    /// several), without naming it.
+    fn upstream_asn(&self, path: &AsPath) -> Option<Option<u32>> {
         let origin = path.origin();
-        let inside = |a: u32| Some(a) == origin || self.target.asns.contains(&a);
+        let asns = &self.target.asns;
+        let inside = |a: u32| Some(a) == origin || (!asns.is_empty() && asns.contains(&a));
         if let Some(o) = origin {
-            if !self.target.asns.is_empty() && !self.target.asns.contains(&o) {
-                return Some(self.named(o));
+            if !asns.is_empty() && !asns.contains(&o) {
+                return Some(Some(o));
             }
         }
         for hop in path.0.iter().rev() {
             match hop {
                 Hop::As(a) if inside(*a) => continue,
-                Hop::As(a) => return Some(self.named(*a)),
+                Hop::As(a) => return Some(Some(*a)),
                 Hop::Set(s) if s.iter().any(|&a| inside(a)) || s.is_empty() => continue,
-                Hop::Set(s) if s.len() == 1 => return Some(self.named(s[0])),
-                Hop::Set(_) => {
-                    return Some(Upstream {
-                        name: "as-set".into(),
-                        asn: None,
-                    })
-                }
+                Hop::Set(s) if s.len() == 1 => return Some(Some(s[0])),
+                Hop::Set(_) => return Some(None),
             }
         }
         None
     }
 
-    fn named(&self, asn: u32) -> Upstream {
-        Upstream {
-            name: self.orgs.label(asn),
-            asn: Some(asn),
+    /// As [`Model::upstream_of`], the names kept per AS (naming one
+    /// formats a string: most of the cost of indexing a full table).
+    fn upstream_cached(&mut self, path: &AsPath) -> Option<Arc<Upstream>> {
+        let asn = self.upstream_asn(path)?;
+        if let Some(u) = self.names.get(&asn) {
+            return Some(u.clone());
+        }
+        let u = Arc::new(self.named(asn));
+        if self.names.len() < 100_000 {
+            self.names.insert(asn, u.clone());
+        }
+        Some(u)
+    }
+
+    fn named(&self, asn: Option<u32>) -> Upstream {
+        match asn {
+            Some(asn) => Upstream {
+                name: self.orgs.label(asn),
+                asn: Some(asn),
+            },
+            None => Upstream {
+                name: "as-set".into(),
+                asn: None,
+            },
         }
     }
 
@@ -475,7 +503,6 @@ impl Model {
         wanted.reverse();
         wanted.sort_by_key(|w| (w.0, w.1));
         wanted.dedup_by_key(|w| (w.0, w.1));
-        let keys: HashSet<(usize, IpNet)> = wanted.iter().map(|w| (w.0, w.1)).collect();
         // What a listed peer held and the dump no longer has: gone. A peer
         // that held nothing loads its first table: no event per route.
         let listed_set: HashSet<usize> = listed.iter().copied().collect();
@@ -485,7 +512,10 @@ impl Model {
             for &slot in held.keys() {
                 if listed_set.contains(&slot) {
                     holding.insert(slot);
-                    if !keys.contains(&(slot, *prefix)) {
+                    if wanted
+                        .binary_search_by(|w| (w.0, w.1).cmp(&(slot, *prefix)))
+                        .is_err()
+                    {
                         gone.push((slot, *prefix));
                     }
                 }
@@ -530,7 +560,7 @@ impl Model {
         quiet: bool,
         out: &mut Vec<BgpEvent>,
     ) {
-        let upstream = self.upstream_of(&route.path);
+        let upstream = self.upstream_cached(&route.path);
         self.slots[slot].feeds = true;
         let held = self.routes.entry(prefix).or_default();
         let before = held.insert(
@@ -558,8 +588,8 @@ impl Model {
         };
         let kind = event.expect("matched above");
         let mut e = self.event(kind, slot, prefix, at_ms);
-        e.from = before.and_then(|b| b.upstream);
-        e.to = upstream;
+        e.from = before.and_then(|b| b.upstream).map(|u| (*u).clone());
+        e.to = upstream.map(|u| (*u).clone());
         e.path = Some(path);
         out.push(e);
         // The first announcement a peer makes of a prefix is no change; a
@@ -581,7 +611,7 @@ impl Model {
             return;
         };
         let mut e = self.event(EventKind::Withdraw, slot, prefix, at_ms);
-        e.from = before.upstream;
+        e.from = before.upstream.map(|u| (*u).clone());
         e.detail = detail.map(str::to_string);
         out.push(e);
         self.churned(slot, prefix, at_ms, out);
@@ -720,18 +750,26 @@ impl Model {
     }
 
     fn view_with(&self, prefix: &IpNet, feeding: &[usize]) -> PrefixView {
-        let held = self.routes.get(prefix);
         let mut with = 0;
-        let mut counts: BTreeMap<String, (usize, Option<u32>)> = BTreeMap::new();
-        for &s in feeding {
-            if let Some(h) = held.and_then(|h| h.get(&s)) {
-                with += 1;
-                if let Some(u) = &h.upstream {
-                    counts.entry(u.name.clone()).or_insert((0, u.asn)).0 += 1;
+        // A few upstreams per prefix: a short list beats a map.
+        let mut counts: Vec<(&str, usize, Option<u32>)> = Vec::new();
+        for (&s, h) in self.routes.get(prefix).into_iter().flatten() {
+            if !self.slots[s].counts() {
+                continue;
+            }
+            with += 1;
+            if let Some(u) = &h.upstream {
+                match counts.iter_mut().find(|c| c.0 == u.name) {
+                    Some(c) => c.1 += 1,
+                    None => counts.push((u.name.as_str(), 1, u.asn)),
                 }
             }
         }
-        let (shares, dominant) = shares_of(&counts);
+        let counted: BTreeMap<String, (usize, Option<u32>)> = counts
+            .into_iter()
+            .map(|(n, k, a)| (n.to_string(), (k, a)))
+            .collect();
+        let (shares, dominant) = shares_of(&counted);
         PrefixView {
             prefix: *prefix,
             visibility: (!feeding.is_empty()).then(|| with as f64 / feeding.len() as f64),
@@ -784,7 +822,7 @@ impl Model {
                     prefix: *prefix,
                     path: h.path.to_string(),
                     origin: h.path.origin(),
-                    upstream: h.upstream.clone(),
+                    upstream: h.upstream.as_deref().cloned(),
                     since_ms: h.since_ms,
                 });
             }
