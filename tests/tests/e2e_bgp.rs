@@ -48,6 +48,16 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// One stack at a time: stacks give the root namespace the same
+/// management addresses (198.51.100.1/30 for the first vantage point,
+/// .241/30 for the route collector), so two at once would answer each
+/// other's agents and routers.
+static ONE_STACK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_stack() -> std::sync::MutexGuard<'static, ()> {
+    ONE_STACK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn config(scenario: &str, toml: &str) -> StackConfig {
     StackConfig {
         scenario: scenario.into(),
@@ -144,6 +154,7 @@ fn peer_events(stack: &Stack, peer_asn: u32, prefix: &str) -> Vec<(u64, String, 
 
 #[test]
 fn dyn_2017_10_01_replay_with_bmp_and_agents_follows_the_scenario_on_both_planes() {
+    let _one = one_stack();
     let mut stack = Stack::up(&config(
         "dyn-2017-10-01",
         "[bgp]\ndivergence_for = \"1h\"\n",
@@ -274,6 +285,7 @@ fn dyn_2017_10_01_replay_with_bmp_and_agents_follows_the_scenario_on_both_planes
 
 #[test]
 fn outage_fires_visibility_low_and_unreachable_and_both_clear() {
+    let _one = one_stack();
     let mut cfg = config("dprk-outage-2025-06-07", "");
     // The shipped rules wait 2 and 10 minutes; here 5 s.
     cfg.alert_for = Some(Duration::from_secs(5));
@@ -349,6 +361,7 @@ fn outage_fires_visibility_low_and_unreachable_and_both_clear() {
 
 #[test]
 fn a_static_route_that_overrides_bgp_makes_a_divergence_for_exactly_that_prefix() {
+    let _one = one_stack();
     let mut stack = Stack::up(&config(
         "dyn-2017-10-01",
         "[bgp]\ndivergence_for = \"10s\"\n",
@@ -474,6 +487,7 @@ fn a_static_route_that_overrides_bgp_makes_a_divergence_for_exactly_that_prefix(
 #[test]
 #[ignore = "a benchmark: run by tests/bench-bgp-detection.sh"]
 fn bench_bgp_change_to_metric_and_alert_with_default_settings() {
+    let _one = one_stack();
     let cfg = StackConfig {
         scenario: "dyn-2017-10-01".into(),
         bgp: true,
