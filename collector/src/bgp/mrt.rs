@@ -33,6 +33,7 @@
 //! rest of the file is read. Only a record whose framing cannot be trusted
 //! (an unknown record type, a length over [`MAX_RECORD`]) ends the file.
 
+use crate::table::report::read_full;
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::fs::File;
@@ -53,7 +54,7 @@ use crate::table::Compression;
 
 /// The largest MRT record accepted (as the table loader's limit: a RIB
 /// record of a prefix seen by thousands of peers is well under it).
-pub const MAX_RECORD: u32 = 16 * 1024 * 1024;
+pub const MAX_RECORD: u32 = crate::table::report::MAX_RECORD;
 
 /// The `source` label of everything read here.
 pub const SOURCE: &str = "mrt";
@@ -253,22 +254,6 @@ pub fn read(
     }
     reader.finish();
     report
-}
-
-/// Fills `buf` as far as the input goes: the bytes read, and the error
-/// that stopped it early, if any (not for a plain end of input). (As the
-/// table loader's, which is private to it.)
-fn read_full(input: &mut impl Read, buf: &mut [u8]) -> (usize, Option<io::Error>) {
-    let mut n = 0;
-    while n < buf.len() {
-        match input.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return (n, Some(e)),
-        }
-    }
-    (n, None)
 }
 
 /// A RIB dump being collected.

@@ -22,7 +22,7 @@ mod load;
 mod lpm;
 mod mrt;
 mod origin;
-mod report;
+pub(crate) mod report;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
