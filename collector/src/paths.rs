@@ -50,6 +50,39 @@ pub struct TraceObservation<'a> {
     pub at_ms: u64,
     pub trace_id: &'a str,
     pub inference: &'a Inference,
+    /// The trace's route at the AS level (the web view's paths graph).
+    pub route: Option<&'a Route>,
+}
+
+/// A trace's route at the AS level: what the web view's paths graph
+/// draws for a path (its latest trace).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Route {
+    /// From the vantage point toward the destination, consecutive hops
+    /// of one AS collapsed; `asn: None` = hops without attribution
+    /// (private, shared, unannounced).
+    pub hops: Vec<AsHop>,
+    /// Did the destination answer?
+    pub reached: bool,
+    /// The TTL and fastest RTT of the destination's answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dest_ttl: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dest_rtt_ms: Option<f64>,
+}
+
+/// Consecutive hops of one AS on a [`Route`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AsHop {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asn: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    pub first_ttl: u8,
+    pub last_ttl: u8,
+    /// The fastest answer at the segment's last TTL (its exit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
 }
 
 /// The current upstream changed.
@@ -87,6 +120,9 @@ pub struct PathState {
     pub last_ping_ms: Option<u64>,
     /// Did the latest ping get an answer?
     pub ping_ok: bool,
+    /// The latest trace's route (for the paths graph).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<Route>,
 }
 
 impl PathState {
@@ -117,6 +153,9 @@ impl PathState {
         let i = obs.inference;
         self.last_trace_ms = Some(obs.at_ms);
         self.trace_entered = i.entered;
+        if let Some(r) = obs.route {
+            self.route = Some(r.clone());
+        }
         if i.upstream == "unknown" {
             return None;
         }
@@ -293,6 +332,7 @@ mod tests {
                 at_ms: at,
                 trace_id: &id,
                 inference: &i,
+                route: None,
             };
             out.extend(state.observe_trace(&obs, k));
         }
@@ -382,6 +422,7 @@ mod tests {
             at_ms: u64::MAX,
             trace_id: "future",
             inference: &i,
+            route: None,
         };
         s.observe_trace(&obs, 1);
         let ttk = inference("transtelecom", Some(20485), true);
@@ -389,6 +430,7 @@ mod tests {
             at_ms: 5_000,
             trace_id: "real",
             inference: &ttk,
+            route: None,
         };
         assert_eq!(s.observe_trace(&real, 1), None, "frozen: ignored");
         assert!(s.forget_future(10_000));
@@ -406,6 +448,7 @@ mod tests {
             at_ms: 10,
             trace_id: "old",
             inference: &i,
+            route: None,
         };
         assert_eq!(s.observe_trace(&obs, 1), None);
         assert_eq!(
@@ -425,6 +468,7 @@ mod tests {
                 at_ms: 5,
                 trace_id: "a",
                 inference: &i,
+                route: None,
             },
             3,
         );

@@ -129,6 +129,7 @@ pub fn apply(live: &Live, uploads: &[(&Upload, &Fresh)], k: u32) -> Applied {
                 at_ms: t.record.start_ms,
                 trace_id: &t.record.id,
                 inference: &t.inference,
+                route: Some(&t.route),
             };
             if let Some(c) = state.observe_trace(&obs, k) {
                 changes += 1;
@@ -194,6 +195,7 @@ mod tests {
             record: Box::new(record),
             line: line.into_bytes(),
             inference,
+            route: Default::default(),
             in_target,
         }
     }

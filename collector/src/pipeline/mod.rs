@@ -66,6 +66,8 @@ pub struct TraceItem {
     pub record: Box<tumen_wire::TraceRecord>,
     pub line: Vec<u8>,
     pub inference: Inference,
+    /// Its route at the AS level (the web view's paths graph).
+    pub route: crate::paths::Route,
     pub unit: IpNet,
     /// Is its destination inside the target (does it move path state)?
     pub in_target: bool,
@@ -204,7 +206,9 @@ impl Pipeline<'_> {
                             d.request(h.addr);
                         }
                     }
+                    let route = route_of(&record, &lookup, self.orgs);
                     upload.traces.push(TraceItem {
+                        route,
                         unit: unit_of(record.dst),
                         in_target: self.in_target(record.dst),
                         line: (self.pack)(&line),
@@ -228,6 +232,87 @@ impl Pipeline<'_> {
     /// Is `dst` inside one of the target's prefixes?
     pub fn in_target(&self, dst: IpAddr) -> bool {
         self.target.prefixes.iter().any(|p| p.contains(&dst))
+    }
+}
+
+/// A trace's route at the AS level: per TTL the first answering address
+/// (the fastest answer's RTT), attributed by `lookup` (private and shared
+/// addresses: none), consecutive TTLs of one AS (or of no attribution)
+/// collapsed; the destination's own answer ends it.
+pub fn route_of(
+    record: &tumen_wire::TraceRecord,
+    lookup: &dyn AsnLookup,
+    orgs: &Orgs,
+) -> crate::paths::Route {
+    use crate::paths::{AsHop, Route};
+    let mut per_ttl: std::collections::BTreeMap<u8, (IpAddr, f64)> = Default::default();
+    let (mut dest_ttl, mut dest_rtt): (Option<u8>, Option<f64>) = (None, None);
+    for hop in &record.hops {
+        for r in &hop.replies {
+            if !r.rtt_ms.is_finite() || r.rtt_ms < 0.0 {
+                continue;
+            }
+            if r.addr == record.dst {
+                dest_ttl = Some(dest_ttl.map_or(hop.ttl, |t| t.min(hop.ttl)));
+                dest_rtt = Some(dest_rtt.map_or(r.rtt_ms, |x| x.min(r.rtt_ms)));
+                continue;
+            }
+            per_ttl
+                .entry(hop.ttl)
+                .and_modify(|(a, rtt)| {
+                    if *a == r.addr {
+                        *rtt = rtt.min(r.rtt_ms);
+                    }
+                })
+                .or_insert((r.addr, r.rtt_ms));
+        }
+    }
+    let mut hops: Vec<AsHop> = Vec::new();
+    for (ttl, (addr, rtt)) in per_ttl {
+        if dest_ttl.is_some_and(|d| ttl >= d) {
+            break;
+        }
+        let asn = if crate::infer::unattributable(addr) {
+            None
+        } else {
+            lookup.asn(addr)
+        };
+        match hops.last_mut() {
+            Some(h) if h.asn == asn => {
+                h.last_ttl = ttl;
+                h.rtt_ms = Some(rtt);
+            }
+            _ => hops.push(AsHop {
+                asn,
+                org: asn.and_then(|a| orgs.of(a)).map(str::to_string),
+                first_ttl: ttl,
+                last_ttl: ttl,
+                rtt_ms: Some(rtt),
+            }),
+        }
+    }
+    // The destination's AS closes the route when it answered.
+    if let Some(t) = dest_ttl {
+        let asn = lookup.asn(record.dst);
+        match hops.last_mut() {
+            Some(h) if h.asn == asn && asn.is_some() => {
+                h.last_ttl = t;
+                h.rtt_ms = dest_rtt;
+            }
+            _ => hops.push(AsHop {
+                asn,
+                org: asn.and_then(|a| orgs.of(a)).map(str::to_string),
+                first_ttl: t,
+                last_ttl: t,
+                rtt_ms: dest_rtt,
+            }),
+        }
+    }
+    Route {
+        hops,
+        reached: record.reached || dest_ttl.is_some(),
+        dest_ttl,
+        dest_rtt_ms: dest_rtt,
     }
 }
 
@@ -311,6 +396,24 @@ mod tests {
         assert!(t.inference.entered && t.in_target);
         assert_eq!(t.unit.to_string(), "198.18.177.0/24");
         assert_eq!(t.line, marked(TRACE));
+        // Its route at the AS level, for the paths graph: AS4837 at TTL 1,
+        // AS15169 (DNS) at 2, the destination (no table entry) at 3.
+        let hops: Vec<_> = t
+            .route
+            .hops
+            .iter()
+            .map(|h| (h.asn, h.first_ttl, h.last_ttl, h.rtt_ms))
+            .collect();
+        assert_eq!(
+            hops,
+            [
+                (Some(4837), 1, 1, Some(1.5)),
+                (Some(15169), 2, 2, Some(2.5)),
+                (None, 3, 3, Some(3.5))
+            ]
+        );
+        assert!(t.route.reached);
+        assert_eq!((t.route.dest_ttl, t.route.dest_rtt_ms), (Some(3), Some(3.5)));
         let ping = &u.pings[0];
         assert!(!ping.in_target);
         assert_eq!(ping.unit.to_string(), "203.0.113.0/24");

@@ -240,6 +240,7 @@ pub fn path_states_round_trip(store: &mut dyn Store) {
             at_ms: 5,
             trace_id: "abc",
             inference: &ttk,
+            route: None,
         },
         3,
     );
@@ -258,6 +259,7 @@ pub fn path_states_round_trip(store: &mut dyn Store) {
                 at_ms: at,
                 trace_id: "def",
                 inference: i,
+                route: None,
             },
             3,
         );
@@ -267,6 +269,7 @@ pub fn path_states_round_trip(store: &mut dyn Store) {
             at_ms: 9,
             trace_id: "ghi",
             inference: &ttk,
+            route: None,
         },
         3,
     );
