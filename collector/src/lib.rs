@@ -25,5 +25,5 @@ pub mod source;
 pub mod state;
 pub mod store;
 pub mod table;
-pub mod web;
 mod textfile;
+pub mod web;

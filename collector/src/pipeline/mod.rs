@@ -413,7 +413,10 @@ mod tests {
             ]
         );
         assert!(t.route.reached);
-        assert_eq!((t.route.dest_ttl, t.route.dest_rtt_ms), (Some(3), Some(3.5)));
+        assert_eq!(
+            (t.route.dest_ttl, t.route.dest_rtt_ms),
+            (Some(3), Some(3.5))
+        );
         let ping = &u.pings[0];
         assert!(!ping.in_target);
         assert_eq!(ping.unit.to_string(), "203.0.113.0/24");

@@ -316,6 +316,7 @@ async fn events_api(
         Err(r) => return *r,
     };
     let filter = crate::store::EventFilter {
+        id: None,
         prefix,
         agent: q.agent,
         since_ms: q.since.map(|s| s.saturating_mul(1000)),

@@ -44,6 +44,7 @@ macro_rules! store_conformance {
             case!(agents_are_upserted_and_keep_their_first_sighting);
             case!(the_probe_commits_and_leaves_no_visible_trace);
             case!(bgp_events_round_trip_filter_and_prune);
+            case!(traces_list_by_prefix_and_window_oldest_first);
         }
     };
 }
@@ -391,6 +392,90 @@ pub fn events_filter_by_prefix_agent_and_time_newest_first(store: &mut dyn Store
         ["later", "t300"]
     );
     assert!(top[0].id > top[1].id);
+
+    // One event by its id, whatever else the filter says.
+    let one = list(EventFilter {
+        id: Some(top[1].id),
+        limit: 10,
+        ..Default::default()
+    });
+    assert_eq!(one, [top[1].clone()]);
+    assert!(list(EventFilter {
+        id: Some(i64::MAX),
+        limit: 10,
+        ..Default::default()
+    })
+    .is_empty());
+}
+
+/// The traces toward one /24 in a window: the columns as inserted, the
+/// line unpacked, oldest first (then agent), bounds inclusive, limited.
+pub fn traces_list_by_prefix_and_window_oldest_first(store: &mut dyn Store) {
+    let pack = store.pack();
+    let lines: Vec<(String, Vec<u8>)> = (0..4)
+        .map(|i| {
+            let l = format!(r#"{{"kind":"trace","id":"t{i}"}}"#);
+            let p = pack(&l);
+            (l, p)
+        })
+        .collect();
+    let other: IpNet = "175.45.178.0/24".parse().expect("p");
+    let mut tx = store.transaction().expect("tx");
+    tx.insert_trace(&trace("b", 200, "t0", &lines[0].1), 1)
+        .expect("0");
+    tx.insert_trace(&trace("a", 200, "t1", &lines[1].1), 1)
+        .expect("1");
+    let mut far = trace("a", 100, "t2", &lines[2].1);
+    far.upstream = "transtelecom";
+    far.upstream_asn = Some(20485);
+    far.entered = false;
+    tx.insert_trace(&far, 1).expect("2");
+    let mut elsewhere = trace("a", 150, "t3", &lines[3].1);
+    elsewhere.prefix = other;
+    tx.insert_trace(&elsewhere, 1).expect("3");
+    tx.commit().expect("commit");
+    let reader = store.reader().expect("reader");
+    let list = |since_ms, until_ms, limit| {
+        reader
+            .traces(&super::TraceFilter {
+                prefix: prefix(),
+                since_ms,
+                until_ms,
+                limit,
+            })
+            .expect("traces")
+    };
+    let all = list(0, u64::MAX, 10);
+    assert_eq!(
+        all.iter()
+            .map(|t| (t.start_ms, t.agent.as_str(), t.id.as_str()))
+            .collect::<Vec<_>>(),
+        [(100, "a", "t2"), (200, "a", "t1"), (200, "b", "t0")]
+    );
+    let t2 = &all[0];
+    assert_eq!(t2.line, lines[2].0, "the line as received");
+    assert_eq!(
+        (t2.upstream.as_str(), t2.upstream_asn, t2.entered),
+        ("transtelecom", Some(20485), false)
+    );
+    assert_eq!(
+        (t2.prefix.as_str(), t2.dst.as_str()),
+        ("175.45.177.0/24", "175.45.177.1")
+    );
+    assert!((t2.confidence - 0.9).abs() < 1e-9);
+    assert_eq!(list(100, 100, 10).len(), 1, "bounds inclusive");
+    assert_eq!(list(101, 199, 10).len(), 0);
+    assert_eq!(list(0, u64::MAX, 2).len(), 2, "limit");
+    let o = reader
+        .traces(&super::TraceFilter {
+            prefix: other,
+            since_ms: 0,
+            until_ms: u64::MAX,
+            limit: 10,
+        })
+        .expect("other");
+    assert_eq!(o.len(), 1);
+    assert_eq!(o[0].id, "t3");
 }
 
 /// Raw records and events received before the cutoff go; the cutoff

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
     BgpEventFilter, BgpEventRow, EventFilter, EventRow, PingRow, Pruned, Store, StoreError,
-    StoreReader, Table, TraceRow, Transaction, UnpackError,
+    StoreReader, StoredTrace, Table, TraceFilter, TraceRow, Transaction, UnpackError,
 };
 use crate::bgp::model::BgpEvent;
 use crate::paths::{Change, PathKey, PathState};
@@ -23,6 +23,8 @@ type Key = (String, u64, String);
 struct Raw {
     received_ms: u64,
     line: Vec<u8>,
+    /// A trace's columns (`line` left empty; filled in when read).
+    trace: Option<StoredTrace>,
 }
 
 #[derive(Debug, Clone)]
@@ -82,14 +84,35 @@ struct MemoryTx<'a> {
 
 impl Transaction for MemoryTx<'_> {
     fn insert_trace(&mut self, row: &TraceRow<'_>, received_ms: u64) -> Result<bool, StoreError> {
-        insert(
+        let new = insert(
             &mut self.data.traces,
             row.agent,
             row.start_ms,
             row.id,
             row.record,
             received_ms,
-        )
+        )?;
+        if new {
+            if let Some(raw) = self
+                .data
+                .traces
+                .get_mut(&key(row.agent, row.start_ms, row.id))
+            {
+                raw.trace = Some(StoredTrace {
+                    agent: row.agent.to_string(),
+                    id: row.id.to_string(),
+                    prefix: row.prefix.to_string(),
+                    dst: row.dst.to_string(),
+                    start_ms: clamp(row.start_ms),
+                    upstream: row.upstream.to_string(),
+                    upstream_asn: row.upstream_asn,
+                    entered: row.entered,
+                    confidence: row.confidence,
+                    line: String::new(),
+                });
+            }
+        }
+        Ok(new)
     }
 
     fn insert_ping(&mut self, row: &PingRow<'_>, received_ms: u64) -> Result<bool, StoreError> {
@@ -189,6 +212,7 @@ fn insert(
         Raw {
             received_ms: clamp(received_ms),
             line: line.to_vec(),
+            trace: None,
         },
     );
     Ok(true)
@@ -274,6 +298,7 @@ impl StoreReader for MemoryStore {
             .map(|e| &e.row)
             .filter(|e| prefix.as_ref().is_none_or(|p| *p == e.prefix))
             .filter(|e| f.agent.as_ref().is_none_or(|a| *a == e.agent))
+            .filter(|e| f.id.is_none_or(|id| id == e.id))
             .filter(|e| (since..=until).contains(&e.at_ms))
             .collect();
         rows.sort_by_key(|e| std::cmp::Reverse((e.at_ms, e.id)));
@@ -290,6 +315,32 @@ impl StoreReader for MemoryStore {
             .collect();
         rows.sort_by_key(|r| std::cmp::Reverse((r.event.at_ms, r.id)));
         Ok(rows.into_iter().take(f.limit).cloned().collect())
+    }
+
+    fn traces(&self, f: &TraceFilter) -> Result<Vec<StoredTrace>, StoreError> {
+        let d = self.data();
+        let prefix = f.prefix.to_string();
+        let (since, until) = (clamp(f.since_ms), clamp(f.until_ms));
+        let mut rows: Vec<(&StoredTrace, &Raw)> = d
+            .traces
+            .values()
+            .filter_map(|r| r.trace.as_ref().map(|t| (t, r)))
+            .filter(|(t, _)| t.prefix == prefix && (since..=until).contains(&t.start_ms))
+            .collect();
+        rows.sort_by(|a, b| {
+            (a.0.start_ms, &a.0.agent, &a.0.id).cmp(&(b.0.start_ms, &b.0.agent, &b.0.id))
+        });
+        rows.into_iter()
+            .take(f.limit)
+            .map(|(t, r)| {
+                let line = unpack(&r.line).map_err(|what| StoreError::CorruptRecord {
+                    agent: t.agent.clone(),
+                    id: t.id.clone(),
+                    what,
+                })?;
+                Ok(StoredTrace { line, ..t.clone() })
+            })
+            .collect()
     }
 
     fn raw_trace(&self, agent: &str, id: &str) -> Result<Option<String>, StoreError> {

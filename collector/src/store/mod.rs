@@ -140,10 +140,40 @@ pub struct EventRow {
 /// (`at_ms`, then insertion order) first.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
+    /// One event by its row id.
+    pub id: Option<i64>,
     pub prefix: Option<IpNet>,
     pub agent: Option<String>,
     pub since_ms: Option<u64>,
     pub until_ms: Option<u64>,
+    pub limit: usize,
+}
+
+/// A stored trace: what inference said when it arrived, and its line as
+/// received.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredTrace {
+    pub agent: String,
+    pub id: String,
+    pub prefix: String,
+    pub dst: String,
+    pub start_ms: u64,
+    pub upstream: String,
+    pub upstream_asn: Option<u32>,
+    pub entered: bool,
+    pub confidence: f64,
+    /// The record's line, unpacked.
+    pub line: String,
+}
+
+/// Which traces to list: those toward `prefix` (the unit, as stored)
+/// started within `[since_ms, until_ms]`, oldest first (then agent, id),
+/// `limit` at most.
+#[derive(Debug, Clone)]
+pub struct TraceFilter {
+    pub prefix: IpNet,
+    pub since_ms: u64,
+    pub until_ms: u64,
     pub limit: usize,
 }
 
@@ -268,6 +298,9 @@ pub trait StoreReader: Send + Sync + std::fmt::Debug {
     fn bgp_events(&self, filter: &BgpEventFilter) -> Result<Vec<BgpEventRow>, StoreError>;
     /// The line of a stored trace of this agent with this id, as received.
     fn raw_trace(&self, agent: &str, id: &str) -> Result<Option<String>, StoreError>;
+    /// Traces toward one unit prefix in a time window (the web view's
+    /// evidence before and after a change).
+    fn traces(&self, filter: &TraceFilter) -> Result<Vec<StoredTrace>, StoreError>;
     /// Rows stored.
     fn count(&self, table: Table) -> Result<u64, StoreError>;
     /// Bytes free to this process, and in all, where the store writes

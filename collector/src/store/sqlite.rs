@@ -23,7 +23,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::{
     BgpEventFilter, BgpEventRow, EventFilter, EventRow, PingRow, Pruned, Store, StoreError,
-    StoreReader, Table, TraceRow, Transaction, UnpackError,
+    StoreReader, StoredTrace, Table, TraceFilter, TraceRow, Transaction, UnpackError,
 };
 use crate::bgp::model::{BgpEvent, EventKind};
 use crate::paths::{Change, PathKey, PathState, Upstream};
@@ -125,6 +125,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX bgp_events_at ON bgp_events(at_ms);
     CREATE INDEX bgp_events_prefix_at ON bgp_events(prefix, at_ms);
     CREATE INDEX bgp_events_received ON bgp_events(received_ms);",
+    // 4: the web view lists the traces toward a /24 around a change.
+    "CREATE INDEX traces_prefix_start ON traces(prefix, start_ms);",
 ];
 
 /// The schema version this build writes.
@@ -302,6 +304,10 @@ impl StoreReader for SqliteReader {
 
     fn raw_trace(&self, agent: &str, id: &str) -> Result<Option<String>, StoreError> {
         raw_trace(&self.conn(), agent, id)
+    }
+
+    fn traces(&self, filter: &TraceFilter) -> Result<Vec<StoredTrace>, StoreError> {
+        traces(&self.conn(), filter)
     }
 
     fn bgp_events(&self, filter: &BgpEventFilter) -> Result<Vec<BgpEventRow>, StoreError> {
@@ -730,7 +736,8 @@ fn events(conn: &Connection, f: &EventFilter) -> Result<Vec<EventRow>, StoreErro
         .prepare_cached(
         "SELECT id, agent, prefix, at_ms, from_upstream, from_asn, to_upstream, to_asn, trace_id, evidence \
          FROM events WHERE (?1 IS NULL OR prefix = ?1) AND (?2 IS NULL OR agent = ?2) \
-         AND at_ms >= ?3 AND at_ms <= ?4 ORDER BY at_ms DESC, id DESC LIMIT ?5",
+         AND at_ms >= ?3 AND at_ms <= ?4 AND (?6 IS NULL OR id = ?6) \
+         ORDER BY at_ms DESC, id DESC LIMIT ?5",
     )
         .map_err(read)?;
     let rows = stmt
@@ -741,6 +748,7 @@ fn events(conn: &Connection, f: &EventFilter) -> Result<Vec<EventRow>, StoreErro
                 ms(f.since_ms.unwrap_or(0)),
                 ms(f.until_ms.unwrap_or(u64::MAX)),
                 i64::try_from(f.limit).unwrap_or(i64::MAX),
+                f.id,
             ],
             |r| {
                 let evidence: String = r.get(9)?;
@@ -851,6 +859,54 @@ pub fn unpack_record(blob: &[u8]) -> Result<String, UnpackError> {
 }
 
 /// The stored line of a trace, if there is one with this agent and id.
+fn traces(conn: &Connection, f: &TraceFilter) -> Result<Vec<StoredTrace>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT agent, id, prefix, dst, start_ms, upstream, upstream_asn, entered, confidence, \
+             record FROM traces WHERE prefix = ?1 AND start_ms >= ?2 AND start_ms <= ?3 \
+             ORDER BY start_ms, agent, id LIMIT ?4",
+        )
+        .map_err(read)?;
+    let rows = stmt
+        .query_map(
+            params![
+                f.prefix.to_string(),
+                ms(f.since_ms),
+                ms(f.until_ms),
+                i64::try_from(f.limit).unwrap_or(i64::MAX),
+            ],
+            |r| {
+                Ok((
+                    StoredTrace {
+                        agent: r.get(0)?,
+                        id: r.get(1)?,
+                        prefix: r.get(2)?,
+                        dst: r.get(3)?,
+                        start_ms: unms(r.get(4)?),
+                        upstream: r.get(5)?,
+                        upstream_asn: r.get(6)?,
+                        entered: r.get::<_, i64>(7)? != 0,
+                        confidence: r.get(8)?,
+                        line: String::new(),
+                    },
+                    r.get::<_, Vec<u8>>(9)?,
+                ))
+            },
+        )
+        .map_err(read)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (mut t, blob) = row.map_err(read)?;
+        t.line = unpack_record(&blob).map_err(|what| StoreError::CorruptRecord {
+            agent: t.agent.clone(),
+            id: t.id.clone(),
+            what,
+        })?;
+        out.push(t);
+    }
+    Ok(out)
+}
+
 fn raw_trace(conn: &Connection, agent: &str, id: &str) -> Result<Option<String>, StoreError> {
     let blob: Option<Vec<u8>> = conn
         .query_row(
