@@ -4,6 +4,10 @@
 //! Paris flows grouped by TTL, addresses kept distinct in order of first
 //! appearance, annotations from the replies' `annotation`); ping records
 //! are skipped. Blank lines are skipped.
+//!
+//! The web view's evidence bundle (`tumen-evidence/1`, one JSON object
+//! whose `traces` holds the records' lines as received) reads as the
+//! lines it holds: `tumen-collector infer bundle.json` re-infers them.
 
 use tumen_wire::{Record, RecordError, TraceRecord};
 
@@ -11,9 +15,13 @@ use super::json::path_at;
 use super::{push_addr, push_annotation, Hops};
 use crate::model::{InputError, Trace};
 
-/// A Tumen record has `kind` and `schema`.
+/// The `bundle` value of the web view's evidence bundles.
+pub const BUNDLE: &str = "tumen-evidence/1";
+
+/// A Tumen record has `kind` and `schema`; an evidence bundle says so.
 pub(crate) fn sniff(text: &str) -> u8 {
     match super::json::first_object(text) {
+        Some(o) if o.get("bundle").and_then(|b| b.as_str()) == Some(BUNDLE) => 100,
         Some(o) if o.contains_key("kind") && o.contains_key("schema") => {
             if text
                 .trim_start_matches('\u{feff}')
@@ -40,6 +48,26 @@ pub(crate) fn read(text: &str, name: &str) -> Result<super::Read, InputError> {
         });
     }
     let mut read = super::Read::new(super::Format::TumenJsonLines);
+    if let Some(o) = super::json::first_object(text) {
+        if o.get("bundle").and_then(|b| b.as_str()) == Some(BUNDLE) {
+            let Some(lines) = o.get("traces").and_then(|t| t.as_array()) else {
+                return Err(InputError {
+                    origin: format!("{name}:traces"),
+                    what: "evidence bundle without a `traces` array".into(),
+                });
+            };
+            for (i, line) in lines.iter().enumerate() {
+                match line.as_str() {
+                    Some(l) => read_line(l, &format!("{name}:traces[{i}]"), 0, &mut read),
+                    None => read.skip(
+                        format!("{name}:traces[{i}]"),
+                        "not a string (the bundle holds each record's line as received)",
+                    ),
+                }
+            }
+            return Ok(read);
+        }
+    }
     for (i, line) in super::strip_bom(text).lines().enumerate() {
         read_line(line, name, i, &mut read);
     }

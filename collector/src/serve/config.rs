@@ -101,6 +101,13 @@ pub struct RawConfig {
     /// Allow plain HTTP on a non-loopback --listen (behind a TLS proxy).
     #[arg(long, num_args = 0, default_missing_value = "true")]
     pub insecure_http: Option<bool>,
+    /// The web view's viewer tokens, one per line (`#` comments): read
+    /// access to the web view needs one (HTTP Basic password or Bearer).
+    #[arg(long, value_name = "FILE")]
+    pub viewer_token_file: Option<PathBuf>,
+    /// Serve the web view without a token on a non-loopback --listen.
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    pub public_view: Option<bool>,
     /// What agents are asked to probe (`GET /api/v1/schedule`).
     #[arg(skip)]
     pub schedule: Option<super::schedule::RawSchedule>,
@@ -215,6 +222,21 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub schedule: Option<super::schedule::Schedules>,
     pub bgp: BgpConfig,
+    /// Who may read the web view (`crate::web`).
+    pub view: ViewAccess,
+}
+
+/// Who may read the web view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewAccess {
+    /// Anyone who reaches the listener (a loopback listener, or
+    /// `--public-view`).
+    Open,
+    /// Holders of a viewer token from this file (read at start).
+    Tokens(PathBuf),
+    /// Nobody: a non-loopback listener without a viewer token file or
+    /// `--public-view` (the page says how to open it).
+    Closed,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9640";
@@ -380,6 +402,8 @@ impl RawConfig {
             tls_cert,
             tls_key,
             insecure_http,
+            viewer_token_file,
+            public_view,
             schedule,
             bmp_listen,
             bgp_archive,
@@ -626,6 +650,20 @@ impl RawConfig {
             .as_ref()
             .map(|s| super::schedule::Schedules::validate(s, &mut errs));
         let bgp = self.validate_bgp(&mut errs);
+        let view = match (&self.viewer_token_file, self.public_view) {
+            (Some(f), Some(true)) => {
+                errs.push(format!(
+                    "viewer_token_file {} and public_view = true: choose one (a public view \
+                     needs no token)",
+                    f.display()
+                ));
+                ViewAccess::Closed
+            }
+            (Some(f), _) => ViewAccess::Tokens(f.clone()),
+            (None, Some(true)) => ViewAccess::Open,
+            (None, _) if listen.ip().is_loopback() => ViewAccess::Open,
+            (None, _) => ViewAccess::Closed,
+        };
         if !errs.is_empty() {
             return Err(ConfigErrors(errs));
         }
@@ -658,6 +696,7 @@ impl RawConfig {
             tls,
             schedule,
             bgp,
+            view,
         })
     }
 }

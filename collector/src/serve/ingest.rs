@@ -106,6 +106,12 @@ async fn ingest_request(
         .inc_by(upload.outside_target() as u64);
     let t_prepared = t0.elapsed();
     let (n_traces, n_pings) = (upload.traces.len(), upload.pings.len());
+    let uploader = upload.agent.clone();
+    let stats = crate::web::upload_stats(
+        header_str(headers, header::USER_AGENT).ok().flatten(),
+        received_ms,
+        &upload,
+    );
     let (tx, rx) = tokio::sync::oneshot::channel();
     app.writer
         .send(Job::Upload(upload, tx))
@@ -115,6 +121,7 @@ async fn ingest_request(
         .await
         .map_err(|_| Reject::new(503, "store_unavailable", "store writer stopped"))?
         .map_err(|e| Reject::new(503, "store_unavailable", format!("store: {e}")))?;
+    app.web.note_upload(&uploader, stats);
     let total = t0.elapsed();
     if total >= SLOW_INGEST {
         tracing::debug!(

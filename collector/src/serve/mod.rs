@@ -76,6 +76,8 @@ pub struct App {
     pub bgp: Arc<RwLock<crate::bgp::model::Model>>,
     /// What the BMP listener read and dropped (for `/metrics`).
     pub bmp_counters: Arc<crate::bgp::bmp::Counters>,
+    /// The web view's viewer tokens, agents' latest uploads, live feed.
+    pub web: crate::web::WebState,
 }
 
 impl App {
@@ -237,6 +239,20 @@ pub async fn run(
         },
     )));
     let bmp_counters = Arc::new(crate::bgp::bmp::Counters::default());
+    let web = crate::web::WebState::new(&config.view).map_err(StartError::Input)?;
+    match &config.view {
+        config::ViewAccess::Open => {
+            tracing::info!(listen = %config.listen, "web view open to whoever reaches the listener")
+        }
+        config::ViewAccess::Tokens(f) => {
+            tracing::info!(file = %f.display(), "web view needs a viewer token")
+        }
+        config::ViewAccess::Closed => tracing::warn!(
+            listen = %config.listen,
+            "web view closed: the listener is beyond loopback; give --viewer-token-file or \
+             --public-view to open it"
+        ),
+    }
     if config.bgp.any() {
         metrics.register(Box::new(bgp::BgpCollector::new(
             bgp_model.clone(),
@@ -265,6 +281,7 @@ pub async fn run(
         store_health,
         bgp: bgp_model,
         bmp_counters,
+        web,
     });
 
     // `instrument`, not `span.enter()`: an entered span held across
@@ -274,6 +291,7 @@ pub async fn run(
         Background::spawn("retention", &stop_rx, retention_task(app.clone())),
         Background::spawn("tokens", &stop_rx, token_watch(app.clone())),
         Background::spawn("asn-tables", &stop_rx, table_watch(app.clone())),
+        Background::spawn("web-feed", &stop_rx, crate::web::feed_task(app.clone())),
     ];
     if app.config.bgp.any() {
         let (tx, rx) = tokio::sync::mpsc::channel(8192);
