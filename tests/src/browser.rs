@@ -67,17 +67,26 @@ const FLAGS: &[&str] = &[
     "--disable-background-timer-throttling",
     "--disable-renderer-backgrounding",
     "--disable-backgrounding-occluded-windows",
-    "--disable-features=Translate,OptimizationHints,MediaRouter,InterestFeedContentSuggestions,CalculateNativeWinOcclusion,AutofillServerCommunication,CertificateTransparencyComponentUpdater",
+    // One list: a later --disable-features would replace this one.
+    // NetworkTimeServiceQuerying: clients2.google.com/time at startup.
+    "--disable-features=Translate,OptimizationHints,OptimizationGuideModelDownloading,MediaRouter,NetworkTimeServiceQuerying,InterestFeedContentSuggestions,CalculateNativeWinOcclusion,AutofillServerCommunication,CertificateTransparencyComponentUpdater,PrivacySandboxSettings4",
     "--safebrowsing-disable-auto-update",
     "--password-store=basic",
     "--use-mock-keychain",
     "--mute-audio",
     "--hide-scrollbars",
+    // Chromium 156 still asked accounts.google.com (sign-in) and
+    // update.googleapis.com (component updater) despite the flags above;
+    // point both at a closed loopback port.
+    "--gaia-url=http://127.0.0.1:9",
+    "--lso-url=http://127.0.0.1:9",
+    "--google-apis-url=http://127.0.0.1:9",
+    "--component-updater=url-source=http://127.0.0.1:9/,fast-update=0",
     // Defence in depth: anything that is not loopback (which Chromium always
     // connects to directly) goes to a proxy that does not exist, and no
     // name is ever resolved through DNS.
     "--proxy-server=http://127.0.0.1:9",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1, EXCLUDE [::1]",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE [::1]",
     "--remote-debugging-port=0",
 ];
 
@@ -147,6 +156,12 @@ fn is_timeout(e: &io::Error) -> bool {
 impl Browser {
     /// Starts Chromium headless with a fresh profile and connects to it.
     pub fn launch() -> anyhow::Result<Browser> {
+        Self::launch_with_args(&[])
+    }
+
+    /// [`Browser::launch`] with extra command-line flags after ours (for a
+    /// repeated switch, Chromium takes the last one).
+    pub fn launch_with_args(extra: &[&str]) -> anyhow::Result<Browser> {
         let exe = std::env::var_os("CHROMIUM")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_CHROMIUM));
@@ -162,6 +177,7 @@ impl Browser {
             let stderr = fs::File::create(profile.join("chromium-stderr.log"))?;
             let child = Command::new(&exe)
                 .args(FLAGS)
+                .args(extra)
                 .arg(format!("--user-data-dir={}", profile.display()))
                 .arg("about:blank")
                 .stdin(Stdio::null())

@@ -391,3 +391,82 @@ fn a_failed_navigation_is_an_error() {
     let err = format!("{err:#}");
     assert!(err.contains("ERR_CONNECTION_REFUSED"), "{err}");
 }
+
+#[test]
+fn a_dead_browser_is_a_clear_error_not_a_hang() {
+    let server = Server::start();
+    let mut browser = launch();
+    let (pid, profile) = (browser.pid(), browser.profile_dir().to_path_buf());
+    {
+        let mut page = browser.new_page(800, 600, false).unwrap();
+        page.navigate(&server.url("/tall.html")).unwrap();
+        // Kill the Chromium this test started, by its pid.
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let started = std::time::Instant::now();
+        let err = page.eval("1").unwrap_err();
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("Chromium died") || err.contains("lost the DevTools connection"),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "took {:?}",
+            started.elapsed()
+        );
+        // Later calls fail at once with the same cause.
+        let again = format!("{:#}", page.navigate(&server.url("/csp.html")).unwrap_err());
+        assert!(again.contains("Chromium"), "{again}");
+        // console_errors cannot fail, but says that it could not collect.
+        let errors = page.console_errors();
+        assert!(
+            errors.iter().any(|e| e.contains("could not collect")),
+            "{errors:#?}"
+        );
+    }
+    drop(browser);
+    assert!(
+        !profile.exists(),
+        "the profile {} survived",
+        profile.display()
+    );
+}
+
+/// Chromium's own traffic (updaters, sign-in, time, …) must never leave the
+/// machine. Route everything that is not loopback to a listener of ours
+/// instead of the dead proxy port, and check that nothing came to it.
+#[test]
+fn chromium_itself_asks_for_nothing_beyond_loopback() {
+    let server = Server::start();
+    let proxy = TcpListener::bind("127.0.0.1:0").unwrap();
+    proxy.set_nonblocking(true).unwrap();
+    let flag = format!("--proxy-server=http://{}", proxy.local_addr().unwrap());
+    let mut browser = Browser::launch_with_args(&[&flag])
+        .unwrap_or_else(|e| panic!("the browser tests need Chromium, and it did not start: {e:#}"));
+    let mut page = browser.new_page(800, 600, false).unwrap();
+    page.navigate(&server.url("/tall.html")).unwrap();
+    // Chromium's background requests came within a few seconds of startup.
+    thread::sleep(Duration::from_secs(3));
+    let mut asked = Vec::new();
+    while let Ok((mut conn, _)) = proxy.accept() {
+        conn.set_nonblocking(false).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        let mut buf = [0u8; 200];
+        let n = std::io::Read::read(&mut conn, &mut buf).unwrap_or(0);
+        asked.push(
+            String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        );
+    }
+    assert!(
+        asked.is_empty(),
+        "Chromium tried to reach the Internet: {asked:#?}"
+    );
+}
