@@ -77,11 +77,13 @@ const FLAGS: &[&str] = &[
     "--hide-scrollbars",
     // Chromium 156 still asked accounts.google.com (sign-in) and
     // update.googleapis.com (component updater) despite the flags above;
-    // point both at a closed loopback port.
-    "--gaia-url=http://127.0.0.1:9",
-    "--lso-url=http://127.0.0.1:9",
-    "--google-apis-url=http://127.0.0.1:9",
-    "--component-updater=url-source=http://127.0.0.1:9/,fast-update=0",
+    // point both at a closed loopback port. [::1], not 127.0.0.1: the
+    // sign-in origin is special (process isolation, ignoring the port), and
+    // the pages under test are on 127.0.0.1.
+    "--gaia-url=http://[::1]:9",
+    "--lso-url=http://[::1]:9",
+    "--google-apis-url=http://[::1]:9",
+    "--component-updater=url-source=http://[::1]:9/,fast-update=0",
     // Defence in depth: anything that is not loopback (which Chromium always
     // connects to directly) goes to a proxy that does not exist, and no
     // name is ever resolved through DNS.
@@ -129,11 +131,20 @@ fn fresh_profile_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// The last few lines of Chromium's stderr, for error messages.
+/// The last few lines of Chromium's stderr, for error messages, without
+/// the D-Bus complaints it always makes in a container without a bus.
 fn stderr_tail(profile: &Path) -> String {
     let text = fs::read_to_string(profile.join("chromium-stderr.log")).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("dbus/") && !l.contains("unexpected operator"))
+        .collect();
+    let tail = lines[lines.len().saturating_sub(10)..].join("\n");
+    if tail.is_empty() {
+        "(nothing)".to_string()
+    } else {
+        tail
+    }
 }
 
 /// Removes the profile directory; retried because Chromium's helpers may

@@ -182,6 +182,28 @@ setTimeout(function () {
     }
 }
 
+/// A scratch directory, removed on drop (a failed test too).
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(what: &str) -> TempDir {
+        let dir =
+            std::env::temp_dir().join(format!("tumen-browser-test-{what}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn launch() -> Browser {
     Browser::launch()
         .unwrap_or_else(|e| panic!("the browser tests need Chromium, and it did not start: {e:#}"))
@@ -232,6 +254,7 @@ fn csp_blocks_the_inline_script_and_the_violation_is_reported() {
     assert!(!server.requests_for("/csp.html").is_empty());
 
     let errors = page.console_errors();
+    eprintln!("the CSP page's errors: {errors:#?}");
     assert!(
         errors
             .iter()
@@ -273,8 +296,8 @@ fn an_uncaught_error_is_reported() {
 #[test]
 fn navigate_eval_wait_headers_and_screenshots() {
     let server = Server::start();
-    let dir = std::env::temp_dir().join(format!("tumen-browser-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("screenshots");
+    let dir = dir.path();
     let mut browser = launch();
     let (pid, profile) = (browser.pid(), browser.profile_dir().to_path_buf());
     {
@@ -291,6 +314,11 @@ fn navigate_eval_wait_headers_and_screenshots() {
                 assert_eq!(
                     s.headers.get("authorization").map(String::as_str),
                     Some("Bearer x"),
+                    "{path}: {s:?}"
+                );
+                // Nothing of Chromium's own (sign-in headers and the like).
+                assert!(
+                    !s.headers.keys().any(|k| k.starts_with("x-chrome")),
                     "{path}: {s:?}"
                 );
             }
@@ -363,7 +391,6 @@ fn navigate_eval_wait_headers_and_screenshots() {
     }
 
     drop(browser);
-    std::fs::remove_dir_all(&dir).unwrap();
     assert!(
         !profile.exists(),
         "the profile {} survived",
@@ -409,6 +436,7 @@ fn a_dead_browser_is_a_clear_error_not_a_hang() {
         let started = std::time::Instant::now();
         let err = page.eval("1").unwrap_err();
         let err = format!("{err:#}");
+        eprintln!("after the kill: {err}");
         assert!(
             err.contains("Chromium died") || err.contains("lost the DevTools connection"),
             "{err}"
