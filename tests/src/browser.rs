@@ -604,6 +604,8 @@ impl Page<'_> {
 
     /// Navigates to `url` and waits (30 s at most) for its load event; an
     /// error if the navigation itself fails (DNS, refused connection, …).
+    /// A same-document navigation (only the `#fragment` changes) fires no
+    /// load event: use [`Page::eval`] with `location.hash = …` for those.
     pub fn navigate(&mut self, url: &str) -> anyhow::Result<()> {
         let deadline = Instant::now() + NAVIGATE_TIMEOUT;
         self.process_buffered();
