@@ -11,6 +11,7 @@
 
 pub mod bgp;
 pub mod bird;
+pub mod browser;
 pub mod demo;
 pub mod expect;
 pub mod lab;
