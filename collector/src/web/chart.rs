@@ -23,7 +23,9 @@ impl Palette {
         Self { names: n }
     }
     pub fn class(&self, name: &str) -> &'static str {
-        const C: [&str; 8] = ["up-0", "up-1", "up-2", "up-3", "up-4", "up-5", "up-6", "up-7"];
+        const C: [&str; 8] = [
+            "up-0", "up-1", "up-2", "up-3", "up-4", "up-5", "up-6", "up-7",
+        ];
         if name == "unknown" {
             return "up-unknown";
         }

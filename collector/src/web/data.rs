@@ -153,25 +153,46 @@ pub fn timeline(
         .filter(|e| prefix.is_none_or(|p| e.prefix == p.to_string()))
         .collect();
     sorted.sort_by_key(|e| (e.at_ms, e.id));
-    // The state at from_ms: undo the events newest first.
+    // The state at from_ms: undo the events newest first. A path that
+    // appeared after from_ms (its first trace sets it, with no event)
+    // joins when it appeared.
     let mut state: HashMap<(String, String), Option<String>> = HashMap::new();
+    let mut appear: Vec<(u64, (String, String), String)> = Vec::new();
     for ((agent, unit), s) in paths {
         if prefix.is_some_and(|p| p != *unit) {
             continue;
         }
-        // A path that appeared after from_ms (no event, first trace
-        // later) was not there yet.
-        let known = s.current.as_ref().map(|u| u.name.clone()).filter(|_| {
-            s.since_ms.is_none_or(|t| t <= from_ms) || s.changes > 0 || s.previous.is_some()
-        });
-        state.insert((agent.clone(), unit.to_string()), known);
+        let key = (agent.clone(), unit.to_string());
+        let Some(cur) = s.current.as_ref().map(|u| u.name.clone()) else {
+            continue;
+        };
+        match s.since_ms {
+            Some(t) if t > from_ms && s.changes == 0 && s.previous.is_none() => {
+                state.insert(key.clone(), None);
+                appear.push((t, key, cur));
+            }
+            _ => {
+                state.insert(key, Some(cur));
+            }
+        }
     }
     for e in sorted.iter().rev() {
-        state.insert(
-            (e.agent.clone(), e.prefix.clone()),
-            e.from_upstream.clone(),
-        );
+        state.insert((e.agent.clone(), e.prefix.clone()), e.from_upstream.clone());
     }
+    // Steps in time order: (time, path, new upstream, the event if any).
+    let mut steps: Vec<(u64, (String, String), String, Option<&EventRow>)> = sorted
+        .iter()
+        .map(|e| {
+            (
+                e.at_ms,
+                (e.agent.clone(), e.prefix.clone()),
+                e.to_upstream.clone(),
+                Some(*e),
+            )
+        })
+        .chain(appear.into_iter().map(|(t, k, u)| (t, k, u, None)))
+        .collect();
+    steps.sort_by_key(|s| (s.0, s.3.map(|e| e.id)));
     let mut out = Timeline::default();
     let mut record = |state: &HashMap<(String, String), Option<String>>, at: u64| {
         let mut per: BTreeMap<Option<IpNet>, BTreeMap<String, usize>> = BTreeMap::new();
@@ -190,7 +211,11 @@ pub fn timeline(
             let counts = per.get(&k).cloned().unwrap_or_default();
             let total: usize = counts.values().sum();
             let series = out.series.entry(k).or_default();
-            let names: BTreeSet<String> = series.keys().cloned().chain(counts.keys().cloned()).collect();
+            let names: BTreeSet<String> = series
+                .keys()
+                .cloned()
+                .chain(counts.keys().cloned())
+                .collect();
             for n in names {
                 let share = if total == 0 {
                     0.0
@@ -205,20 +230,21 @@ pub fn timeline(
         }
     };
     record(&state, from_ms);
+    let mut events = Vec::new();
     let mut i = 0;
-    while i < sorted.len() && sorted[i].at_ms <= until_ms {
-        let at = sorted[i].at_ms;
-        while i < sorted.len() && sorted[i].at_ms == at {
-            let e = sorted[i];
-            state.insert(
-                (e.agent.clone(), e.prefix.clone()),
-                Some(e.to_upstream.clone()),
-            );
-            out.events.push(e.clone());
+    while i < steps.len() && steps[i].0 <= until_ms {
+        let at = steps[i].0;
+        while i < steps.len() && steps[i].0 == at {
+            let (_, key, to, ev) = &steps[i];
+            state.insert(key.clone(), Some(to.clone()));
+            if let Some(e) = ev {
+                events.push((*e).clone());
+            }
             i += 1;
         }
         record(&state, at);
     }
+    out.events = events;
     if prefix.is_some() {
         out.series.retain(|k, _| k.is_some());
     }
@@ -383,7 +409,7 @@ mod tests {
         let t = timeline(&paths, &events, Some(unit(p)), 100, 300);
         let s = &t.series[&Some(unit(p))];
         assert_eq!(s["china-unicom"], [(100, 1.0), (200, 0.5)]);
-        assert_eq!(s["transtelecom"], [(100, 0.0), (200, 0.5)]);
+        assert_eq!(s["transtelecom"], [(200, 0.5)], "absent (0) before");
         assert_eq!(t.events.len(), 1, "only the event in range");
         assert_eq!(t.events[0].id, 1);
         // Over the whole time, with "all".
@@ -401,8 +427,10 @@ mod tests {
         paths.insert(("late".to_string(), unit(p)), state("transtelecom", 500, 0));
         let t = timeline(&paths, &[], Some(unit(p)), 100, 1000);
         let s = &t.series[&Some(unit(p))];
-        assert_eq!(s["china-unicom"], [(100, 1.0)]);
-        assert!(!s.contains_key("transtelecom"));
+        assert_eq!(s["china-unicom"], [(100, 1.0), (500, 0.5)]);
+        assert_eq!(s["transtelecom"], [(500, 0.5)], "joins when it appeared");
+        let t = timeline(&paths, &[], Some(unit(p)), 100, 400);
+        assert!(!t.series[&Some(unit(p))].contains_key("transtelecom"));
     }
 
     fn stored(agent: &str, at: u64, up: &str) -> StoredTrace {

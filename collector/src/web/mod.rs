@@ -226,7 +226,10 @@ async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
@@ -314,10 +317,7 @@ fn html(m: Markup) -> Response {
 }
 
 fn bad_request(text: &str) -> Response {
-    html_status(
-        StatusCode::BAD_REQUEST,
-        pages::message("Bad request", text),
-    )
+    html_status(StatusCode::BAD_REQUEST, pages::message("Bad request", text))
 }
 
 fn info(app: &App) -> PageInfo {
@@ -339,7 +339,13 @@ pub fn now_data(app: &App) -> data::Now {
     if app.config.bgp.any() {
         let m = app.bgp.read().unwrap_or_else(|p| p.into_inner());
         let f = |u: &IpNet| m.unit_shares(u).0;
-        data::now(&live, now_ms, silence_ms(app), Some(&f), Some(m.shares_all()))
+        data::now(
+            &live,
+            now_ms,
+            silence_ms(app),
+            Some(&f),
+            Some(m.shares_all()),
+        )
     } else {
         data::now(&live, now_ms, silence_ms(app), None, None)
     }
@@ -356,10 +362,7 @@ async fn now_page(State(app): State<Arc<App>>) -> Response {
     let now = now_data(&app);
     let bgp = app.config.bgp.any();
     let prefixes = if bgp {
-        app.bgp
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .prefixes()
+        app.bgp.read().unwrap_or_else(|p| p.into_inner()).prefixes()
     } else {
         Vec::new()
     };
@@ -625,7 +628,11 @@ async fn changes_page(
                 ..Default::default()
             })?;
             rows.retain(|r| {
-                prefix.is_none_or(|p| r.event.prefix.is_none_or(|q| q.contains(&p) || p.contains(&q)))
+                prefix.is_none_or(|p| {
+                    r.event
+                        .prefix
+                        .is_none_or(|q| q.contains(&p) || p.contains(&q))
+                })
             });
             rows.truncate(200);
             rows
@@ -810,7 +817,10 @@ fn change_id(id: &str) -> Result<i64, Box<Response>> {
     id.parse::<i64>().ok().filter(|i| *i > 0).ok_or_else(|| {
         Box::new(html_status(
             StatusCode::NOT_FOUND,
-            pages::message("No such change", "A change is named by its number, e.g. /changes/12."),
+            pages::message(
+                "No such change",
+                "A change is named by its number, e.g. /changes/12.",
+            ),
         ))
     })
 }
@@ -895,7 +905,10 @@ async fn bundle_file(
         _ => {
             return html_status(
                 StatusCode::NOT_FOUND,
-                pages::message("No such file", "Bundles are bundle.json, bundle.csv and bundle.md."),
+                pages::message(
+                    "No such file",
+                    "Bundles are bundle.json, bundle.csv and bundle.md.",
+                ),
             )
         }
     };
@@ -910,7 +923,10 @@ async fn bundle_file(
             serde_json::to_string_pretty(&bundle).unwrap_or_default(),
         ),
         "csv" => ("text/csv; charset=utf-8", bundle_csv(&bundle)),
-        _ => ("text/markdown; charset=utf-8", pages::bundle_markdown(&bundle)),
+        _ => (
+            "text/markdown; charset=utf-8",
+            pages::bundle_markdown(&bundle),
+        ),
     };
     let disposition = format!("attachment; filename=\"tumen-change-{id}.{kind}\"");
     let mut r = ([(header::CONTENT_TYPE, ctype)], body).into_response();
@@ -1073,9 +1089,10 @@ where
 {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::spawn(f(tx));
-    futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|e| (Ok(e), rx))
-    })
+    futures_util::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+    )
 }
 
 /// Keeps the live feed current: once a second, the Now view and the
@@ -1167,7 +1184,10 @@ mod tests {
     fn tokens_are_read_from_bearer_and_basic_and_nothing_else() {
         let mut h = HeaderMap::new();
         assert_eq!(presented(&h), None);
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
         assert_eq!(presented(&h).as_deref(), Some("abc"));
         // "viewer:s3cr3t-token-0000"
         h.insert(

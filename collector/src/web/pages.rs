@@ -59,7 +59,11 @@ fn time_el(ms: u64) -> Markup {
 /// `2026-12-05T17:03:12Z`.
 pub fn iso(ms: u64) -> String {
     let s = utc(ms);
-    format!("{}T{}Z", s.get(..10).unwrap_or(""), s.get(11..19).unwrap_or(""))
+    format!(
+        "{}T{}Z",
+        s.get(..10).unwrap_or(""),
+        s.get(11..19).unwrap_or("")
+    )
 }
 
 fn pct(f: f64) -> String {
@@ -364,7 +368,11 @@ fn bgp_table(bgp: &[BgpEventRow]) -> Markup {
 }
 
 /// One trace of the change detail, hop by hop.
-fn trace_table(t: Option<&crate::store::StoredTrace>, hops: Option<&Result<Vec<HopRow>, String>>, caption: &str) -> Markup {
+fn trace_table(
+    t: Option<&crate::store::StoredTrace>,
+    hops: Option<&Result<Vec<HopRow>, String>>,
+    caption: &str,
+) -> Markup {
     html! {
         @match (t, hops) {
             (Some(t), Some(Ok(rows))) => {
@@ -396,7 +404,11 @@ fn trace_table(t: Option<&crate::store::StoredTrace>, hops: Option<&Result<Vec<H
 #[allow(clippy::too_many_arguments)]
 pub fn change_view(
     e: &EventRow,
-    vps: &[(BeforeAfter, Option<Result<Vec<HopRow>, String>>, Option<Result<Vec<HopRow>, String>>)],
+    vps: &[(
+        BeforeAfter,
+        Option<Result<Vec<HopRow>, String>>,
+        Option<Result<Vec<HopRow>, String>>,
+    )],
     window: (u64, u64),
     bgp_routes: &[crate::bgp::model::PeerRoute],
     bgp_events: &[BgpEventRow],
@@ -554,7 +566,11 @@ pub fn bundle_markdown(b: &super::Bundle) -> String {
                         "### {label}: {} · upstream {}{}\n",
                         when(t.start_ms),
                         md(&t.upstream),
-                        if t.entered { " · entered the target" } else { "" }
+                        if t.entered {
+                            " · entered the target"
+                        } else {
+                            ""
+                        }
                     );
                     let _ = writeln!(s, "| TTL | Address | Name | AS | Organisation | RTT |");
                     let _ = writeln!(s, "|---:|---|---|---|---|---:|");
