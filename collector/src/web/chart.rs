@@ -338,7 +338,7 @@ pub fn shares_chart(
     html! {
         figure class="chart" {
             svg xmlns="http://www.w3.org/2000/svg" class="shares" viewBox=(format!("0 0 {W} {H}"))
-                width="100%" preserveAspectRatio="none" role="img" aria-label=(title) {
+                width="100%" role="img" aria-label=(title) {
                 title { (title) }
                 g class="grid" {
                     @for (v, label) in [(0.0, "0 %"), (0.5, "50 %"), (1.0, "100 %")] {
@@ -427,6 +427,9 @@ pub(crate) mod tests {
                 "control character {c:?}"
             );
         }
+        // The page's CSP: no inline style nor script.
+        assert!(!s.contains(" style="), "inline style");
+        assert!(!s.contains("<script"), "inline script");
         let mut stack: Vec<&str> = Vec::new();
         let mut i = 0;
         let b = s.as_bytes();
@@ -536,6 +539,41 @@ pub(crate) mod tests {
         );
         assert_eq!(truncate("abcdef", 4), "abc…");
         assert_eq!(truncate("abcd", 4), "abcd");
+    }
+
+    #[test]
+    fn stylesheet_has_every_class_drawn() {
+        let css = include_str!("assets/charts.css");
+        let mut classes: Vec<String> = SLOTS.iter().map(|s| (*s).to_owned()).collect();
+        classes.extend(["up-other".into(), "up-unknown".into()]);
+        for c in &classes {
+            assert!(css.contains(&format!(".{c} {{")), "{c}");
+            assert!(css.contains(&format!(".swatch.{c} {{")), "swatch {c}");
+        }
+        for c in [
+            ".area",
+            ".grid-line",
+            ".axis-label",
+            ".mark ",
+            ".mark-hit",
+            ".edge ",
+            ".node > rect",
+            ".node.upstream",
+            ".legend",
+            ".chart-empty",
+            ".graph-empty",
+        ] {
+            assert!(css.contains(c), "{c}");
+        }
+        let dark = &css[css
+            .find("@media (prefers-color-scheme: dark)")
+            .expect("dark")..];
+        assert!(dark.contains("--up-7: #D9D9D9"));
+        for hue in [
+            "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000",
+        ] {
+            assert!(css.contains(hue), "{hue}");
+        }
     }
 
     #[test]
