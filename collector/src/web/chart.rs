@@ -103,7 +103,7 @@ pub struct Mark {
 const W: f64 = 1000.0;
 const H: f64 = 300.0;
 const LEFT: f64 = 48.0;
-const RIGHT: f64 = 12.0;
+const RIGHT: f64 = 40.0;
 const TOP: f64 = 10.0;
 const BOTTOM: f64 = 28.0;
 const PW: f64 = W - LEFT - RIGHT;
@@ -617,7 +617,10 @@ pub(crate) mod tests {
         // TransTeleCom from the switch to the right edge.
         assert_eq!(tt.iter().cloned().fold(f64::MAX, f64::min), mid);
         assert_eq!(tt.iter().cloned().fold(f64::MIN, f64::max), LEFT + PW);
-        assert_eq!(path_d(&out, "up-0"), "M48 272V10H518V272H48Z");
+        assert_eq!(
+            path_d(&out, "up-0"),
+            format!("M48 272V10H{}V272H48Z", num(mid))
+        );
         assert!(out.contains("<title>china-unicom</title>"));
         assert!(out.contains("class=\"swatch up-1\""));
         assert!(out.contains("role=\"img\""));
@@ -643,11 +646,11 @@ pub(crate) mod tests {
             assert!(!(x > gap.start && x < gap.end), "x {x} inside the gap: {d}");
         }
         // Half share: the second area goes from the middle of the plot down.
+        let x3 = num(LEFT + 3.0 * PW / 4.0);
         assert!(d.ends_with(&format!(
-            "M{} 272V{}H988V272H{}Z",
-            753,
+            "M{x3} 272V{}H{}V272H{x3}Z",
             num(TOP + PH / 2.0),
-            753
+            num(LEFT + PW)
         )));
         // All zero: the empty variant.
         let zero = [Series {
