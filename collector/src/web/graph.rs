@@ -259,6 +259,14 @@ pub fn paths_graph(paths: &[GraphPath], palette: &Palette) -> Markup {
             nodes.len() - 1
         })
     };
+    // The vantage points first, in name order: the first ordering sweep
+    // starts from it.
+    for i in 0..agents.len().min(MAX_VPS) {
+        node(&mut nodes, Key::Vp(i), Kind::Vp);
+    }
+    if agents.len() > MAX_VPS {
+        node(&mut nodes, Key::MoreVps, Kind::Vp);
+    }
     // Edge (from, to) → paths along it.
     let mut edges: BTreeMap<(usize, usize), usize> = BTreeMap::new();
     for (pi, p) in paths.iter().enumerate() {
@@ -417,7 +425,7 @@ fn tooltip(node: &Node, paths: &[GraphPath]) -> String {
             let reached = node.paths.iter().filter(|&&pi| paths[pi].reached).count();
             let _ = write!(
                 t,
-                "\n{} paths traced, {reached} reached the /24",
+                "\n{} paths traced, {reached} reached their /24",
                 node.paths.len()
             );
         }
@@ -601,6 +609,40 @@ mod tests {
         // Crossing reduction: the /24s reached from vp-a only sit below or
         // above consistently; every row within the SVG.
         assert!(out.contains("viewBox=\"0 0 1030 80\""), "{}", &out[..300]);
+    }
+
+    /// The y of node `id`'s box.
+    fn node_y(s: &str, id: &str) -> f64 {
+        let e = node_elem(s, id);
+        let at = e.find("<rect x=").unwrap();
+        let y = at + e[at..].find(" y=\"").unwrap() + 4;
+        e[y..y + e[y..].find('"').unwrap()].parse().unwrap()
+    }
+
+    #[test]
+    fn ordering_removes_crossings() {
+        // In input order the ASes would cross: b's AS first, a's second,
+        // while a is above b.
+        let paths = [
+            path(
+                "b",
+                "198.18.1.0/24",
+                vec![hop(Some(10), None, (1, 1), None)],
+            ),
+            path(
+                "a",
+                "198.18.2.0/24",
+                vec![hop(Some(20), None, (1, 1), None)],
+            ),
+        ];
+        let out = paths_graph(&paths, &Palette::default()).into_string();
+        check_xml(&out);
+        assert!(node_y(&out, "vp-0") < node_y(&out, "vp-1"));
+        assert!(node_y(&out, "as-20") < node_y(&out, "as-10"));
+        assert!(node_y(&out, "pfx-198.18.2.0/24") < node_y(&out, "pfx-198.18.1.0/24"));
+        assert!(node_elem(&out, "vp-0").contains(">a</text>"));
+        // Deterministic.
+        assert_eq!(out, paths_graph(&paths, &Palette::default()).into_string());
     }
 
     #[test]
