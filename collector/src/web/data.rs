@@ -126,11 +126,18 @@ pub fn routes_fingerprint(paths: &BTreeMap<PathKey, PathState>) -> u64 {
     h.finish()
 }
 
+/// Per upstream, (time, share) steps.
+pub type ShareSteps = BTreeMap<String, Vec<(u64, f64)>>;
+
+/// A step of the replay: (time, (agent, /24), the new upstream, the
+/// event if it is one).
+type Step<'a> = (u64, (String, String), String, Option<&'a EventRow>);
+
 /// Upstream shares over time, replayed from change events.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Timeline {
     /// Per /24 (and `None` = all): per upstream, (time, share) steps.
-    pub series: BTreeMap<Option<IpNet>, BTreeMap<String, Vec<(u64, f64)>>>,
+    pub series: BTreeMap<Option<IpNet>, ShareSteps>,
     /// Events within the range, oldest first.
     pub events: Vec<EventRow>,
 }
@@ -180,7 +187,7 @@ pub fn timeline(
         state.insert((e.agent.clone(), e.prefix.clone()), e.from_upstream.clone());
     }
     // Steps in time order: (time, path, new upstream, the event if any).
-    let mut steps: Vec<(u64, (String, String), String, Option<&EventRow>)> = sorted
+    let mut steps: Vec<Step<'_>> = sorted
         .iter()
         .map(|e| {
             (

@@ -303,11 +303,16 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// A rendered page. maud escaped every value; control characters (which
+/// HTML forbids and terminals obey) are replaced in the whole page too,
+/// wherever a label reached it.
 fn html_status(status: StatusCode, m: Markup) -> Response {
+    let page = m.into_string();
+    let page = chart::clean(&page).into_owned();
     (
         status,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        m.into_string(),
+        page,
     )
         .into_response()
 }
@@ -424,16 +429,16 @@ async fn timeline_page(
         "1d" => (now_ms.saturating_sub(86_400_000), now_ms),
         "30d" => (now_ms.saturating_sub(30 * 86_400_000), now_ms),
         "custom" => {
-            let t = |s: Option<&str>, what: &str| -> Result<u64, Response> {
+            let t = |s: Option<&str>, what: &str| -> Result<u64, String> {
                 let s = s.unwrap_or("");
                 crate::bgp::timeline::parse_time(s)
                     .map(|secs| secs.saturating_mul(1000))
-                    .map_err(|e| bad_request(&format!("{what} {s:?}: {e}")))
+                    .map_err(|e| format!("{what} {s:?}: {e}"))
             };
             match (t(q.from.as_deref(), "from"), t(q.until.as_deref(), "until")) {
                 (Ok(f), Ok(u)) if f < u => (f, u),
                 (Ok(_), Ok(_)) => return bad_request("from must be before until"),
-                (Err(r), _) | (_, Err(r)) => return r,
+                (Err(e), _) | (_, Err(e)) => return bad_request(&e),
             }
         }
         other => {
@@ -761,7 +766,17 @@ async fn gather(app: &Arc<App>, id: i64) -> Result<Option<(Bundle, Vec<BeforeAft
     };
     let asn_of = |a| crate::infer::AsnLookup::asn(&lookup, a);
     let org_of = |asn: u32| app.orgs.of(asn).map(str::to_string);
-    let ptr = |a| app.dns.as_ref().and_then(|d| d.cached_ptr(a));
+    // A name not yet known is asked for: the next view of the change
+    // shows it.
+    let ptr = |a| {
+        app.dns.as_ref().and_then(|d| {
+            let name = d.cached_ptr(a);
+            if name.is_none() {
+                d.request(a);
+            }
+            name
+        })
+    };
     let evidence = |t: &crate::store::StoredTrace| TraceEvidence {
         id: t.id.clone(),
         start_ms: t.start_ms,

@@ -128,19 +128,26 @@ pub struct PageInfo {
 pub fn shares_cell(shares: &Shares, palette: &Palette) -> Markup {
     let mut v: Vec<(&String, &f64)> = shares.iter().collect();
     v.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
-    let mut x = 0.0;
+    // Each segment starts where the ones before it end.
+    let starts: Vec<f64> = v
+        .iter()
+        .scan(0.0, |x, (_, f)| {
+            let at = *x;
+            *x += **f * 100.0;
+            Some(at)
+        })
+        .collect();
     html! {
         @if v.is_empty() {
             span.none { "no data" }
         } @else {
             svg.bar viewBox="0 0 100 10" preserveAspectRatio="none" aria-hidden="true" {
-                @for (name, f) in &v {
+                @for ((name, f), x) in v.iter().zip(&starts) {
                     @let w = **f * 100.0;
                     rect class=(palette.class(name)) x=(format!("{x:.3}")) y="0"
                         width=(format!("{w:.3}")) height="10" {
                         title { (clean(name)) " " (pct(**f)) }
                     }
-                    @let _ = { x += w; };
                 }
             }
             ul.shares {
@@ -193,7 +200,7 @@ pub fn now_view(now: &Now, bgp: bool, bgp_prefixes: &[crate::bgp::model::PrefixV
             @if now.all.data.is_empty() {
                 "No live vantage point has traced the target yet."
             } @else {
-                "Over all /24s, from " (now.all.vps) " live vantage points: " (headline) "."
+                "Over all /24s, from " (now.all.vps) " live vantage points: " (clean(&headline)) "."
             }
         }
         div.table-wrap {
@@ -400,15 +407,18 @@ fn trace_table(
     }
 }
 
+/// A vantage point of the change detail: its traces, and their hops
+/// before and after (an error when a stored line does not read back).
+pub type VpRows = (
+    BeforeAfter,
+    Option<Result<Vec<HopRow>, String>>,
+    Option<Result<Vec<HopRow>, String>>,
+);
+
 /// The change detail.
-#[allow(clippy::too_many_arguments)]
 pub fn change_view(
     e: &EventRow,
-    vps: &[(
-        BeforeAfter,
-        Option<Result<Vec<HopRow>, String>>,
-        Option<Result<Vec<HopRow>, String>>,
-    )],
+    vps: &[VpRows],
     window: (u64, u64),
     bgp_routes: &[crate::bgp::model::PeerRoute],
     bgp_events: &[BgpEventRow],
@@ -617,4 +627,72 @@ pub fn bundle_markdown(b: &super::Bundle) -> String {
 /// Shares as "a 67%, b 33%" for places without a bar.
 pub fn shares_line(s: &BTreeMap<String, f64>) -> String {
     crate::bgp::model::shares_text(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bgp::model::{BgpEvent, EventKind, PeerRoute};
+    use crate::paths::Upstream;
+
+    const HOSTILE: &str = "<script>alert(\"x\")</script>'\"\u{7}";
+
+    /// BGP data (a BMP router's sysName, a peer's name, an AS path from
+    /// the wire, an organisation) is attacker-controlled: text only.
+    #[test]
+    fn bgp_routes_and_events_render_hostile_labels_as_text() {
+        let e = EventRow {
+            id: 7,
+            agent: HOSTILE.into(),
+            prefix: "198.18.177.0/24".into(),
+            at_ms: 1_000,
+            from_upstream: Some(HOSTILE.into()),
+            from_asn: None,
+            to_upstream: HOSTILE.into(),
+            to_asn: None,
+            trace_id: "t".into(),
+            evidence: serde_json::Value::Null,
+        };
+        let up = Upstream {
+            name: HOSTILE.into(),
+            asn: Some(1),
+        };
+        let routes = [PeerRoute {
+            peer: HOSTILE.into(),
+            source: HOSTILE.into(),
+            prefix: "198.18.176.0/22".parse().expect("p"),
+            path: HOSTILE.into(),
+            origin: Some(1),
+            upstream: Some(up.clone()),
+            since_ms: 0,
+        }];
+        let events = [BgpEventRow {
+            id: 1,
+            event: BgpEvent {
+                at_ms: 1,
+                kind: EventKind::UpstreamChange,
+                source: HOSTILE.into(),
+                peer: Some(HOSTILE.into()),
+                prefix: Some("198.18.176.0/22".parse().expect("p")),
+                from: Some(up.clone()),
+                to: Some(up),
+                path: Some(HOSTILE.into()),
+                detail: Some(HOSTILE.into()),
+            },
+        }];
+        let page = change_view(&e, &[], (0, 1), &routes, &events, true).into_string();
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(!page.contains('\u{7}'), "control character kept");
+        assert!(
+            page.matches("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;'&quot;")
+                .count()
+                >= 8,
+            "{page}"
+        );
+        let list = changes_view(&[e], &events, &[], None, 10).into_string();
+        assert!(
+            !list.contains("<script>") && !list.contains('\u{7}'),
+            "{list}"
+        );
+    }
 }

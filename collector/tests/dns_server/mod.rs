@@ -164,7 +164,12 @@ fn answer(shared: &Shared, packet: &[u8], over_udp: bool) -> Option<Vec<u8>> {
             response.add_answer(Record::from_rdata(
                 query.name().clone(),
                 *ttl,
-                RData::PTR(PTR(Name::from_ascii(target).unwrap())),
+                // Any bytes in a label (a hostile name, for the web view's
+                // escaping tests), not only what a zone file may spell.
+                RData::PTR(PTR(Name::from_ascii(target).unwrap_or_else(|_| {
+                    Name::from_labels(target.trim_end_matches('.').split('.').map(str::as_bytes))
+                        .expect("labels")
+                }))),
             ));
         }
         _ => response.metadata.response_code = ResponseCode::NXDomain,
