@@ -33,7 +33,6 @@ use tumen_lab::stack::{Stack, StackConfig};
 use tumen_lab::Scenario;
 
 #[path = "../../collector/tests/dns_server/mod.rs"]
-#[allow(dead_code)]
 mod dns_server;
 
 fn bin_dir() -> PathBuf {

@@ -149,6 +149,7 @@ pub struct Timeline {
 /// their agent is live (history keeps what was measured).
 pub fn timeline(
     paths: &BTreeMap<PathKey, PathState>,
+    first_seen: &dyn Fn(&str) -> Option<u64>,
     events: &[EventRow],
     prefix: Option<IpNet>,
     from_ms: u64,
@@ -185,6 +186,16 @@ pub fn timeline(
     }
     for e in sorted.iter().rev() {
         state.insert((e.agent.clone(), e.prefix.clone()), e.from_upstream.clone());
+    }
+    // No path is older than its agent: one that changed since, seen first
+    // after from_ms, joins when its agent was first seen.
+    for (key, up) in state.iter_mut() {
+        if let (Some(t), Some(u)) = (first_seen(&key.0).filter(|&t| t > from_ms), up.clone()) {
+            if !appear.iter().any(|(_, k, _)| k == key) {
+                appear.push((t, key.clone(), u));
+                *up = None;
+            }
+        }
     }
     // Steps in time order: (time, path, new upstream, the event if any).
     let mut steps: Vec<Step<'_>> = sorted
@@ -413,14 +424,14 @@ mod tests {
             event(2, "a", p, 400, "transtelecom", "china-unicom"),
             event(1, "a", p, 200, "china-unicom", "transtelecom"),
         ];
-        let t = timeline(&paths, &events, Some(unit(p)), 100, 300);
+        let t = timeline(&paths, &|_| None, &events, Some(unit(p)), 100, 300);
         let s = &t.series[&Some(unit(p))];
         assert_eq!(s["china-unicom"], [(100, 1.0), (200, 0.5)]);
         assert_eq!(s["transtelecom"], [(200, 0.5)], "absent (0) before");
         assert_eq!(t.events.len(), 1, "only the event in range");
         assert_eq!(t.events[0].id, 1);
         // Over the whole time, with "all".
-        let t = timeline(&paths, &events, None, 0, 1000);
+        let t = timeline(&paths, &|_| None, &events, None, 0, 1000);
         let all = &t.series[&None];
         assert_eq!(all["china-unicom"], [(0, 1.0), (200, 0.5), (400, 1.0)]);
         assert_eq!(t.events.len(), 2);
@@ -432,12 +443,25 @@ mod tests {
         let mut paths = BTreeMap::new();
         paths.insert(("a".to_string(), unit(p)), state("china-unicom", 10, 0));
         paths.insert(("late".to_string(), unit(p)), state("transtelecom", 500, 0));
-        let t = timeline(&paths, &[], Some(unit(p)), 100, 1000);
+        let t = timeline(&paths, &|_| None, &[], Some(unit(p)), 100, 1000);
         let s = &t.series[&Some(unit(p))];
         assert_eq!(s["china-unicom"], [(100, 1.0), (500, 0.5)]);
         assert_eq!(s["transtelecom"], [(500, 0.5)], "joins when it appeared");
-        let t = timeline(&paths, &[], Some(unit(p)), 100, 400);
+        let t = timeline(&paths, &|_| None, &[], Some(unit(p)), 100, 400);
         assert!(!t.series[&Some(unit(p))].contains_key("transtelecom"));
+        // A path that changed (its first trace made no event) is no older
+        // than its agent, first seen at 50.
+        let mut paths = BTreeMap::new();
+        paths.insert(("a".to_string(), unit(p)), state("china-unicom", 10, 1));
+        let t = timeline(
+            &paths,
+            &|a| (a == "a").then_some(50),
+            &[],
+            Some(unit(p)),
+            0,
+            400,
+        );
+        assert_eq!(t.series[&Some(unit(p))]["china-unicom"], [(50, 1.0)]);
     }
 
     fn stored(agent: &str, at: u64, up: &str) -> StoredTrace {

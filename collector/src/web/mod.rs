@@ -462,7 +462,8 @@ async fn timeline_page(
     let truncated = events.len() >= TIMELINE_EVENTS;
     let tl = {
         let live = app.live.read().unwrap_or_else(|p| p.into_inner());
-        data::timeline(&live.paths, &events, prefix, from_ms, until_ms)
+        let first_seen = |a: &str| live.agents.get(a).map(|i| i.first_seen_ms);
+        data::timeline(&live.paths, &first_seen, &events, prefix, from_ms, until_ms)
     };
     let names = tl
         .series
