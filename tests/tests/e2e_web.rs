@@ -150,8 +150,13 @@ fn wait<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// One test at a time: each starts a collector and a browser, and the
+/// stack's collector listens on every address.
+static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn dprk_2017_in_a_real_browser_now_changes_evidence_paths_and_bundle() {
+    let _one = ONE.lock().unwrap_or_else(|p| p.into_inner());
     let tmp = common::loopback::Scratch::new("e2e-web");
     let token = format!(
         "viewer-{}{}",
@@ -197,7 +202,12 @@ fn dprk_2017_in_a_real_browser_now_changes_evidence_paths_and_bundle() {
     let rows = page
         .eval("document.querySelectorAll('#now tbody tr').length")
         .expect("rows");
-    assert_eq!(rows.as_u64(), before.as_object().map(|o| o.len() as u64));
+    if rows.as_u64() != before.as_object().map(|o| o.len() as u64) {
+        let html = page
+            .eval("document.getElementById('now').outerHTML + ' updated=' + document.body.getAttribute('data-updated')")
+            .unwrap_or_default();
+        panic!("{rows} rows, expected those of {before}:\n{html}");
+    }
     page.wait_for(
         "document.getElementById('live-status').textContent === 'live'",
         Duration::from_secs(10),
@@ -398,6 +408,7 @@ const HOSTILE: &str =
 
 #[test]
 fn hostile_labels_render_as_text_in_the_browser_and_run_nothing() {
+    let _one = ONE.lock().unwrap_or_else(|p| p.into_inner());
     use tumen_collector::paths::{AsHop, Change, PathState, Route, Upstream};
     use tumen_collector::state::AgentInfo;
     use tumen_collector::store::{sqlite::SqliteStore, Store, TraceRow};

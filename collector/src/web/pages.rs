@@ -170,17 +170,17 @@ fn now_row(r: &NowRow, palette: &Palette, bgp: bool, now_ms: u64) -> Markup {
                     a href=(format!("/timeline?prefix={}", r.prefix)) { (r.prefix) }
                 }
             }
-            td data-field="data" { (shares_cell(&r.data, palette)) }
+            td data-field="data" data-label="Data plane" { (shares_cell(&r.data, palette)) }
             @if bgp {
-                td data-field="bgp" {
+                td data-field="bgp" data-label="Control plane (BGP)" {
                     @match &r.bgp { Some(b) => (shares_cell(b, palette)), None => span.none { "no data" } }
                 }
             }
-            td data-field="reachable" {
+            td data-field="reachable" data-label="Reachable" {
                 @match r.reachable { Some(f) => (pct(f)), None => "–" }
             }
-            td data-field="vps" { (r.vps) }
-            td data-field="last_change" {
+            td data-field="vps" data-label="Vantage points" { (r.vps) }
+            td data-field="last_change" data-label="Last change" {
                 @match r.last_change_ms {
                     Some(ms) => { (time_el(ms)) br; small { (ago(now_ms, ms)) } }
                     None => "none seen"

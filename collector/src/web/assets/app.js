@@ -82,11 +82,17 @@
     return new Date(ms).toISOString().slice(0, 19).replace('T', ' ') + ' UTC';
   }
 
+  var LABELS = {
+    data: 'Data plane', bgp: 'Control plane (BGP)', reachable: 'Reachable',
+    vps: 'Vantage points', last_change: 'Last change'
+  };
+
   function cell(tr, field) {
     var td = tr.querySelector('td[data-field="' + field + '"]');
     if (!td) {
       td = document.createElement('td');
       td.setAttribute('data-field', field);
+      td.setAttribute('data-label', LABELS[field] || field);
       tr.appendChild(td);
     }
     return td;
