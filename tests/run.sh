@@ -6,7 +6,8 @@
 # traceroute, scamper and ping as
 # independent oracles; python3 and openssl for the delivery tests;
 # prometheus and prometheus-alertmanager for the end-to-end alert test;
-# cargo-audit), then runs, and fails on the first failure of:
+# chromium (and a font) for the web view's browser test; cargo-audit),
+# then runs, and fails on the first failure of:
 #   cargo fmt --check
 #   cargo clippy --all-targets -- -D warnings
 #   cargo test --workspace          (unit tests and the lab tests: needs root)
@@ -42,17 +43,19 @@ need=()
 for pair in ip:iproute2 nft:nftables traceroute:traceroute scamper:scamper ping:iputils-ping \
             sysctl:procps setpriv:util-linux setcap:libcap2-bin python3:python3 openssl:openssl \
             prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager bird:bird2 \
-            gobgpd:gobgpd bgpdump:bgpdump; do
+            gobgpd:gobgpd bgpdump:bgpdump chromium:chromium; do
   tool=${pair%%:*}; pkg=${pair#*:}
   command -v "$tool" >/dev/null 2>&1 || need+=("$pkg")
 done
+# The browser test's screenshots need one font.
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-echo "ok: ip nft traceroute scamper ping sysctl setpriv python3 openssl prometheus alertmanager"
+echo "ok: ip nft traceroute scamper ping sysctl setpriv python3 openssl prometheus alertmanager bird gobgpd bgpdump chromium"
 
 say "cargo tools"
 if ! cargo audit --version >/dev/null 2>&1; then

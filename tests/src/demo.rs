@@ -365,7 +365,7 @@ pub fn render(v: &View) -> Vec<String> {
         paint("Tumen demo: the dprk-2017 lab", "1", c)
     )));
     top.push(t(format!(
-        "on 127.0.0.1: collector :{}/metrics  Prometheus :{}  Alertmanager :{}",
+        "on 127.0.0.1: web view :{}/  Prometheus :{}  Alertmanager :{}",
         v.collector_port, v.prometheus_port, v.alertmanager_port
     )));
     top.push(t(

@@ -574,11 +574,15 @@ mod demo {
         let rules = rules
             .or_else(found_rules)
             .context("deploy/prometheus not found: give --rules DIR")?;
-        let cfg = if defaults {
+        let mut cfg = if defaults {
             StackConfig::defaults(bin_dir, rules)
         } else {
             StackConfig::tight(bin_dir, rules)
         };
+        // The collector listens on every address (the agents reach it over
+        // the lab's management links): its web view, open on purpose for
+        // the demo, is at http://127.0.0.1:PORT/.
+        cfg.collector_toml = Some("public_view = true\n".into());
         eprintln!("tumen-lab demo: starting the lab, agents, collector, Prometheus, Alertmanager");
         let started = Instant::now();
         let mut stack = Stack::up(&cfg)?;
