@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 mod dns_server;
+mod seed;
 
 use serde_json::{json, Value};
 use tumen_collector::serve::{self, auth, RawConfig};
@@ -651,89 +652,20 @@ async fn a_listener_beyond_loopback_keeps_the_view_closed_unless_made_public() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_agent_ids_ptr_names_and_refusals_render_as_text() {
-    use tumen_collector::paths::{AsHop, Change, PathState, Route, Upstream};
-    use tumen_collector::state::AgentInfo;
-    use tumen_collector::store::{sqlite::SqliteStore, Store, TraceRow};
-
     let set = setup(&["vp-a"]);
     let now = now_ms();
     // A stored agent whose id is hostile (the token file refuses such
     // names today; a database is not bound by that).
-    {
-        let mut store = SqliteStore::open(&set.dir.path().join("c.db")).expect("open");
-        let pack = store.pack();
-        let unit: ipnet::IpNet = "175.45.177.0/24".parse().expect("unit");
-        let key = (HOSTILE.to_string(), unit);
-        let cu = Upstream {
-            name: "china-unicom".into(),
-            asn: Some(4837),
-        };
-        let ttk = Upstream {
-            name: HOSTILE.into(),
-            asn: Some(20485),
-        };
-        let line = trace(HOSTILE, 9, "175.45.177.10", now - 5000, TTK);
-        let mut tx = store.transaction().expect("tx");
-        tx.put_agent(&AgentInfo {
-            name: HOSTILE.into(),
-            first_seen_ms: now - 10_000,
-            last_seen_ms: now,
-            traces: 1,
-            pings: 0,
-        })
-        .expect("agent");
-        let state = PathState {
-            current: Some(ttk.clone()),
-            since_ms: Some(now - 5000),
-            previous: Some(cu.clone()),
-            changes: 1,
-            last_trace_ms: Some(now - 5000),
-            route: Some(Route {
-                hops: vec![AsHop {
-                    asn: Some(20485),
-                    org: Some(HOSTILE.into()),
-                    first_ttl: 3,
-                    last_ttl: 4,
-                    rtt_ms: Some(12.0),
-                }],
-                reached: true,
-                dest_ttl: Some(5),
-                dest_rtt_ms: Some(90.0),
-            }),
-            ..PathState::default()
-        };
-        tx.put_path(&key, &state, now).expect("path");
-        tx.put_event(
-            &key,
-            &Change {
-                from: Some(cu),
-                to: ttk,
-                at_ms: now - 5000,
-                trace_id: format!("{:032x}", 9),
-                evidence: Default::default(),
-            },
-            now,
-        )
-        .expect("event");
-        let packed = pack(&line);
-        tx.insert_trace(
-            &TraceRow {
-                id: &format!("{:032x}", 9),
-                agent: HOSTILE,
-                prefix: unit,
-                dst: "175.45.177.10".parse().expect("dst"),
-                start_ms: now - 5000,
-                upstream: HOSTILE,
-                upstream_asn: Some(20485),
-                entered: true,
-                confidence: 1.0,
-                record: &packed,
-            },
-            now,
-        )
-        .expect("trace");
-        tx.commit().expect("commit");
-    }
+    let line = trace(HOSTILE, 9, "175.45.177.10", now - 5000, TTK);
+    seed::hostile_store(
+        &set.dir.path().join("c.db"),
+        HOSTILE,
+        "175.45.177.10",
+        &line,
+        &format!("{:032x}", 9),
+        now - 5000,
+        now,
+    );
     // PTR names from a resolver on loopback, hostile too.
     let dns = dns_server::TestServer::start().await;
     dns.ptr(

@@ -34,6 +34,8 @@ use tumen_lab::Scenario;
 
 #[path = "../../collector/tests/dns_server/mod.rs"]
 mod dns_server;
+#[path = "../../collector/tests/seed/mod.rs"]
+mod seed;
 
 fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable");
@@ -409,10 +411,6 @@ const HOSTILE: &str =
 #[test]
 fn hostile_labels_render_as_text_in_the_browser_and_run_nothing() {
     let _one = ONE.lock().unwrap_or_else(|p| p.into_inner());
-    use tumen_collector::paths::{AsHop, Change, PathState, Route, Upstream};
-    use tumen_collector::state::AgentInfo;
-    use tumen_collector::store::{sqlite::SqliteStore, Store, TraceRow};
-
     let tmp = common::loopback::Scratch::new("web-xss");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -433,80 +431,7 @@ fn hostile_labels_render_as_text_in_the_browser_and_run_nothing() {
     // A stored agent whose id is hostile (the token file refuses such
     // names; a database is not bound by that), with a hostile upstream.
     let db = tmp.0.join("c.db");
-    {
-        let mut store = SqliteStore::open(&db).expect("open");
-        let pack = store.pack();
-        let unit: ipnet::IpNet = "198.18.177.0/24".parse().expect("unit");
-        let key = (HOSTILE.to_string(), unit);
-        let cu = Upstream {
-            name: "china-unicom".into(),
-            asn: Some(4837),
-        };
-        let bad = Upstream {
-            name: HOSTILE.into(),
-            asn: Some(64500),
-        };
-        let mut tx = store.transaction().expect("tx");
-        tx.put_agent(&AgentInfo {
-            name: HOSTILE.into(),
-            first_seen_ms: now - 10_000,
-            last_seen_ms: now + 60_000,
-            traces: 1,
-            pings: 0,
-        })
-        .expect("agent");
-        let state = PathState {
-            current: Some(bad.clone()),
-            since_ms: Some(now - 5000),
-            previous: Some(cu.clone()),
-            changes: 1,
-            last_trace_ms: Some(now - 5000),
-            route: Some(Route {
-                hops: vec![AsHop {
-                    asn: Some(64500),
-                    org: Some(HOSTILE.into()),
-                    first_ttl: 1,
-                    last_ttl: 1,
-                    rtt_ms: Some(1.0),
-                }],
-                reached: true,
-                dest_ttl: Some(2),
-                dest_rtt_ms: Some(9.0),
-            }),
-            ..PathState::default()
-        };
-        tx.put_path(&key, &state, now).expect("path");
-        tx.put_event(
-            &key,
-            &Change {
-                from: Some(cu),
-                to: bad,
-                at_ms: now - 5000,
-                trace_id: id.clone(),
-                evidence: Default::default(),
-            },
-            now,
-        )
-        .expect("event");
-        let packed = pack(&line);
-        tx.insert_trace(
-            &TraceRow {
-                id: &id,
-                agent: HOSTILE,
-                prefix: unit,
-                dst: "198.18.177.15".parse().expect("dst"),
-                start_ms: now - 5000,
-                upstream: HOSTILE,
-                upstream_asn: Some(64500),
-                entered: true,
-                confidence: 1.0,
-                record: &packed,
-            },
-            now,
-        )
-        .expect("trace");
-        tx.commit().expect("commit");
-    }
+    seed::hostile_store(&db, HOSTILE, "198.18.177.15", &line, &id, now - 5000, now);
     // A PTR name from a resolver on loopback, hostile too.
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let dns = rt.block_on(dns_server::TestServer::start());
