@@ -414,6 +414,48 @@ mod tests {
     }
 
     #[test]
+    fn now_puts_both_planes_side_by_side_and_counts_only_live_agents() {
+        let p = unit("198.18.177.0/24");
+        let mut live = Live::default();
+        for (a, up, seen) in [
+            ("a", "china-unicom", 1000),
+            ("b", "transtelecom", 1000),
+            ("gone", "x", 1),
+        ] {
+            live.paths
+                .insert((a.to_string(), p), state(up, 10, u64::from(a == "b")));
+            live.agents.insert(
+                a.to_string(),
+                crate::state::AgentInfo {
+                    name: a.into(),
+                    first_seen_ms: 1,
+                    last_seen_ms: seen,
+                    traces: 1,
+                    pings: 0,
+                },
+            );
+        }
+        let bgp = |_: &IpNet| Shares::from([("transtelecom".to_string(), 1.0)]);
+        let n = now(&live, 1000, 100, Some(&bgp), Some(bgp(&p)));
+        assert_eq!(n.rows.len(), 1);
+        let r = &n.rows[0];
+        assert_eq!(r.vps, 2, "the silent agent does not count");
+        assert_eq!(r.data["china-unicom"], 0.5);
+        assert_eq!(r.bgp.as_ref().map(|b| b["transtelecom"]), Some(1.0));
+        assert_eq!(r.last_change_ms, Some(10), "b's change");
+        assert_eq!(n.classes["china-unicom"], "up-0");
+        assert_eq!(n.classes["transtelecom"], "up-1");
+        let page = super::super::pages::now_view(&n, true, &[]).into_string();
+        assert!(page.contains("Control plane (BGP)"), "{page}");
+        assert!(
+            page.contains(r#"<td data-field="bgp" data-label="Control plane (BGP)">"#),
+            "{page}"
+        );
+        let without = now(&live, 1000, 100, None, None);
+        assert_eq!(without.rows[0].bgp, None);
+    }
+
+    #[test]
     fn the_timeline_undoes_later_events_then_replays_the_range() {
         let p = "198.18.177.0/24";
         let mut paths = BTreeMap::new();
