@@ -31,7 +31,7 @@
 //! 4. Per endpoint: a warm-up, then N requests sequentially and N spread
 //!    over 8 concurrent clients (keep-alive), each latency measured from
 //!    sending to the last byte of the body. A heavy endpoint gets fewer
-//!    requests (at least 50) so that the whole run stays within a few
+//!    requests (about 5 s of them, at least 10: then p99 is the max) so that the whole run stays within a few
 //!    minutes; the table says how many. Then again `/ui/now.json` and `/`
 //!    sequentially while 200 live streams (`/ui/stream`) are open and read.
 //!
@@ -75,8 +75,9 @@ const EVIDENCE_UNIT: usize = 1;
 const TARGET_P99_MS: f64 = 50.0;
 const CONCURRENCY: usize = 8;
 /// Time one (endpoint, concurrency) measurement may take, roughly.
-const SLICE: Duration = Duration::from_secs(8);
-const MIN_REQUESTS: usize = 50;
+const SLICE: Duration = Duration::from_secs(5);
+/// Fewest measured requests per row (a row this small: its p99 is its max).
+const MIN_REQUESTS: usize = 10;
 const DAY_MS: u64 = 86_400_000;
 /// Set in the re-run that is pinned away from the server's core.
 const PINNED_ENV: &str = "TUMEN_WEB_LOAD_CLIENT_PINNED";
@@ -270,7 +271,14 @@ fn route(a: usize, up: (&str, u32)) -> Route {
 }
 
 /// A Tumen JSON trace line as an agent uploads it.
-fn trace_line(agent: &str, id: &str, a: usize, dst: &str, start_ms: u64, up: (&str, u32)) -> String {
+fn trace_line(
+    agent: &str,
+    id: &str,
+    a: usize,
+    dst: &str,
+    start_ms: u64,
+    up: (&str, u32),
+) -> String {
     let (_, _, acc_addr) = ACCESS[a % ACCESS.len()];
     let (_, _, tr_addr) = TRANSIT[a % TRANSIT.len()];
     let addrs = [
@@ -305,8 +313,10 @@ fn trace_line(agent: &str, id: &str, a: usize, dst: &str, start_ms: u64, up: (&s
             json!({"ttl": i + 1, "flow": 0, "sent": 1, "replies": replies})
         })
         .collect();
-    hops.push(json!({"ttl": addrs.len() + 1, "flow": 0, "sent": 1, "replies": [
-        {"addr": dst, "rtt_ms": 250.0, "kind": "echo_reply", "icmp_type": 0, "icmp_code": 0}]}));
+    hops.push(
+        json!({"ttl": addrs.len() + 1, "flow": 0, "sent": 1, "replies": [
+        {"addr": dst, "rtt_ms": 250.0, "kind": "echo_reply", "icmp_type": 0, "icmp_code": 0}]}),
+    );
     let prefix = format!("{}.0/24", dst.rsplit_once('.').map_or(dst, |(n, _)| n));
     json!({
         "kind": "trace", "schema": 1, "id": id, "agent": agent, "start_ms": start_ms,
@@ -441,7 +451,10 @@ fn populate(db: &Path, now: u64) -> Res<Built> {
                 };
                 let line = trace_line(&name, &id, a, &ev_dst, at, up);
                 let rec = pack(&line);
-                tx.insert_trace(&trace_row(&id, &name, unit, &ev_dst, at, up, &rec), at + 2000)?;
+                tx.insert_trace(
+                    &trace_row(&id, &name, unit, &ev_dst, at, up, &rec),
+                    at + 2000,
+                )?;
                 traces += 1;
             }
         }
@@ -699,8 +712,8 @@ async fn measure(
     let url = s.url(path);
     // Warm-up: a few requests, which also size the measurement.
     let t = Instant::now();
-    let warm = 10;
-    let _ = load(c, &url, warm, k.min(warm)).await?;
+    let warm = 3;
+    let _ = load(c, &url, warm, 1).await?;
     let per = t.elapsed() / warm as u32;
     let budget = (SLICE.as_secs_f64() / per.as_secs_f64().max(1e-6)) as usize;
     let n = want.min(budget.max(MIN_REQUESTS));
@@ -729,7 +742,9 @@ async fn open_streams(
     s: &ServerProc,
     n: usize,
 ) -> Res<(Vec<tokio::task::JoinHandle<()>>, Arc<AtomicU64>)> {
-    let c = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
+    let c = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()?;
     let opened = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
     let bytes = Arc::new(AtomicU64::new(0));
@@ -788,8 +803,17 @@ async fn one_run(s: &ServerProc, evidence_id: i64, o: Opts) -> Res<Vec<Row>> {
     ];
     let mut rows = Vec::new();
     for e in &endpoints {
-        rows.push(measure(s, &c, e, "seq", 1, o.requests).await?);
-        rows.push(measure(s, &c, e, &format!("{CONCURRENCY} conc"), CONCURRENCY, o.requests).await?);
+        for (mode, k) in [
+            ("seq".to_string(), 1),
+            (format!("{CONCURRENCY} conc"), CONCURRENCY),
+        ] {
+            let r = measure(s, &c, e, &mode, k, o.requests).await?;
+            eprintln!(
+                "  measured {} ({}): p99 {:.2} ms over {} requests",
+                r.endpoint, r.mode, r.p99, r.requests
+            );
+            rows.push(r);
+        }
     }
     let (streams, bytes) = open_streams(s, o.streams).await?;
     // Let the first events reach every stream.
@@ -835,7 +859,11 @@ fn print_table(rows: &[Row]) {
             r.max,
             r.bytes,
             r.cpu_ms.map_or("?".into(), |c| format!("{c:.2}")),
-            if r.p99 < TARGET_P99_MS { "PASS" } else { "FAIL" }
+            if r.p99 < TARGET_P99_MS {
+                "PASS"
+            } else {
+                "FAIL"
+            }
         );
     }
 }
@@ -845,7 +873,10 @@ async fn run(o: Opts, cores: usize) -> Res<()> {
     let db = dir.path().join("c.db");
     let tokens = dir.path().join("tokens");
     let token = auth::new_token()?;
-    std::fs::write(&tokens, format!("{}\n", auth::file_line(&agent_name(0), &token)))?;
+    std::fs::write(
+        &tokens,
+        format!("{}\n", auth::file_line(&agent_name(0), &token)),
+    )?;
 
     let now = now_ms();
     let t = Instant::now();
