@@ -125,8 +125,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX bgp_events_at ON bgp_events(at_ms);
     CREATE INDEX bgp_events_prefix_at ON bgp_events(prefix, at_ms);
     CREATE INDEX bgp_events_received ON bgp_events(received_ms);",
-    // 4: the web view lists the traces toward a /24 around a change.
-    "CREATE INDEX traces_prefix_start ON traces(prefix, start_ms);",
+    // 4: the web view lists the traces toward a /24 around a change, and
+    // the latest changes of all /24s.
+    "CREATE INDEX traces_prefix_start ON traces(prefix, start_ms);
+    CREATE INDEX events_at ON events(at_ms);",
 ];
 
 /// The schema version this build writes.

@@ -107,12 +107,19 @@ pub fn now(
     }
 }
 
-/// A fingerprint of the paths' routes at the AS level: changes when the
-/// paths graph would (a route's ASes, reachability, or the upstream).
-pub fn routes_fingerprint(paths: &BTreeMap<PathKey, PathState>) -> u64 {
+/// A fingerprint of the live paths' routes at the AS level: changes when
+/// the paths graph would (a route's ASes, reachability, the upstream, an
+/// agent going silent or coming back).
+pub fn routes_fingerprint(
+    paths: &BTreeMap<PathKey, PathState>,
+    live: &dyn Fn(&str) -> bool,
+) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for ((agent, unit), s) in paths {
+        if !live(agent) {
+            continue;
+        }
         agent.hash(&mut h);
         unit.hash(&mut h);
         s.current.as_ref().map(|u| &u.name).hash(&mut h);
@@ -211,56 +218,86 @@ pub fn timeline(
         .chain(appear.into_iter().map(|(t, k, u)| (t, k, u, None)))
         .collect();
     steps.sort_by_key(|s| (s.0, s.3.map(|e| e.id)));
+    // Counts per /24 (and `None`: all) and upstream, kept by ±1 as the
+    // steps apply; only the /24s a step touched are recorded again.
     let mut out = Timeline::default();
-    let mut record = |state: &HashMap<(String, String), Option<String>>, at: u64| {
-        let mut per: BTreeMap<Option<IpNet>, BTreeMap<String, usize>> = BTreeMap::new();
-        for ((_, unit), up) in state {
-            let Some(up) = up else { continue };
-            let unit: Option<IpNet> = unit.parse().ok();
-            *per.entry(unit).or_default().entry(up.clone()).or_default() += 1;
-            *per.entry(None).or_default().entry(up.clone()).or_default() += 1;
-        }
-        let keys: BTreeSet<Option<IpNet>> = per
-            .keys()
-            .copied()
-            .chain(out.series.keys().copied())
-            .collect();
-        for k in keys {
-            let counts = per.get(&k).cloned().unwrap_or_default();
-            let total: usize = counts.values().sum();
-            let series = out.series.entry(k).or_default();
-            let names: BTreeSet<String> = series
-                .keys()
-                .cloned()
-                .chain(counts.keys().cloned())
-                .collect();
-            for n in names {
-                let share = if total == 0 {
-                    0.0
-                } else {
-                    counts.get(&n).copied().unwrap_or(0) as f64 / total as f64
-                };
-                let pts = series.entry(n).or_default();
-                if pts.last().is_none_or(|&(_, s)| (s - share).abs() > 1e-12) {
-                    pts.push((at, share));
-                }
+    let mut units: HashMap<String, Option<IpNet>> = HashMap::new();
+    let mut unit_of = |u: &str| *units.entry(u.to_string()).or_insert_with(|| u.parse().ok());
+    let mut counts: HashMap<Option<IpNet>, BTreeMap<String, usize>> = HashMap::new();
+    let add = |counts: &mut HashMap<Option<IpNet>, BTreeMap<String, usize>>,
+               unit: Option<IpNet>,
+               up: &str,
+               delta: isize| {
+        for k in [unit, None] {
+            let c = counts.entry(k).or_default();
+            let n = c.entry(up.to_string()).or_default();
+            *n = n.saturating_add_signed(delta);
+            if *n == 0 {
+                c.remove(up);
             }
         }
     };
-    record(&state, from_ms);
+    for ((_, unit), up) in &state {
+        if let Some(up) = up {
+            add(&mut counts, unit_of(unit), up, 1);
+        }
+    }
+    let emit = |out: &mut Timeline,
+                counts: &HashMap<Option<IpNet>, BTreeMap<String, usize>>,
+                k: Option<IpNet>,
+                at: u64| {
+        let empty = BTreeMap::new();
+        let c = counts.get(&k).unwrap_or(&empty);
+        let total: usize = c.values().sum();
+        let series = out.series.entry(k).or_default();
+        for n in c.keys() {
+            if !series.contains_key(n) {
+                series.insert(n.clone(), Vec::new());
+            }
+        }
+        for (n, pts) in series.iter_mut() {
+            let share = if total == 0 {
+                0.0
+            } else {
+                c.get(n).copied().unwrap_or(0) as f64 / total as f64
+            };
+            if pts.last().is_none_or(|&(_, s)| (s - share).abs() > 1e-12) {
+                pts.push((at, share));
+            }
+        }
+    };
+    let mut first: Vec<Option<IpNet>> = counts.keys().copied().collect();
+    first.sort();
+    for k in first {
+        emit(&mut out, &counts, k, from_ms);
+    }
     let mut events = Vec::new();
     let mut i = 0;
     while i < steps.len() && steps[i].0 <= until_ms {
         let at = steps[i].0;
+        let mut touched = BTreeSet::new();
         while i < steps.len() && steps[i].0 == at {
             let (_, key, to, ev) = &steps[i];
-            state.insert(key.clone(), Some(to.clone()));
+            let unit = unit_of(&key.1);
+            let old = state.insert(key.clone(), Some(to.clone())).flatten();
+            if old.as_deref() != Some(to.as_str()) {
+                if let Some(o) = &old {
+                    add(&mut counts, unit, o, -1);
+                }
+                add(&mut counts, unit, to, 1);
+                touched.insert(unit);
+            }
             if let Some(e) = ev {
                 events.push((*e).clone());
             }
             i += 1;
         }
-        record(&state, at);
+        if !touched.is_empty() {
+            touched.insert(None);
+        }
+        for k in touched {
+            emit(&mut out, &counts, k, at);
+        }
     }
     out.events = events;
     if prefix.is_some() {

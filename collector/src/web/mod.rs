@@ -72,7 +72,14 @@ pub struct WebState {
     /// The latest Now snapshot, as the live stream sends it.
     feed: tokio::sync::watch::Sender<Arc<Feed>>,
     streams: Arc<tokio::sync::Semaphore>,
+    /// Rendered paths graphs by /24 (`None`: all), with the feed's
+    /// `paths_version` they were drawn at: drawn again only when the
+    /// routes changed.
+    graphs: Mutex<GraphCache>,
 }
+
+/// Rendered graphs by /24 (`None`: all): (paths version, the SVG).
+type GraphCache = std::collections::HashMap<Option<IpNet>, (u64, Arc<String>)>;
 
 /// What the live stream pushes.
 #[derive(Debug, Default)]
@@ -122,6 +129,7 @@ impl WebState {
             uploads: Mutex::default(),
             feed: tokio::sync::watch::Sender::new(Arc::new(Feed::default())),
             streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
+            graphs: Mutex::default(),
         })
     }
 
@@ -530,8 +538,36 @@ struct PrefixQuery {
     prefix: Option<String>,
 }
 
-/// The graph's paths from the read model (latest trace of each live path).
+/// The paths graph, drawn again only when the routes changed since it
+/// was last drawn (the feed's `paths_version`, checked every second).
 fn graph_of(app: &App, prefix: Option<IpNet>) -> Markup {
+    let version = app.web.feed.borrow().paths_version;
+    if version > 0 {
+        let cached = app
+            .web
+            .graphs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&prefix)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, g)| g.clone());
+        if let Some(g) = cached {
+            return maud::PreEscaped(g.as_str().to_string());
+        }
+    }
+    let g = draw_graph(app, prefix);
+    if version > 0 {
+        let mut graphs = app.web.graphs.lock().unwrap_or_else(|p| p.into_inner());
+        if graphs.len() > 64 {
+            graphs.clear();
+        }
+        graphs.insert(prefix, (version, Arc::new(g.0.clone())));
+    }
+    g
+}
+
+/// The graph's paths from the read model (latest trace of each live path).
+fn draw_graph(app: &App, prefix: Option<IpNet>) -> Markup {
     let now_ms = crate::serve::metrics::now_ms();
     let live = app.live.read().unwrap_or_else(|p| p.into_inner());
     let mut paths = Vec::new();
@@ -703,10 +739,34 @@ pub struct TraceEvidence {
     pub hops: Vec<HopRow>,
 }
 
-/// Looks up a change and gathers its evidence (`None`: no such change).
-async fn gather(app: &Arc<App>, id: i64) -> Result<Option<(Bundle, Vec<BeforeAfter>)>, String> {
-    let app2 = app.clone();
-    let got = tokio::task::spawn_blocking(move || {
+/// A change's evidence, as far as asked.
+#[derive(Debug)]
+pub struct Gathered {
+    pub bundle: Bundle,
+    /// Vantage points that traced the /24 in the window, and how many of
+    /// them changed upstream between their traces before and after.
+    pub total_vps: usize,
+    pub moved_vps: usize,
+}
+
+/// Vantage points per page of a change detail.
+pub const VPS_PER_PAGE: usize = 100;
+
+/// Looks up a change and gathers its evidence (`None`: no such change),
+/// on the blocking pool. The vantage points come in the order the page
+/// shows them (the one that changed, those whose upstream moved between
+/// before and after, the rest, by name); with `page`, only those of that
+/// page are read hop by hop (the bundles take all).
+async fn gather(app: &Arc<App>, id: i64, page: Option<usize>) -> Result<Option<Gathered>, String> {
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || gather_now(&app, id, page))
+        .await
+        .map_err(|e| e.to_string())?
+}
+
+fn gather_now(app: &App, id: i64, page: Option<usize>) -> Result<Option<Gathered>, String> {
+    let app2 = app;
+    let got = (move || {
         let Some(ev) = app2
             .reader
             .events(&EventFilter {
@@ -752,14 +812,23 @@ async fn gather(app: &Arc<App>, id: i64) -> Result<Option<(Bundle, Vec<BeforeAft
             Vec::new()
         };
         Ok::<_, crate::store::StoreError>(Some((ev, window, traces, bgp)))
-    })
-    .await
-    .map_err(|e| e.to_string())?
+    })()
     .map_err(|e| e.to_string())?;
     let Some((ev, window, traces, bgp_events)) = got else {
         return Ok(None);
     };
-    let pairs = data::before_after(&traces, &ev.agent, &ev.to_upstream, ev.at_ms);
+    let mut pairs = data::before_after(&traces, &ev.agent, &ev.to_upstream, ev.at_ms);
+    let moved = |b: &BeforeAfter| match (&b.before, &b.after) {
+        (Some(x), Some(y)) => x.upstream != y.upstream,
+        _ => false,
+    };
+    pairs.sort_by_cached_key(|b| (b.agent != ev.agent, !moved(b), b.agent.clone()));
+    let total_vps = pairs.len();
+    let moved_vps = pairs.iter().filter(|b| moved(b)).count();
+    if let Some(p) = page {
+        let start = p.saturating_sub(1).saturating_mul(VPS_PER_PAGE);
+        pairs = pairs.into_iter().skip(start).take(VPS_PER_PAGE).collect();
+    }
     let table = app.table.current();
     let lookup = crate::pipeline::Lookup {
         table: &table,
@@ -813,8 +882,8 @@ async fn gather(app: &Arc<App>, id: i64) -> Result<Option<(Bundle, Vec<BeforeAft
             .collect(),
         _ => Vec::new(),
     };
-    Ok(Some((
-        Bundle {
+    Ok(Some(Gathered {
+        bundle: Bundle {
             bundle: crate::input::tumen::BUNDLE,
             collector_version: env!("CARGO_PKG_VERSION"),
             generated_ms: crate::serve::metrics::now_ms(),
@@ -825,8 +894,9 @@ async fn gather(app: &Arc<App>, id: i64) -> Result<Option<(Bundle, Vec<BeforeAft
             bgp_events,
             traces: lines,
         },
-        pairs,
-    )))
+        total_vps,
+        moved_vps,
+    }))
 }
 
 fn change_id(id: &str) -> Result<i64, Box<Response>> {
@@ -851,13 +921,26 @@ fn no_change(id: i64) -> Response {
     )
 }
 
-async fn change_page(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    page: Option<usize>,
+}
+
+async fn change_page(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     let id = match change_id(&id) {
         Ok(i) => i,
         Err(r) => return *r,
     };
-    let (bundle, _) = match gather(&app, id).await {
-        Ok(Some(b)) => b,
+    let Ok(Query(q)) = q else {
+        return bad_request("query must be page=N (1, 2, ...)");
+    };
+    let page = q.page.unwrap_or(1).max(1);
+    let (bundle, total, moved) = match gather(&app, id, Some(page)).await {
+        Ok(Some(g)) => (g.bundle, g.total_vps, g.moved_vps),
         Ok(None) => return no_change(id),
         Err(e) => return store_error(&e),
     };
@@ -881,6 +964,12 @@ async fn change_page(State(app): State<Arc<App>>, Path(id): Path<String>) -> Res
         &bundle.bgp_routes,
         &bundle.bgp_events,
         app.config.bgp.any(),
+        pages::Paging {
+            page,
+            per_page: VPS_PER_PAGE,
+            total,
+            moved,
+        },
     );
     html(pages::layout(
         &format!("Change #{id}"),
@@ -928,8 +1017,8 @@ async fn bundle_file(
             )
         }
     };
-    let (bundle, _) = match gather(&app, id).await {
-        Ok(Some(b)) => b,
+    let bundle = match gather(&app, id, None).await {
+        Ok(Some(g)) => g.bundle,
         Ok(None) => return no_change(id),
         Err(e) => return store_error(&e),
     };
@@ -1123,7 +1212,8 @@ pub async fn feed_task(app: Arc<App>) {
             let mut now = now_data(&app2);
             let fp = {
                 let live = app2.live.read().unwrap_or_else(|p| p.into_inner());
-                data::routes_fingerprint(&live.paths)
+                let (now, silence) = (crate::serve::metrics::now_ms(), silence_ms(&app2));
+                data::routes_fingerprint(&live.paths, &|a| live.is_live(a, now, silence))
             };
             // Compared without the time it was made.
             now.generated_ms = 0;

@@ -415,6 +415,36 @@ pub type VpRows = (
     Option<Result<Vec<HopRow>, String>>,
 );
 
+/// Which vantage points of a change detail a page shows.
+#[derive(Debug, Clone, Copy)]
+pub struct Paging {
+    /// From 1.
+    pub page: usize,
+    pub per_page: usize,
+    /// Vantage points that traced the /24 in the window.
+    pub total: usize,
+    /// Of those, how many changed upstream between before and after.
+    pub moved: usize,
+}
+
+impl Paging {
+    fn pages(&self) -> usize {
+        self.total.div_ceil(self.per_page.max(1)).max(1)
+    }
+}
+
+fn pager(id: i64, p: Paging) -> Markup {
+    html! {
+        @if p.pages() > 1 {
+            nav.pager aria-label="Vantage point pages" {
+                "Page " (p.page) " of " (p.pages()) ": "
+                @if p.page > 1 { a href=(format!("/changes/{id}?page={}", p.page - 1)) rel="prev" { "previous" } " " }
+                @if p.page < p.pages() { a href=(format!("/changes/{id}?page={}", p.page + 1)) rel="next" { "next" } }
+            }
+        }
+    }
+}
+
 /// The change detail.
 pub fn change_view(
     e: &EventRow,
@@ -423,6 +453,7 @@ pub fn change_view(
     bgp_routes: &[crate::bgp::model::PeerRoute],
     bgp_events: &[BgpEventRow],
     bgp_on: bool,
+    paging: Paging,
 ) -> Markup {
     html! {
         h1 { "Change #" (e.id) }
@@ -436,7 +467,10 @@ pub fn change_view(
         p.note { "The JSON bundle holds every trace as received: "
             code { "tumen-collector infer bundle.json" } " re-infers them." }
         h2 { "Traces before and after, from every vantage point" }
-        p.note { "Traces toward " (clean(&e.prefix)) " between " (time_el(window.0)) " and " (time_el(window.1)) "." }
+        p.note { (paging.total) " vantage points traced " (clean(&e.prefix)) " between " (time_el(window.0)) " and " (time_el(window.1))
+            "; " (paging.moved) " of them changed upstream between their traces before and after. The one that made this change comes first, then those that moved."
+            @if paging.pages() > 1 { " " (paging.per_page) " per page; the bundles hold them all." } }
+        (pager(e.id, paging))
         @for (ba, before, after) in vps {
             section.vp data-agent=(clean(&ba.agent)) {
                 h3 { (clean(&ba.agent)) @if ba.agent == e.agent { " (this change)" } }
@@ -447,6 +481,7 @@ pub fn change_view(
             }
         }
         @if vps.is_empty() { p.none { "No trace toward this /24 in the window (pruned by the retention?)." } }
+        (pager(e.id, paging))
         h2 { "BGP paths" }
         @if !bgp_on { p.none { "No BGP source is configured (--bmp-listen, --bgp-archive, --ris-live)." } }
         @else {
@@ -680,7 +715,13 @@ mod tests {
                 detail: Some(HOSTILE.into()),
             },
         }];
-        let page = change_view(&e, &[], (0, 1), &routes, &events, true).into_string();
+        let paging = Paging {
+            page: 1,
+            per_page: 100,
+            total: 0,
+            moved: 0,
+        };
+        let page = change_view(&e, &[], (0, 1), &routes, &events, true, paging).into_string();
         assert!(!page.contains("<script>"), "{page}");
         assert!(!page.contains('\u{7}'), "control character kept");
         assert!(
