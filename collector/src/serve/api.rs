@@ -318,6 +318,7 @@ async fn events_api(
     };
     let filter = crate::store::EventFilter {
         id: None,
+        skip_evidence: false,
         prefix,
         agent: q.agent,
         since_ms: q.since.map(|s| s.saturating_mul(1000)),

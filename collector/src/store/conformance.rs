@@ -400,6 +400,19 @@ pub fn events_filter_by_prefix_agent_and_time_newest_first(store: &mut dyn Store
         ..Default::default()
     });
     assert_eq!(one, [top[1].clone()]);
+    let bare = list(EventFilter {
+        id: Some(top[1].id),
+        skip_evidence: true,
+        limit: 10,
+        ..Default::default()
+    });
+    assert_eq!(
+        bare[0].evidence,
+        serde_json::Value::Null,
+        "evidence left out"
+    );
+    assert_ne!(top[1].evidence, serde_json::Value::Null);
+    assert_eq!(bare[0].trace_id, top[1].trace_id);
     assert!(list(EventFilter {
         id: Some(i64::MAX),
         limit: 10,

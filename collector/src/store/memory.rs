@@ -302,7 +302,18 @@ impl StoreReader for MemoryStore {
             .filter(|e| (since..=until).contains(&e.at_ms))
             .collect();
         rows.sort_by_key(|e| std::cmp::Reverse((e.at_ms, e.id)));
-        Ok(rows.into_iter().take(f.limit).cloned().collect())
+        Ok(rows
+            .into_iter()
+            .take(f.limit)
+            .map(|e| EventRow {
+                evidence: if f.skip_evidence {
+                    serde_json::Value::Null
+                } else {
+                    e.evidence.clone()
+                },
+                ..e.clone()
+            })
+            .collect())
     }
 
     fn bgp_events(&self, f: &BgpEventFilter) -> Result<Vec<BgpEventRow>, StoreError> {

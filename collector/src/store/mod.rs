@@ -142,6 +142,9 @@ pub struct EventRow {
 pub struct EventFilter {
     /// One event by its row id.
     pub id: Option<i64>,
+    /// Leave `evidence` null (the timeline needs none, and reading it is
+    /// most of the cost of a long list).
+    pub skip_evidence: bool,
     pub prefix: Option<IpNet>,
     pub agent: Option<String>,
     pub since_ms: Option<u64>,

@@ -764,7 +764,11 @@ fn events(conn: &Connection, f: &EventFilter) -> Result<Vec<EventRow>, StoreErro
                     to_upstream: r.get(6)?,
                     to_asn: r.get(7)?,
                     trace_id: r.get(8)?,
-                    evidence: serde_json::from_str(&evidence).unwrap_or(serde_json::Value::Null),
+                    evidence: if f.skip_evidence {
+                        serde_json::Value::Null
+                    } else {
+                        serde_json::from_str(&evidence).unwrap_or(serde_json::Value::Null)
+                    },
                 })
             },
         )

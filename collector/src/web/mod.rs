@@ -76,6 +76,46 @@ pub struct WebState {
     /// `paths_version` they were drawn at: drawn again only when the
     /// routes changed.
     graphs: Mutex<GraphCache>,
+    /// The evidence of the latest changes viewed whose window has closed
+    /// (nothing can change it any more), newest last.
+    evidence: Mutex<std::collections::VecDeque<(i64, Arc<Evidence>)>>,
+}
+
+/// Closed changes whose evidence is kept (each at most some tens of MB
+/// with thousands of vantage points).
+const EVIDENCE_KEPT: usize = 4;
+
+/// A change's whole evidence, and its bundles once made.
+#[derive(Debug)]
+pub struct Evidence {
+    pub gathered: Gathered,
+    json: std::sync::OnceLock<bytes::Bytes>,
+    csv: std::sync::OnceLock<bytes::Bytes>,
+    md: std::sync::OnceLock<bytes::Bytes>,
+}
+
+impl Evidence {
+    fn new(gathered: Gathered) -> Self {
+        Self {
+            gathered,
+            json: Default::default(),
+            csv: Default::default(),
+            md: Default::default(),
+        }
+    }
+
+    /// The bundle in one format, made once.
+    fn file(&self, kind: &str) -> bytes::Bytes {
+        let b = &self.gathered.bundle;
+        let (cell, make): (_, &dyn Fn() -> String) = match kind {
+            "json" => (&self.json, &|| {
+                serde_json::to_string_pretty(b).unwrap_or_default()
+            }),
+            "csv" => (&self.csv, &|| bundle_csv(b)),
+            _ => (&self.md, &|| pages::bundle_markdown(b)),
+        };
+        cell.get_or_init(|| bytes::Bytes::from(make())).clone()
+    }
 }
 
 /// Rendered graphs by /24 (`None`: all): (paths version, the SVG).
@@ -130,6 +170,7 @@ impl WebState {
             feed: tokio::sync::watch::Sender::new(Arc::new(Feed::default())),
             streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
             graphs: Mutex::default(),
+            evidence: Mutex::default(),
         })
     }
 
@@ -419,6 +460,9 @@ struct TimelineQuery {
 /// How many events a timeline replays at most.
 const TIMELINE_EVENTS: usize = 50_000;
 
+/// Change marks drawn on one chart at most.
+const MARKS: usize = 150;
+
 async fn timeline_page(
     State(app): State<Arc<App>>,
     q: Result<Query<TimelineQuery>, axum::extract::rejection::QueryRejection>,
@@ -459,6 +503,7 @@ async fn timeline_page(
         prefix,
         since_ms: Some(from_ms.saturating_add(1)),
         limit: TIMELINE_EVENTS,
+        skip_evidence: true,
         ..Default::default()
     };
     let app2 = app.clone();
@@ -491,10 +536,17 @@ async fn timeline_page(
                     points: points.clone(),
                 })
                 .collect();
-            let marks: Vec<chart::Mark> = tl
+            let theirs: Vec<&EventRow> = tl
                 .events
                 .iter()
                 .filter(|e| unit.is_none_or(|u| e.prefix == u.to_string()))
+                .collect();
+            // At most MARKS per chart, evenly over the changes (a mark a
+            // pixel wide says nothing more): the Changes view lists all.
+            let step = theirs.len().div_ceil(MARKS).max(1);
+            let marks: Vec<chart::Mark> = theirs
+                .iter()
+                .step_by(step)
                 .map(|e| chart::Mark {
                     at_ms: e.at_ms,
                     label: format!(
@@ -516,7 +568,10 @@ async fn timeline_page(
         h1 { "Upstream shares over time" }
         (pages::timeline_form(&units(&app), prefix.map(|p| p.to_string()).as_deref(), range, &dt(from_ms), &dt(until_ms)))
         p.note { "From " (pages::when(from_ms)) " to " (pages::when(until_ms)) ", replayed from the stored changes ("
-            (tl.events.len()) " in range). Each mark links to the change's evidence." }
+            (tl.events.len()) " in range). Each mark links to the change's evidence"
+            @if tl.events.len() > MARKS { " (at most " (MARKS) " marks a chart, spread over the range: "
+                a href=(prefix.map_or_else(|| "/changes".to_string(), |p| format!("/changes?prefix={p}"))) { "the Changes view" } " lists them all)" }
+            "." }
         @if truncated { p.warn { "More than " (TIMELINE_EVENTS) " changes: only the latest are replayed; pick a shorter range." } }
         @if charts.is_empty() { p.none { "No path yet." } }
         @for (title, m) in &charts {
@@ -899,6 +954,61 @@ fn gather_now(app: &App, id: i64, page: Option<usize>) -> Result<Option<Gathered
     }))
 }
 
+/// A change's evidence: kept whole once its window has closed (so every
+/// page and bundle of it is cut from one reading), gathered afresh (and
+/// only the page asked for) while traces may still arrive. `Err` holds
+/// the response to send (no such change, store unavailable).
+async fn evidence_of(
+    app: &Arc<App>,
+    id: i64,
+    page: Option<usize>,
+) -> Result<Arc<Evidence>, Response> {
+    let kept = app
+        .web
+        .evidence
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|(i, _)| *i == id)
+        .map(|(_, e)| e.clone());
+    if let Some(e) = kept {
+        return Ok(e);
+    }
+    let app2 = app.clone();
+    let event = tokio::task::spawn_blocking(move || {
+        app2.reader.events(&EventFilter {
+            id: Some(id),
+            skip_evidence: true,
+            limit: 1,
+            ..Default::default()
+        })
+    })
+    .await
+    .map_err(|e| store_error(&e.to_string()))?
+    .map_err(|e| store_error(&e.to_string()))?;
+    let Some(event) = event.first() else {
+        return Err(no_change(id));
+    };
+    // A minute of slack for uploads still on their way.
+    let closed =
+        event.at_ms.saturating_add(EVIDENCE_WINDOW_MS + 60_000) < crate::serve::metrics::now_ms();
+    let g = match gather(app, id, if closed { None } else { page }).await {
+        Ok(Some(g)) => g,
+        Ok(None) => return Err(no_change(id)),
+        Err(e) => return Err(store_error(&e)),
+    };
+    let e = Arc::new(Evidence::new(g));
+    if closed {
+        let mut kept = app.web.evidence.lock().unwrap_or_else(|p| p.into_inner());
+        kept.retain(|(i, _)| *i != id);
+        if kept.len() >= EVIDENCE_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back((id, e.clone()));
+    }
+    Ok(e)
+}
+
 fn change_id(id: &str) -> Result<i64, Box<Response>> {
     id.parse::<i64>().ok().filter(|i| *i > 0).ok_or_else(|| {
         Box::new(html_status(
@@ -939,13 +1049,21 @@ async fn change_page(
         return bad_request("query must be page=N (1, 2, ...)");
     };
     let page = q.page.unwrap_or(1).max(1);
-    let (bundle, total, moved) = match gather(&app, id, Some(page)).await {
-        Ok(Some(g)) => (g.bundle, g.total_vps, g.moved_vps),
-        Ok(None) => return no_change(id),
-        Err(e) => return store_error(&e),
+    let ev = match evidence_of(&app, id, Some(page)).await {
+        Ok(e) => e,
+        Err(r) => return r,
     };
-    let vps: Vec<_> = bundle
-        .vantage_points
+    let g = &ev.gathered;
+    let (bundle, total, moved) = (&g.bundle, g.total_vps, g.moved_vps);
+    // Whole evidence (kept) is cut to the page here; a fresh reading
+    // holds the page only.
+    let shown: &[VpEvidence] = if bundle.vantage_points.len() == total && total > 0 {
+        let start = (page - 1).saturating_mul(VPS_PER_PAGE).min(total);
+        &bundle.vantage_points[start..(start + VPS_PER_PAGE).min(total)]
+    } else {
+        &bundle.vantage_points
+    };
+    let vps: Vec<_> = shown
         .iter()
         .map(|v| {
             let ba = BeforeAfter {
@@ -1017,21 +1135,22 @@ async fn bundle_file(
             )
         }
     };
-    let bundle = match gather(&app, id, None).await {
-        Ok(Some(g)) => g.bundle,
-        Ok(None) => return no_change(id),
-        Err(e) => return store_error(&e),
+    let ev = match evidence_of(&app, id, None).await {
+        Ok(e) => e,
+        Err(r) => return r,
     };
-    let (ctype, body) = match kind {
-        "json" => (
-            "application/json",
-            serde_json::to_string_pretty(&bundle).unwrap_or_default(),
-        ),
-        "csv" => ("text/csv; charset=utf-8", bundle_csv(&bundle)),
-        _ => (
-            "text/markdown; charset=utf-8",
-            pages::bundle_markdown(&bundle),
-        ),
+    let ctype = match kind {
+        "json" => "application/json",
+        "csv" => "text/csv; charset=utf-8",
+        _ => "text/markdown; charset=utf-8",
+    };
+    // Made on the blocking pool (a bundle of thousands of traces is
+    // megabytes), once for a closed change.
+    let ev2 = ev.clone();
+    let kind2 = kind.to_string();
+    let body = match tokio::task::spawn_blocking(move || ev2.file(&kind2)).await {
+        Ok(b) => b,
+        Err(e) => return store_error(&e.to_string()),
     };
     let disposition = format!("attachment; filename=\"tumen-change-{id}.{kind}\"");
     let mut r = ([(header::CONTENT_TYPE, ctype)], body).into_response();
