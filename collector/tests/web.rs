@@ -742,3 +742,47 @@ async fn hostile_agent_ids_ptr_names_and_refusals_render_as_text() {
     assert!(!md.contains("<script>"), "{md}");
     s.stop().await;
 }
+
+/// A change whose window has closed is read once and kept: its page and
+/// bundles answer the same again, pages past the end are empty, and a
+/// bad page number is a 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_change_answers_the_same_from_what_was_kept() {
+    let set = setup(&["vp-a"]);
+    let now = now_ms();
+    let at = now - 2 * 3_600_000;
+    let line = trace("vp-old", 9, "175.45.177.10", at, TTK);
+    seed::hostile_store(
+        &set.dir.path().join("c.db"),
+        "vp-old",
+        "175.45.177.10",
+        &line,
+        &format!("{:032x}", 9),
+        at,
+        now,
+    );
+    let s = set.start(RawConfig::default()).await.expect("start");
+    let (code, _, first) = s.get("/changes/1").await;
+    assert_eq!(code, 200, "{first}");
+    assert!(
+        first.contains(r#"<section class="vp" data-agent="vp-old">"#),
+        "{first}"
+    );
+    assert!(first.contains("1 vantage points traced"), "{first}");
+    let (_, _, again) = s.get("/changes/1").await;
+    let strip = |p: &str| p.split("<footer>").next().unwrap_or("").to_string();
+    assert_eq!(strip(&first), strip(&again));
+    let (_, _, b1) = s.get("/changes/1/bundle.json").await;
+    let (_, _, b2) = s.get("/changes/1/bundle.json").await;
+    assert_eq!(b1, b2, "the bundle is made once");
+    let b: Value = serde_json::from_str(&b1).expect("bundle");
+    assert_eq!(b["traces"].as_array().map(Vec::len), Some(1));
+    let (code, _, page2) = s.get("/changes/1?page=2").await;
+    assert_eq!(code, 200);
+    assert!(
+        !page2.contains(r#"<section class="vp""#),
+        "nothing past the end"
+    );
+    assert_eq!(s.get("/changes/1?page=abc").await.0, 400);
+    s.stop().await;
+}
