@@ -777,6 +777,19 @@ async fn a_closed_change_answers_the_same_from_what_was_kept() {
     assert_eq!(b1, b2, "the bundle is made once");
     let b: Value = serde_json::from_str(&b1).expect("bundle");
     assert_eq!(b["traces"].as_array().map(Vec::len), Some(1));
+    // Gzipped for a client that takes it, the same bytes inside.
+    let r = reqwest::Client::new()
+        .get(s.url("/changes/1/bundle.json"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("gzip");
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    let gz = r.bytes().await.expect("body");
+    let mut plain = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut plain)
+        .expect("gunzip");
+    assert_eq!(plain, b1);
     let (code, _, page2) = s.get("/changes/1?page=2").await;
     assert_eq!(code, 200);
     assert!(

@@ -50,21 +50,13 @@ pub(crate) fn read(text: &str, name: &str) -> Result<super::Read, InputError> {
     let mut read = super::Read::new(super::Format::TumenJsonLines);
     if let Some(o) = super::json::first_object(text) {
         if o.get("bundle").and_then(|b| b.as_str()) == Some(BUNDLE) {
-            let Some(lines) = o.get("traces").and_then(|t| t.as_array()) else {
+            if !o.get("traces").is_some_and(|t| t.is_array()) {
                 return Err(InputError {
                     origin: format!("{name}:traces"),
                     what: "evidence bundle without a `traces` array".into(),
                 });
-            };
-            for (i, line) in lines.iter().enumerate() {
-                match line.as_str() {
-                    Some(l) => read_line(l, &format!("{name}:traces[{i}]"), 0, &mut read),
-                    None => read.skip(
-                        format!("{name}:traces[{i}]"),
-                        "not a string (the bundle holds each record's line as received)",
-                    ),
-                }
             }
+            read_bundle(&o, name, &mut read);
             return Ok(read);
         }
     }
@@ -82,12 +74,49 @@ pub(crate) fn read_line(raw: &str, name: &str, before: usize, read: &mut super::
         return;
     }
     let n = before + 1;
+    // An evidence bundle written on one line (as the web view serves it)
+    // reads as the lines it holds, wherever lines are read one by one.
+    if line.contains(BUNDLE) {
+        if let Ok(serde_json::Value::Object(o)) = serde_json::from_str(line) {
+            if o.get("bundle").and_then(|b| b.as_str()) == Some(BUNDLE) {
+                read_bundle(&o, &format!("{name}:{n}"), read);
+                return;
+            }
+        }
+    }
     match Record::from_json_line(line) {
         Ok(Record::Trace(t)) => read.traces.push(convert(&t, format!("{name}:{n}"))),
         Ok(Record::Ping(_)) => {}
         Err(e) => read
             .skipped
             .push(record_error(line, &e, &format!("{name}:{n}"))),
+    }
+}
+
+/// Reads the record lines an evidence bundle holds (`origin` names it).
+fn read_bundle(
+    o: &serde_json::Map<String, serde_json::Value>,
+    origin: &str,
+    read: &mut super::Read,
+) {
+    let Some(lines) = o.get("traces").and_then(|t| t.as_array()) else {
+        read.skip(
+            format!("{origin}:traces"),
+            "evidence bundle without a `traces` array",
+        );
+        return;
+    };
+    for (i, line) in lines.iter().enumerate() {
+        match line.as_str() {
+            // A bundle's lines are records, not bundles: no nesting.
+            Some(l) if !l.contains(BUNDLE) => {
+                read_line(l, &format!("{origin}:traces[{i}]"), 0, read)
+            }
+            _ => read.skip(
+                format!("{origin}:traces[{i}]"),
+                "not a record line (the bundle holds each record's line as received)",
+            ),
+        }
     }
 }
 
@@ -171,6 +200,33 @@ mod tests {
     use super::*;
 
     const TRACE: &str = r#"{"kind":"trace","schema":1,"id":"00112233445566778899aabbccddeeff","agent":"vp-fra","start_ms":1506848871000,"duration_ms":12.5,"src":"192.0.2.2","dst":"198.18.177.15","prefix":"198.18.177.0/24","protocol":"udp","port":33434,"mode":"full","first_ttl":1,"max_ttl":30,"flows":1,"stop":"unreachable","reached":false,"probes_sent":3,"hops":[{"ttl":1,"flow":0,"sent":2,"replies":[]},{"ttl":2,"flow":0,"sent":1,"replies":[{"addr":"198.18.219.1","rtt_ms":0.25,"kind":"unreachable","icmp_type":3,"icmp_code":13,"annotation":"!X"}]}]}"#;
+
+    /// The web view's evidence bundle, pretty or on one line (as served),
+    /// reads as the record lines it holds; what is not a record line is
+    /// skipped with its place, and a bundle never nests.
+    #[test]
+    fn evidence_bundles_read_as_their_lines() {
+        let b = serde_json::json!({"bundle": BUNDLE, "event": {"id": 1}, "traces": [TRACE, TRACE]});
+        for text in [
+            b.to_string(),
+            serde_json::to_string_pretty(&b).expect("pretty"),
+        ] {
+            let r = crate::input::read_traces(&text, "b.json").expect("bundle");
+            assert_eq!(r.traces.len(), 2, "{text}");
+            assert!(r.skipped.is_empty(), "{:?}", r.skipped);
+        }
+        let odd = serde_json::json!({"bundle": BUNDLE, "traces": [TRACE, 7, b.to_string()]});
+        let r = crate::input::read_traces(&odd.to_string(), "b.json").expect("bundle");
+        assert_eq!(r.traces.len(), 1);
+        assert_eq!(r.skipped.len(), 2, "{:?}", r.skipped);
+        assert!(r.skipped[0].origin.contains("traces[1]"), "{:?}", r.skipped);
+        let none = serde_json::json!({"bundle": BUNDLE}).to_string();
+        assert!(crate::input::read_traces(&none, "b.json").is_err());
+        let pretty =
+            serde_json::to_string_pretty(&serde_json::json!({"bundle": BUNDLE})).expect("p");
+        let e = read(&pretty, "b.json").expect_err("no traces");
+        assert!(e.what.contains("traces"), "{e}");
+    }
 
     #[test]
     fn the_wire_example_reads() {

@@ -76,6 +76,8 @@ pub struct WebState {
     /// `paths_version` they were drawn at: drawn again only when the
     /// routes changed.
     graphs: Mutex<GraphCache>,
+    /// Drawn preset timelines by (/24, range): when, and the body.
+    timelines: Mutex<TimelineCache>,
     /// The evidence of the latest changes viewed whose window has closed
     /// (nothing can change it any more), newest last.
     evidence: Mutex<std::collections::VecDeque<(i64, Arc<Evidence>)>>,
@@ -92,6 +94,8 @@ pub struct Evidence {
     json: std::sync::OnceLock<bytes::Bytes>,
     csv: std::sync::OnceLock<bytes::Bytes>,
     md: std::sync::OnceLock<bytes::Bytes>,
+    /// The same, gzipped, for clients that take it.
+    gz: [std::sync::OnceLock<bytes::Bytes>; 3],
 }
 
 impl Evidence {
@@ -101,6 +105,7 @@ impl Evidence {
             json: Default::default(),
             csv: Default::default(),
             md: Default::default(),
+            gz: Default::default(),
         }
     }
 
@@ -108,15 +113,37 @@ impl Evidence {
     fn file(&self, kind: &str) -> bytes::Bytes {
         let b = &self.gathered.bundle;
         let (cell, make): (_, &dyn Fn() -> String) = match kind {
-            "json" => (&self.json, &|| {
-                serde_json::to_string_pretty(b).unwrap_or_default()
-            }),
+            "json" => (&self.json, &|| serde_json::to_string(b).unwrap_or_default()),
             "csv" => (&self.csv, &|| bundle_csv(b)),
             _ => (&self.md, &|| pages::bundle_markdown(b)),
         };
         cell.get_or_init(|| bytes::Bytes::from(make())).clone()
     }
+
+    /// The bundle in one format, gzipped, made once.
+    fn file_gz(&self, kind: &str) -> bytes::Bytes {
+        let i = match kind {
+            "json" => 0,
+            "csv" => 1,
+            _ => 2,
+        };
+        self.gz[i]
+            .get_or_init(|| {
+                use std::io::Write;
+                let plain = self.file(kind);
+                let mut z = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(plain.len() / 8),
+                    flate2::Compression::fast(),
+                );
+                let done = z.write_all(&plain).and_then(|()| z.finish());
+                bytes::Bytes::from(done.unwrap_or_default())
+            })
+            .clone()
+    }
 }
+
+/// Drawn preset timelines by (/24, range): (when, the body).
+type TimelineCache = std::collections::HashMap<(Option<IpNet>, String), (u64, Arc<String>)>;
 
 /// Rendered graphs by /24 (`None`: all): (paths version, the SVG).
 type GraphCache = std::collections::HashMap<Option<IpNet>, (u64, Arc<String>)>;
@@ -170,6 +197,7 @@ impl WebState {
             feed: tokio::sync::watch::Sender::new(Arc::new(Feed::default())),
             streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
             graphs: Mutex::default(),
+            timelines: Mutex::default(),
             evidence: Mutex::default(),
         })
     }
@@ -499,6 +527,61 @@ async fn timeline_page(
             ))
         }
     };
+    // The presets are drawn at most once per TIMELINE_FRESH_MS for all
+    // viewers together (a chart over a day or a month does not move in a
+    // few seconds); a custom range is drawn for its request.
+    let key = (prefix, range.to_string());
+    let preset = range != "custom";
+    if preset {
+        let kept = app
+            .web
+            .timelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .filter(|(made, _)| now_ms.saturating_sub(*made) < TIMELINE_FRESH_MS)
+            .map(|(_, b)| b.clone());
+        if let Some(b) = kept {
+            return html(pages::layout(
+                "Timeline",
+                View::Timeline,
+                &info(&app),
+                maud::PreEscaped(b.as_str().to_string()),
+            ));
+        }
+    }
+    let app2 = app.clone();
+    let range2 = range.to_string();
+    let drawn = tokio::task::spawn_blocking(move || {
+        timeline_body(&app2, prefix, &range2, from_ms, until_ms)
+    })
+    .await;
+    let body = match drawn {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return store_error(&e),
+        Err(e) => return store_error(&e.to_string()),
+    };
+    if preset {
+        let mut kept = app.web.timelines.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() > 64 {
+            kept.clear();
+        }
+        kept.insert(key, (now_ms, Arc::new(body.0.clone())));
+    }
+    html(pages::layout("Timeline", View::Timeline, &info(&app), body))
+}
+
+/// How long a drawn preset timeline is served again.
+const TIMELINE_FRESH_MS: u64 = 5_000;
+
+/// The Timeline view's body: events from the store, replayed, drawn.
+fn timeline_body(
+    app: &App,
+    prefix: Option<IpNet>,
+    range: &str,
+    from_ms: u64,
+    until_ms: u64,
+) -> Result<Markup, String> {
     let filter = EventFilter {
         prefix,
         since_ms: Some(from_ms.saturating_add(1)),
@@ -506,12 +589,7 @@ async fn timeline_page(
         skip_evidence: true,
         ..Default::default()
     };
-    let app2 = app.clone();
-    let events = match tokio::task::spawn_blocking(move || app2.reader.events(&filter)).await {
-        Ok(Ok(e)) => e,
-        Ok(Err(e)) => return store_error(&e.to_string()),
-        Err(e) => return store_error(&e.to_string()),
-    };
+    let events = app.reader.events(&filter).map_err(|e| e.to_string())?;
     let truncated = events.len() >= TIMELINE_EVENTS;
     let tl = {
         let live = app.live.read().unwrap_or_else(|p| p.into_inner());
@@ -566,7 +644,7 @@ async fn timeline_page(
     let dt = |ms: u64| pages::iso(ms).trim_end_matches('Z').to_string();
     let body = maud::html! {
         h1 { "Upstream shares over time" }
-        (pages::timeline_form(&units(&app), prefix.map(|p| p.to_string()).as_deref(), range, &dt(from_ms), &dt(until_ms)))
+        (pages::timeline_form(&units(app), prefix.map(|p| p.to_string()).as_deref(), range, &dt(from_ms), &dt(until_ms)))
         p.note { "From " (pages::when(from_ms)) " to " (pages::when(until_ms)) ", replayed from the stored changes ("
             (tl.events.len()) " in range). Each mark links to the change's evidence"
             @if tl.events.len() > MARKS { " (at most " (MARKS) " marks a chart, spread over the range: "
@@ -578,7 +656,7 @@ async fn timeline_page(
             section.chart { h2 { (chart::clean(title)) } (m) }
         }
     };
-    html(pages::layout("Timeline", View::Timeline, &info(&app), body))
+    Ok(body)
 }
 
 fn store_error(e: &str) -> Response {
@@ -1116,6 +1194,7 @@ fn stored_view(t: &TraceEvidence) -> crate::store::StoredTrace {
 async fn bundle_file(
     State(app): State<Arc<App>>,
     Path((id, file)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Response {
     let id = match change_id(&id) {
         Ok(i) => i,
@@ -1146,9 +1225,24 @@ async fn bundle_file(
     };
     // Made on the blocking pool (a bundle of thousands of traces is
     // megabytes), once for a closed change.
+    let gzip = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|e| e.trim().split(';').next() == Some("gzip"))
+        });
     let ev2 = ev.clone();
     let kind2 = kind.to_string();
-    let body = match tokio::task::spawn_blocking(move || ev2.file(&kind2)).await {
+    let body = match tokio::task::spawn_blocking(move || {
+        if gzip {
+            ev2.file_gz(&kind2)
+        } else {
+            ev2.file(&kind2)
+        }
+    })
+    .await
+    {
         Ok(b) => b,
         Err(e) => return store_error(&e.to_string()),
     };
@@ -1156,6 +1250,12 @@ async fn bundle_file(
     let mut r = ([(header::CONTENT_TYPE, ctype)], body).into_response();
     if let Ok(v) = HeaderValue::from_str(&disposition) {
         r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    r.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if gzip {
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     r
 }
