@@ -789,25 +789,43 @@ async fn one_run(s: &ServerProc, evidence_id: i64, o: Opts) -> Res<Vec<Row>> {
         .build()?;
     let change = format!("/changes/{evidence_id}");
     let bundle = format!("/changes/{evidence_id}/bundle.json");
-    let endpoints: Vec<&str> = vec![
-        "/ui/now.json",
-        "/",
-        "/paths",
-        "/ui/fragment/paths",
-        "/timeline?range=1d",
-        "/timeline?range=30d",
-        "/agents",
-        "/changes",
-        &change,
-        &bundle,
+    // As a browser or `curl --compressed` asks: the bundle is gzipped.
+    let gz = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY * 2)
+        .default_headers(
+            [(
+                reqwest::header::ACCEPT_ENCODING,
+                reqwest::header::HeaderValue::from_static("gzip"),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .build()?;
+    let endpoints: Vec<(&str, bool)> = vec![
+        ("/ui/now.json", false),
+        ("/", false),
+        ("/paths", false),
+        ("/ui/fragment/paths", false),
+        ("/timeline?range=1d", false),
+        ("/timeline?range=30d", false),
+        ("/agents", false),
+        ("/changes", false),
+        (&change, false),
+        (&bundle, false),
+        (&bundle, true),
     ];
     let mut rows = Vec::new();
-    for e in &endpoints {
+    for (e, gzip) in &endpoints {
         for (mode, k) in [
             ("seq".to_string(), 1),
             (format!("{CONCURRENCY} conc"), CONCURRENCY),
         ] {
-            let r = measure(s, &c, e, &mode, k, o.requests).await?;
+            let (client, mode) = if *gzip {
+                (&gz, format!("{mode} gzip"))
+            } else {
+                (&c, mode)
+            };
+            let r = measure(s, client, e, &mode, k, o.requests).await?;
             eprintln!(
                 "  measured {} ({}): p99 {:.2} ms over {} requests",
                 r.endpoint, r.mode, r.p99, r.requests
