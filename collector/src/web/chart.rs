@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use crate::bgp::timeline::civil;
 use maud::{html, Markup};
 
 /// The label text made safe for XML 1.0: C0 control characters other than
@@ -219,21 +220,6 @@ fn area_path(steps: &[Step], k: usize) -> String {
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
-
-/// (year, month 1..=12, day) of a count of days since 1970-01-01 (the
-/// proleptic Gregorian calendar, shifted to years starting in March).
-fn civil(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
-}
 
 /// `t` (unix ms) in UTC as "2026-12-05 16:05".
 pub fn utc(t: u64) -> String {

@@ -3,8 +3,6 @@
 //! are served from `/ui/static/` (embedded in the binary), so the
 //! Content-Security-Policy can forbid everything else.
 
-use std::collections::BTreeMap;
-
 use maud::{html, Markup, DOCTYPE};
 
 use super::chart::{clean, Palette};
@@ -657,11 +655,6 @@ pub fn bundle_markdown(b: &super::Bundle) -> String {
         }
     }
     s
-}
-
-/// Shares as "a 67%, b 33%" for places without a bar.
-pub fn shares_line(s: &BTreeMap<String, f64>) -> String {
-    crate::bgp::model::shares_text(s)
 }
 
 #[cfg(test)]
