@@ -897,56 +897,65 @@ async fn gather(app: &Arc<App>, id: i64, page: Option<usize>) -> Result<Option<G
         .map_err(|e| e.to_string())?
 }
 
+/// A change's stored evidence: the event, its window, the traces toward
+/// its /24 in the window, and (with BGP) the control-plane events there.
+type ChangeRows = (
+    EventRow,
+    (u64, u64),
+    Vec<crate::store::StoredTrace>,
+    Vec<BgpEventRow>,
+);
+
+fn read_change(app: &App, id: i64) -> Result<Option<ChangeRows>, crate::store::StoreError> {
+    let Some(ev) = app
+        .reader
+        .events(&EventFilter {
+            id: Some(id),
+            limit: 1,
+            ..Default::default()
+        })?
+        .into_iter()
+        .next()
+    else {
+        return Ok(None);
+    };
+    let unit: Option<IpNet> = ev.prefix.parse().ok();
+    let window = (
+        ev.at_ms.saturating_sub(EVIDENCE_WINDOW_MS),
+        ev.at_ms.saturating_add(EVIDENCE_WINDOW_MS),
+    );
+    let traces = match unit {
+        Some(prefix) => app.reader.traces(&TraceFilter {
+            prefix,
+            since_ms: window.0,
+            until_ms: window.1,
+            limit: 20_000,
+        })?,
+        None => Vec::new(),
+    };
+    let bgp = if app.config.bgp.any() {
+        let mut rows = app.reader.bgp_events(&BgpEventFilter {
+            since_ms: Some(window.0),
+            until_ms: Some(window.1),
+            limit: 5000,
+            ..Default::default()
+        })?;
+        rows.retain(|r| {
+            r.event
+                .prefix
+                .is_some_and(|p| unit.is_some_and(|u| p.contains(&u)))
+        });
+        rows.reverse();
+        rows.truncate(500);
+        rows
+    } else {
+        Vec::new()
+    };
+    Ok(Some((ev, window, traces, bgp)))
+}
+
 fn gather_now(app: &App, id: i64, page: Option<usize>) -> Result<Option<Gathered>, String> {
-    let app2 = app;
-    let got = (move || {
-        let Some(ev) = app2
-            .reader
-            .events(&EventFilter {
-                id: Some(id),
-                limit: 1,
-                ..Default::default()
-            })?
-            .into_iter()
-            .next()
-        else {
-            return Ok(None);
-        };
-        let unit: Option<IpNet> = ev.prefix.parse().ok();
-        let window = (
-            ev.at_ms.saturating_sub(EVIDENCE_WINDOW_MS),
-            ev.at_ms.saturating_add(EVIDENCE_WINDOW_MS),
-        );
-        let traces = match unit {
-            Some(prefix) => app2.reader.traces(&TraceFilter {
-                prefix,
-                since_ms: window.0,
-                until_ms: window.1,
-                limit: 20_000,
-            })?,
-            None => Vec::new(),
-        };
-        let bgp = if app2.config.bgp.any() {
-            let mut rows = app2.reader.bgp_events(&BgpEventFilter {
-                since_ms: Some(window.0),
-                until_ms: Some(window.1),
-                limit: 5000,
-                ..Default::default()
-            })?;
-            rows.retain(|r| {
-                r.event
-                    .prefix
-                    .is_some_and(|p| unit.is_some_and(|u| p.contains(&u)))
-            });
-            rows.reverse();
-            rows.truncate(500);
-            rows
-        } else {
-            Vec::new()
-        };
-        Ok::<_, crate::store::StoreError>(Some((ev, window, traces, bgp)))
-    })()
-    .map_err(|e| e.to_string())?;
+    let got = read_change(app, id).map_err(|e| e.to_string())?;
     let Some((ev, window, traces, bgp_events)) = got else {
         return Ok(None);
     };
@@ -1435,29 +1444,22 @@ pub async fn feed_task(app: Arc<App>) {
                 data::routes_fingerprint(&live.paths, &|a| live.is_live(a, now, silence))
             };
             // Compared without the time it was made.
-            now.generated_ms = 0;
+            let made = std::mem::take(&mut now.generated_ms);
             let key = serde_json::to_string(&now).unwrap_or_default();
-            (key, fp)
+            now.generated_ms = made;
+            (key, now, fp)
         })
         .await;
-        if let Ok((key, fp)) = got {
+        if let Ok((key, now, fp)) = got {
             let paths_changed = last_fp != Some(fp);
             if key != last_now || paths_changed {
                 if paths_changed {
                     version += 1;
                     last_fp = Some(fp);
                 }
-                let mut now: serde_json::Value =
-                    serde_json::from_str(&key).unwrap_or(serde_json::Value::Null);
-                if let Some(o) = now.as_object_mut() {
-                    o.insert(
-                        "generated_ms".into(),
-                        crate::serve::metrics::now_ms().into(),
-                    );
-                }
                 last_now = key;
                 app.web.feed.send_replace(Arc::new(Feed {
-                    now: now.to_string(),
+                    now: serde_json::to_string(&now).unwrap_or_default(),
                     paths_version: version,
                 }));
             }
