@@ -1150,21 +1150,9 @@ async fn change_page(
     } else {
         &bundle.vantage_points
     };
-    let vps: Vec<_> = shown
-        .iter()
-        .map(|v| {
-            let ba = BeforeAfter {
-                agent: v.agent.clone(),
-                before: v.before.as_ref().map(stored_view),
-                after: v.after.as_ref().map(stored_view),
-            };
-            let hops = |t: &Option<TraceEvidence>| t.as_ref().map(|t| Ok(t.hops.clone()));
-            (ba, hops(&v.before), hops(&v.after))
-        })
-        .collect();
     let body = pages::change_view(
         &bundle.event,
-        &vps,
+        shown,
         bundle.window,
         &bundle.bgp_routes,
         &bundle.bgp_events,
@@ -1182,22 +1170,6 @@ async fn change_page(
         &info(&app),
         body,
     ))
-}
-
-/// A bundle trace as the page's table reads it (no line).
-fn stored_view(t: &TraceEvidence) -> crate::store::StoredTrace {
-    crate::store::StoredTrace {
-        agent: String::new(),
-        id: t.id.clone(),
-        prefix: String::new(),
-        dst: t.dst.clone(),
-        start_ms: t.start_ms,
-        upstream: t.upstream.clone(),
-        upstream_asn: t.upstream_asn,
-        entered: t.entered,
-        confidence: t.confidence,
-        line: String::new(),
-    }
 }
 
 async fn bundle_file(

@@ -6,7 +6,7 @@
 use maud::{html, Markup, DOCTYPE};
 
 use super::chart::{clean, Palette};
-use super::data::{BeforeAfter, HopRow, Now, NowRow};
+use super::data::{Now, NowRow};
 use crate::bgp::timeline::utc;
 use crate::paths::Shares;
 use crate::store::{BgpEventRow, EventRow};
@@ -373,21 +373,17 @@ fn bgp_table(bgp: &[BgpEventRow]) -> Markup {
 }
 
 /// One trace of the change detail, hop by hop.
-fn trace_table(
-    t: Option<&crate::store::StoredTrace>,
-    hops: Option<&Result<Vec<HopRow>, String>>,
-    caption: &str,
-) -> Markup {
+fn trace_table(t: Option<&super::TraceEvidence>, caption: &str) -> Markup {
     html! {
-        @match (t, hops) {
-            (Some(t), Some(Ok(rows))) => {
+        @match t {
+            Some(t) => {
                 table.trace data-trace=(clean(&t.id)) {
                     caption { (caption) ": " (time_el(t.start_ms)) " · upstream " strong { (clean(&t.upstream)) }
                         @if let Some(a) = t.upstream_asn { " (AS" (a) ")" }
                         " · " @if t.entered { "entered the target" } @else { "did not enter the target" } }
                     thead { tr { th scope="col" { "TTL" } th scope="col" { "Address" } th scope="col" { "Name" }
                         th scope="col" { "AS" } th scope="col" { "Organisation" } th scope="col" { "RTT" } } }
-                    tbody { @for h in rows {
+                    tbody { @for h in &t.hops {
                         tr {
                             td { (h.ttl) }
                             td { (h.addr.as_deref().unwrap_or("*")) }
@@ -399,19 +395,10 @@ fn trace_table(
                     } }
                 }
             }
-            (Some(t), Some(Err(e))) => { p.none { (caption) ": trace " (clean(&t.id)) " does not read back: " (clean(e)) } }
-            _ => { p.none { (caption) ": no trace from this vantage point in the window." } }
+            None => { p.none { (caption) ": no trace from this vantage point in the window." } }
         }
     }
 }
-
-/// A vantage point of the change detail: its traces, and their hops
-/// before and after (an error when a stored line does not read back).
-pub type VpRows = (
-    BeforeAfter,
-    Option<Result<Vec<HopRow>, String>>,
-    Option<Result<Vec<HopRow>, String>>,
-);
 
 /// Which vantage points of a change detail a page shows.
 #[derive(Debug, Clone, Copy)]
@@ -446,7 +433,7 @@ fn pager(id: i64, p: Paging) -> Markup {
 /// The change detail.
 pub fn change_view(
     e: &EventRow,
-    vps: &[VpRows],
+    vps: &[super::VpEvidence],
     window: (u64, u64),
     bgp_routes: &[crate::bgp::model::PeerRoute],
     bgp_events: &[BgpEventRow],
@@ -469,12 +456,12 @@ pub fn change_view(
             "; " (paging.moved) " of them changed upstream between their traces before and after. The one that made this change comes first, then those that moved."
             @if paging.pages() > 1 { " " (paging.per_page) " per page; the bundles hold them all." } }
         (pager(e.id, paging))
-        @for (ba, before, after) in vps {
-            section.vp data-agent=(clean(&ba.agent)) {
-                h3 { (clean(&ba.agent)) @if ba.agent == e.agent { " (this change)" } }
+        @for v in vps {
+            section.vp data-agent=(clean(&v.agent)) {
+                h3 { (clean(&v.agent)) @if v.agent == e.agent { " (this change)" } }
                 div.pair {
-                    div.before { (trace_table(ba.before.as_ref(), before.as_ref(), "Before")) }
-                    div.after { (trace_table(ba.after.as_ref(), after.as_ref(), "After")) }
+                    div.before { (trace_table(v.before.as_ref(), "Before")) }
+                    div.after { (trace_table(v.after.as_ref(), "After")) }
                 }
             }
         }
